@@ -1,0 +1,140 @@
+//! The facts the classifier establishes about one statement. This is the contract between
+//! `sql` (which produces them) and `policy` / `audit` (which consume them).
+
+use serde::{Deserialize, Serialize};
+
+/// What a statement does, coarsely. The policy has a default action per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// SELECT / TABLE / VALUES over ordinary tables, no side effects.
+    Read,
+    /// INSERT / UPDATE / DELETE / MERGE.
+    Write,
+    /// CREATE / ALTER / DROP / TRUNCATE / COMMENT … on schema objects.
+    Ddl,
+    /// Roles and privileges: CREATE/ALTER/DROP ROLE, GRANT, REVOKE, SET ROLE, ALTER SYSTEM…
+    Role,
+    /// Data leaving through COPY … TO, or a read that returns PII (set by the policy).
+    Export,
+    /// pg_catalog / information_schema reads, SHOW, version(): what drivers send on connect.
+    Catalog,
+    /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT …
+    Txn,
+    /// SET / RESET of allowlisted session settings.
+    Session,
+    /// VACUUM, ANALYZE, LISTEN, NOTIFY, LOCK, DISCARD, CHECKPOINT and similar.
+    Utility,
+    /// Did not parse, or parsed into something the classifier does not understand.
+    Unknown,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Read => "read",
+            Kind::Write => "write",
+            Kind::Ddl => "ddl",
+            Kind::Role => "role",
+            Kind::Export => "export",
+            Kind::Catalog => "catalog",
+            Kind::Txn => "txn",
+            Kind::Session => "session",
+            Kind::Utility => "utility",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
+/// A table (or view) after search_path resolution. Names are stored as PostgreSQL folds them:
+/// unquoted identifiers lower-cased, quoted ones kept exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableRef {
+    pub schema: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for TableRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// A column of a base table (views are expanded to the base columns they expose).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ColumnRef {
+    pub table: TableRef,
+    pub column: String,
+}
+
+impl std::fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.table, self.column)
+    }
+}
+
+/// Things that make a statement riskier than its kind suggests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flags {
+    /// A CTE contains INSERT/UPDATE/DELETE/MERGE.
+    pub data_modifying_cte: bool,
+    /// EXPLAIN ANALYZE executes its statement.
+    pub explain_analyze: bool,
+    /// SELECT … INTO / CREATE TABLE AS.
+    pub creates_table: bool,
+    /// UPDATE or DELETE without WHERE.
+    pub unbounded_write: bool,
+    /// TRUNCATE.
+    pub truncate: bool,
+    /// Calls a function that is volatile, unknown, SECURITY DEFINER, or on the deny list.
+    pub unsafe_function: bool,
+    /// COPY … TO PROGRAM / TO 'file' / FROM PROGRAM / FROM 'file' (server side).
+    pub server_side_copy: bool,
+    /// The statement sets a secret (CREATE/ALTER ROLE … PASSWORD): the audit redacts it.
+    pub has_secret: bool,
+}
+
+/// Everything the classifier knows about one statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    pub kind: Kind,
+    /// Short human label for the approver: "SELECT", "DROP TABLE", "DO block", "ALTER SYSTEM".
+    pub label: String,
+    pub tables_read: Vec<TableRef>,
+    pub tables_written: Vec<TableRef>,
+    /// Every base column referenced anywhere (select list, WHERE, JOIN, RETURNING…).
+    pub columns: Vec<ColumnRef>,
+    /// Columns whose values flow back to the client (select list, RETURNING, COPY TO),
+    /// with `*`, `t.*` and whole-row references expanded. PII here makes an export.
+    pub output_columns: Vec<ColumnRef>,
+    /// Functions called, schema-qualified when known (`pg_catalog.now`).
+    pub functions: Vec<String>,
+    pub flags: Flags,
+}
+
+impl Facts {
+    /// Facts for text the classifier could not understand: always held by default.
+    pub fn unknown(label: impl Into<String>) -> Self {
+        Facts {
+            kind: Kind::Unknown,
+            label: label.into(),
+            tables_read: Vec::new(),
+            tables_written: Vec::new(),
+            columns: Vec::new(),
+            output_columns: Vec::new(),
+            functions: Vec::new(),
+            flags: Flags::default(),
+        }
+    }
+}
+
+/// The classification of one query string (possibly several statements).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classified {
+    /// One entry per statement, in order. Empty for an empty query string.
+    pub statements: Vec<Facts>,
+    /// The text with literals replaced by `$n`/`?`, for grouping in the audit.
+    pub fingerprint: String,
+    /// The text with secrets (passwords) replaced; equal to the input when there are none.
+    pub redacted: String,
+}

@@ -1,0 +1,8 @@
+//! SQL facts: parse (sqlparser, PostgreSQL dialect), classify, fingerprint, catalog.
+//!
+//! Everything here is pure: text in, [`Facts`] out. The session asks the [`Classifier`] and
+//! hands the result to the policy.
+
+mod facts;
+
+pub use facts::*;
