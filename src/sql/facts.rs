@@ -138,3 +138,43 @@ pub struct Classified {
     /// The text with secrets (passwords) replaced; equal to the input when there are none.
     pub redacted: String,
 }
+
+/// Knobs the policy gives the classifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifierOptions {
+    /// Functions declared harmless in the policy (`schema.name` or bare name), on top of the
+    /// built-in allowlist of immutable/stable pg_catalog functions.
+    pub safe_functions: Vec<String>,
+    /// Settings an agent may SET/RESET without approval (`statement_timeout`, …).
+    pub allowed_settings: Vec<String>,
+    /// Entries in the classification cache.
+    pub cache_capacity: usize,
+}
+
+impl Default for ClassifierOptions {
+    fn default() -> Self {
+        ClassifierOptions {
+            safe_functions: Vec::new(),
+            allowed_settings: [
+                "application_name",
+                "client_encoding",
+                "datestyle",
+                "intervalstyle",
+                "extra_float_digits",
+                "statement_timeout",
+                "lock_timeout",
+                "idle_in_transaction_session_timeout",
+                "timezone",
+                "search_path",
+                "standard_conforming_strings",
+                "bytea_output",
+                "client_min_messages",
+                "default_transaction_isolation",
+                "transaction_isolation",
+            ]
+            .map(String::from)
+            .to_vec(),
+            cache_capacity: 10_000,
+        }
+    }
+}

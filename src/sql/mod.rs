@@ -3,6 +3,8 @@
 //! Everything here is pure: text in, [`Facts`] out. The session asks the [`Classifier`] and
 //! hands the result to the policy.
 
+mod catalog;
 mod facts;
 
+pub use catalog::*;
 pub use facts::*;
