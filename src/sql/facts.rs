@@ -165,7 +165,6 @@ impl Default for ClassifierOptions {
                 "lock_timeout",
                 "idle_in_transaction_session_timeout",
                 "timezone",
-                "search_path",
                 "standard_conforming_strings",
                 "bytea_output",
                 "client_min_messages",
