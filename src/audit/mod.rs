@@ -21,7 +21,7 @@ pub mod redact;
 pub mod sled_store;
 pub mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod verify;
 pub mod view;
 mod writer;
@@ -32,6 +32,7 @@ pub use record::*;
 pub use sled_store::SledStore;
 pub use store::{AuditStore, Head, RawRecord, SealedRecord};
 pub use verify::{verify, Break, BreakKind, VerifyReport};
+pub use view::{ApprovalStep, ChainPlace, ErrorView, OutcomeView, ShowView, StatementView};
 pub use writer::{AuditHandle, AuditWriter};
 
 use serde::{Deserialize, Serialize};

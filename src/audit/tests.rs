@@ -37,6 +37,41 @@ pub(crate) fn decision_entry(user: &str, sql: &str) -> DecisionEntry {
     }
 }
 
+/// Appends records with chosen times (the writer stamps "now"), keeping a valid chain.
+pub(crate) struct ChainBuilder {
+    pub store: Arc<SledStore>,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl ChainBuilder {
+    pub fn new(store: Arc<SledStore>) -> ChainBuilder {
+        ChainBuilder {
+            store,
+            seq: 0,
+            prev: chain::GENESIS_HASH,
+        }
+    }
+
+    pub fn push(&mut self, time_us: i64, entry: Entry) -> String {
+        self.seq += 1;
+        let id = format!("T{:025}", self.seq);
+        let link = entry.decision_id().map(String::from);
+        let rec = seal(
+            self.seq,
+            id.clone(),
+            time_us,
+            entry.kind(),
+            &self.prev,
+            &serde_json::to_string(&entry).unwrap(),
+            link,
+        );
+        self.prev = rec.hash;
+        self.store.append(&[rec]).unwrap();
+        id
+    }
+}
+
 fn cfg(durability: Durability, flush_interval_ms: u64) -> AuditConfig {
     AuditConfig {
         path: "unused".into(),

@@ -64,26 +64,6 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// Query parameter names a [`FilterSpec`] uses (the admin API rejects others).
-pub const FILTER_PARAMS: &[&str] = &[
-    "pattern",
-    "ignore_case",
-    "fixed_strings",
-    "invert",
-    "user",
-    "app",
-    "db",
-    "kind",
-    "decision",
-    "rule",
-    "table",
-    "approver",
-    "session",
-    "since",
-    "until",
-    "errors",
-];
-
 impl FilterSpec {
     /// Replaces relative times (`1h`) by absolute RFC 3339 ones, so a spec sent to a remote
     /// gateway means the same instant as here.
@@ -93,6 +73,76 @@ impl FilterSpec {
             *t = format_time(us);
         }
         Ok(())
+    }
+}
+
+impl FilterSpec {
+    /// The spec as query parameters (only what is set).
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        let texts = [
+            ("pattern", &self.pattern),
+            ("user", &self.user),
+            ("app", &self.app),
+            ("db", &self.db),
+            ("kind", &self.kind),
+            ("decision", &self.decision),
+            ("rule", &self.rule),
+            ("table", &self.table),
+            ("approver", &self.approver),
+            ("session", &self.session),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        for (name, value) in texts {
+            if let Some(v) = value {
+                pairs.push((name, v.clone()));
+            }
+        }
+        let flags = [
+            ("ignore_case", self.ignore_case),
+            ("fixed_strings", self.fixed_strings),
+            ("invert", self.invert),
+            ("errors", self.errors),
+        ];
+        for (name, on) in flags {
+            if on {
+                pairs.push((name, "true".to_owned()));
+            }
+        }
+        pairs
+    }
+
+    /// Sets one query parameter; `Ok(false)` when `name` is not a filter parameter.
+    pub fn set_param(&mut self, name: &str, value: &str) -> Result<bool, InspectError> {
+        let flag = |v: &str| match v {
+            "" | "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            other => Err(InspectError::BadFilter(format!(
+                "{name}={other}: expected true or false"
+            ))),
+        };
+        let text = Some(value.to_owned());
+        match name {
+            "pattern" => self.pattern = text,
+            "user" => self.user = text,
+            "app" => self.app = text,
+            "db" => self.db = text,
+            "kind" => self.kind = text,
+            "decision" => self.decision = text,
+            "rule" => self.rule = text,
+            "table" => self.table = text,
+            "approver" => self.approver = text,
+            "session" => self.session = text,
+            "since" => self.since = text,
+            "until" => self.until = text,
+            "ignore_case" => self.ignore_case = flag(value)?,
+            "fixed_strings" => self.fixed_strings = flag(value)?,
+            "invert" => self.invert = flag(value)?,
+            "errors" => self.errors = flag(value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 

@@ -20,6 +20,7 @@ pub struct StatementScan<'a> {
     filter: &'a Filter,
     with_linked: bool,
     done: bool,
+    last_seq: Option<u64>,
 }
 
 /// Scans statements; `with_linked` attaches the outcome and approval trail to each result
@@ -33,19 +34,36 @@ pub fn statements<'a>(
         Some(t) => store.seq_for_time(t)?,
         None => 0,
     };
-    Ok(StatementScan {
+    Ok(statements_from(store, filter, with_linked, from))
+}
+
+/// Like [`statements`], from a given sequence number (follow mode continues where it was).
+pub fn statements_from<'a>(
+    store: &'a dyn AuditStore,
+    filter: &'a Filter,
+    with_linked: bool,
+    from: u64,
+) -> StatementScan<'a> {
+    StatementScan {
         store,
         records: store.scan(from),
         filter,
         with_linked,
         done: false,
-    })
+        last_seq: None,
+    }
 }
 
 impl StatementScan<'_> {
+    /// Sequence number of the last record read (matching or not).
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
     fn next_match(&mut self) -> Result<Option<StatementView>, AuditError> {
         for raw in self.records.by_ref() {
             let raw = raw?;
+            self.last_seq = Some(raw.seq);
             let header = RecordHeader::decode(raw.seq, &raw.bytes, false)?;
             if self.filter.until().is_some_and(|u| header.time > u) {
                 return Ok(None);
