@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about = "A PostgreSQL gateway that puts a human in the loop of what AI agents do to databases")]
+#[command(
+    name = "airlock",
+    version,
+    about = "A PostgreSQL gateway that puts a human in the loop of what AI agents do to databases"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

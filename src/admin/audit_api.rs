@@ -92,7 +92,11 @@ impl IntoResponse for AuditApiError {
             AuditApiError::NotFound(_) => StatusCode::NOT_FOUND,
             AuditApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let mut resp = (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        let mut resp = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -186,10 +190,7 @@ fn parse_request(pairs: Vec<(String, String)>, now_us: i64) -> Result<Request, A
                 )
             }
             _ => {
-                if !spec
-                    .set_param(k, v)
-                    .map_err(|e| bad(e.to_string()))?
-                {
+                if !spec.set_param(k, v).map_err(|e| bad(e.to_string()))? {
                     return Err(bad(format!("unknown parameter `{k}`")));
                 }
             }
@@ -220,7 +221,7 @@ fn parse_request(pairs: Vec<(String, String)>, now_us: i64) -> Result<Request, A
             };
             if spec != only_times {
                 return Err(bad(
-                    "view=records takes only tail, since, until and follow".into(),
+                    "view=records takes only tail, since, until and follow".into()
                 ));
             }
             Ok(Request::Records {
@@ -230,9 +231,7 @@ fn parse_request(pairs: Vec<(String, String)>, now_us: i64) -> Result<Request, A
                 follow,
             })
         }
-        other => Err(bad(format!(
-            "view={other}: expected statements or records"
-        ))),
+        other => Err(bad(format!("view={other}: expected statements or records"))),
     }
 }
 
@@ -246,9 +245,9 @@ async fn records(
     let request = parse_request(pairs, now)?;
     // Compile up front so a bad filter is a 400, not an error line mid-stream.
     let filter = match &request {
-        Request::Statements { spec, .. } => Some(
-            Filter::compile(spec, now).map_err(|e| AuditApiError::BadRequest(e.to_string()))?,
-        ),
+        Request::Statements { spec, .. } => {
+            Some(Filter::compile(spec, now).map_err(|e| AuditApiError::BadRequest(e.to_string()))?)
+        }
         Request::Records { .. } => None,
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(16);
@@ -257,7 +256,14 @@ async fn records(
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut out = LineSink::new(tx, rt.clone());
-        let result = produce(store.as_ref(), &request, filter.as_ref(), live, &rt, &mut out);
+        let result = produce(
+            store.as_ref(),
+            &request,
+            filter.as_ref(),
+            live,
+            &rt,
+            &mut out,
+        );
         if let Err(e) = result {
             // Headers are gone already: say it in the stream, the client reports it.
             out.line(&serde_json::json!({ "error": e.to_string() }));
@@ -361,10 +367,12 @@ fn produce(
                 }
                 last_seen = scan.last_seq();
             }
-            Request::Records {
-                since, until, ..
-            } => {
-                let since = if first_pass { since.map(format_time) } else { None };
+            Request::Records { since, until, .. } => {
+                let since = if first_pass {
+                    since.map(format_time)
+                } else {
+                    None
+                };
                 let until = until.map(format_time);
                 for r in query::records(store, next.unwrap_or(0)) {
                     let r: Record = r?;

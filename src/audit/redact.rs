@@ -74,7 +74,10 @@ fn literal_end(bytes: &[u8], start: usize) -> Option<usize> {
         // $tag$ … $tag$ (the tag may be empty).
         let tag_len = bytes[start + 1..].iter().position(|b| *b == b'$')?;
         let tag = &bytes[start..start + tag_len + 2];
-        if !tag[1..tag.len() - 1].iter().all(|b| is_ident_byte(*b) && *b != b'$') {
+        if !tag[1..tag.len() - 1]
+            .iter()
+            .all(|b| is_ident_byte(*b) && *b != b'$')
+        {
             return None;
         }
         let body = start + tag.len();

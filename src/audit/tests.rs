@@ -194,7 +194,10 @@ async fn strict_mode_answers_only_after_a_flush() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let id = h
-                .decision(decision_entry("carol", &format!("DELETE FROM t WHERE id = {i}")))
+                .decision(decision_entry(
+                    "carol",
+                    &format!("DELETE FROM t WHERE id = {i}"),
+                ))
                 .await
                 .unwrap();
             let seq = store.seq_of_id(&id).unwrap().unwrap();
@@ -222,9 +225,16 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
     // A flush period far beyond the test: only explicit durability can flush.
     let (store, h, w) = open(dir.path(), Durability::Batched, 3_600_000).await;
     // The interval's first tick fires at once; let it pass with nothing dirty.
-    let id = h.decision(decision_entry("dave", "SELECT 1")).await.unwrap();
+    let id = h
+        .decision(decision_entry("dave", "SELECT 1"))
+        .await
+        .unwrap();
     let seq = store.seq_of_id(&id).unwrap().unwrap();
-    assert_eq!(store.flush_count(), 0, "batched decision waited for a flush");
+    assert_eq!(
+        store.flush_count(),
+        0,
+        "batched decision waited for a flush"
+    );
     assert!(store.durable_seq() < seq);
 
     h.approval(ApprovalEntry {
@@ -238,10 +248,17 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
     })
     .await
     .unwrap();
-    assert_eq!(store.flush_count(), 1, "a verdict must be flushed before it returns");
+    assert_eq!(
+        store.flush_count(),
+        1,
+        "a verdict must be flushed before it returns"
+    );
     assert!(store.durable_seq() >= seq + 1);
 
-    let id2 = h.decision(decision_entry("dave", "SELECT 2")).await.unwrap();
+    let id2 = h
+        .decision(decision_entry("dave", "SELECT 2"))
+        .await
+        .unwrap();
     let seq2 = store.seq_of_id(&id2).unwrap().unwrap();
     assert!(store.durable_seq() < seq2);
     h.shutdown().await;
@@ -253,7 +270,10 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
 async fn batched_mode_flushes_on_its_timer() {
     let dir = tempfile::tempdir().unwrap();
     let (store, h, w) = open(dir.path(), Durability::Batched, 5).await;
-    let id = h.decision(decision_entry("dave", "SELECT 1")).await.unwrap();
+    let id = h
+        .decision(decision_entry("dave", "SELECT 1"))
+        .await
+        .unwrap();
     let seq = store.seq_of_id(&id).unwrap().unwrap();
     // Wait on the writer's own progress signal rather than a fixed sleep.
     let mut tries = 0;
@@ -278,7 +298,10 @@ async fn secrets_are_redacted_before_storage() {
     w.wait().await.unwrap();
     let raw = store.get(1).unwrap().unwrap();
     let text = String::from_utf8_lossy(&raw.bytes);
-    assert!(!text.contains("hunter2") && !text.contains("hunter3"), "{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("hunter3"),
+        "{text}"
+    );
     assert!(text.contains("PASSWORD '********'"));
 }
 
@@ -497,7 +520,16 @@ async fn show_gathers_outcome_and_approvals() {
     assert_eq!(st.id, id);
     assert_eq!(st.approvals.len(), 2);
     assert_eq!(st.approvals[1].actor, "frank");
-    assert_eq!(st.outcome.as_ref().unwrap().error.as_ref().unwrap().sqlstate, "42P01");
+    assert_eq!(
+        st.outcome
+            .as_ref()
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .sqlstate,
+        "42P01"
+    );
     assert!(by_decision.chain.prev_link_ok && by_decision.chain.next_link_ok);
     assert_eq!(by_decision.chain.seq, 2);
     // The outcome's own id leads to the same statement.

@@ -137,7 +137,9 @@ impl StatementView {
                     seq: r.seq,
                     time: r.time,
                     tags: o.tags,
-                    error: o.error.map(|(sqlstate, message)| ErrorView { sqlstate, message }),
+                    error: o
+                        .error
+                        .map(|(sqlstate, message)| ErrorView { sqlstate, message }),
                     rows: o.rows,
                     duration_us: o.duration_us,
                 })

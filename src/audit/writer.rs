@@ -375,7 +375,11 @@ impl Writer {
         let mut waiters: Vec<(Reply, String, bool)> = Vec::with_capacity(msgs.len());
         let mut flushes = Vec::new();
         let mut shutdown = None;
-        let saved = (self.chain.next_seq, self.chain.prev_hash, self.chain.last_time_us);
+        let saved = (
+            self.chain.next_seq,
+            self.chain.prev_hash,
+            self.chain.last_time_us,
+        );
         for m in msgs.drain(..) {
             match m {
                 Msg::Append(p) => {

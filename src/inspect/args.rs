@@ -34,7 +34,13 @@ pub struct SourceArgs {
     #[arg(long, value_name = "URL", global = true)]
     pub admin: Option<String>,
     /// Bearer token for the admin API.
-    #[arg(long, value_name = "TOKEN", global = true, env = "AIRLOCK_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        global = true,
+        env = "AIRLOCK_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// The gateway's config file: use its store, or its admin API when the store is in use.
     #[arg(long, value_name = "FILE", global = true, env = "AIRLOCK_CONFIG")]

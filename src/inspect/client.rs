@@ -98,7 +98,9 @@ impl AdminClient {
             .unwrap_or(body);
         Err(InspectError::Admin(match status {
             reqwest::StatusCode::UNAUTHORIZED => {
-                format!("{url}: the admin API refused the token (pass --token or AIRLOCK_ADMIN_TOKEN)")
+                format!(
+                    "{url}: the admin API refused the token (pass --token or AIRLOCK_ADMIN_TOKEN)"
+                )
             }
             _ => format!("{url}: {status}: {message}"),
         }))
@@ -123,9 +125,9 @@ impl AdminClient {
         path: &str,
         pairs: &[(&str, String)],
     ) -> Result<Lines<'_, T>, InspectError> {
-        let resp = self
-            .get(path, pairs)?
-            .ok_or_else(|| InspectError::Admin(format!("{path}: not found (is this an airlock admin API?)")))?;
+        let resp = self.get(path, pairs)?.ok_or_else(|| {
+            InspectError::Admin(format!("{path}: not found (is this an airlock admin API?)"))
+        })?;
         Ok(Lines {
             client: self,
             resp: Some(resp),

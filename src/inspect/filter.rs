@@ -225,10 +225,15 @@ impl Filter {
             }
             None => None,
         };
-        let glob = |what: &str, v: &Option<String>| v.as_deref().map(|t| Glob::new(what, t)).transpose();
+        let glob =
+            |what: &str, v: &Option<String>| v.as_deref().map(|t| Glob::new(what, t)).transpose();
         let when = |v: &Option<String>| -> Result<Option<String>, InspectError> {
             v.as_deref()
-                .map(|t| parse_when(t, now_us).map(format_time).map_err(InspectError::BadFilter))
+                .map(|t| {
+                    parse_when(t, now_us)
+                        .map(format_time)
+                        .map_err(InspectError::BadFilter)
+                })
                 .transpose()
         };
         let kind = spec
@@ -297,7 +302,8 @@ impl Filter {
 
     /// Whether a record time is inside the window.
     pub fn in_window(&self, time: &str) -> bool {
-        self.since.as_deref().is_none_or(|s| time >= s) && self.until.as_deref().is_none_or(|u| time <= u)
+        self.since.as_deref().is_none_or(|s| time >= s)
+            && self.until.as_deref().is_none_or(|u| time <= u)
     }
 
     /// Whether matching needs the outcome and approval trail.
@@ -338,7 +344,8 @@ impl Filter {
             }
         }
         if let Some(re) = &self.regex {
-            let hit = re.is_match(&v.sql) || v.rewritten_sql.as_deref().is_some_and(|r| re.is_match(r));
+            let hit =
+                re.is_match(&v.sql) || v.rewritten_sql.as_deref().is_some_and(|r| re.is_match(r));
             if hit == self.invert {
                 return false;
             }
@@ -353,7 +360,8 @@ impl Filter {
         }
         if let Some(g) = &self.approver {
             if !v.approvals.iter().any(|a| {
-                (a.action.is_verdict() || a.action == ApprovalAction::Refused) && g.matches(&a.actor)
+                (a.action.is_verdict() || a.action == ApprovalAction::Refused)
+                    && g.matches(&a.actor)
             }) {
                 return false;
             }

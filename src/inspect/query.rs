@@ -6,10 +6,10 @@
 //! applies the cheap filters, and only then reads the linked outcome and approval trail. Record
 //! times never decrease along the chain, so it stops at the first record past `--until`.
 
+use crate::audit::store::RecordIter;
 use crate::audit::{
     parse_time, AuditError, AuditStore, Record, RecordHeader, RecordKind, StatementView,
 };
-use crate::audit::store::RecordIter;
 
 use super::filter::Filter;
 

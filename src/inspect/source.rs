@@ -99,14 +99,20 @@ impl Source {
             (None, Some(url)) => admin(err, url, "no store given"),
             (Some(path), url) => match open_store(path) {
                 Ok(store) => {
-                    say(err, format!("reading the store at {} directly", path.display()));
+                    say(
+                        err,
+                        format!("reading the store at {} directly", path.display()),
+                    );
                     Ok(Source::Store(store))
                 }
                 Err(AuditError::Locked { .. }) => match url {
                     Some(url) => admin(
                         err,
                         url,
-                        &format!("the store at {} is in use by a running gateway", path.display()),
+                        &format!(
+                            "the store at {} is in use by a running gateway",
+                            path.display()
+                        ),
                     ),
                     None => Err(InspectError::Source(format!(
                         "the store at {} is in use by a running gateway: read it through the \
@@ -241,10 +247,18 @@ impl Iterator for StoreRecords<'_> {
                         Ok(r) => r,
                         Err(e) => return Some(Err(e.into())),
                     };
-                    if self.since.as_deref().is_some_and(|s| record.time.as_str() < s) {
+                    if self
+                        .since
+                        .as_deref()
+                        .is_some_and(|s| record.time.as_str() < s)
+                    {
                         continue;
                     }
-                    if self.until.as_deref().is_some_and(|u| record.time.as_str() > u) {
+                    if self
+                        .until
+                        .as_deref()
+                        .is_some_and(|u| record.time.as_str() > u)
+                    {
                         return None;
                     }
                     return Some(Ok(record));

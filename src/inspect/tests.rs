@@ -105,7 +105,15 @@ pub(crate) fn fixture(dir: &Path) -> BTreeMap<&'static str, String> {
     );
     let d1 = c.push(
         T0 + MIN,
-        decision(alice.clone(), "SELECT * FROM orders", None, Kind::Read, "orders", Action::Allow, "default.read"),
+        decision(
+            alice.clone(),
+            "SELECT * FROM orders",
+            None,
+            Kind::Read,
+            "orders",
+            Action::Allow,
+            "default.read",
+        ),
     );
     c.push(T0 + MIN + 5, outcome(&d1, Some("SELECT 3"), None));
     let d2 = c.push(
@@ -123,26 +131,81 @@ pub(crate) fn fixture(dir: &Path) -> BTreeMap<&'static str, String> {
     c.push(T0 + 10 * MIN + 5, outcome(&d2, Some("SELECT 5"), None));
     let d3 = c.push(
         T0 + 20 * MIN,
-        decision(session("carol", "agent", "shop", "s4"), "DROP TABLE orders", None, Kind::Ddl, "orders", Action::Hold, "default.ddl"),
+        decision(
+            session("carol", "agent", "shop", "s4"),
+            "DROP TABLE orders",
+            None,
+            Kind::Ddl,
+            "orders",
+            Action::Hold,
+            "default.ddl",
+        ),
     );
-    c.push(T0 + 20 * MIN + 1, approval(&d3, "airlock", ApprovalAction::Requested));
-    c.push(T0 + 21 * MIN, approval(&d3, "dave", ApprovalAction::Approve));
+    c.push(
+        T0 + 20 * MIN + 1,
+        approval(&d3, "airlock", ApprovalAction::Requested),
+    );
+    c.push(
+        T0 + 21 * MIN,
+        approval(&d3, "dave", ApprovalAction::Approve),
+    );
     c.push(T0 + 21 * MIN + 5, outcome(&d3, Some("DROP TABLE"), None));
     let d4 = c.push(
         T0 + 30 * MIN,
-        decision(session("eve", "agent", "shop", "s5"), "DELETE FROM orders", None, Kind::Write, "orders", Action::Deny, "no-unbounded-write"),
+        decision(
+            session("eve", "agent", "shop", "s5"),
+            "DELETE FROM orders",
+            None,
+            Kind::Write,
+            "orders",
+            Action::Deny,
+            "no-unbounded-write",
+        ),
     );
-    c.push(T0 + 30 * MIN + 1, outcome(&d4, None, Some(("42501", "denied by rule no-unbounded-write"))));
+    c.push(
+        T0 + 30 * MIN + 1,
+        outcome(
+            &d4,
+            None,
+            Some(("42501", "denied by rule no-unbounded-write")),
+        ),
+    );
     let d5 = c.push(
         T0 + 40 * MIN,
-        decision(session("alice", "psql", "shop", "s2"), "SELECT 1/0", None, Kind::Read, "dual", Action::Allow, "default.read"),
+        decision(
+            session("alice", "psql", "shop", "s2"),
+            "SELECT 1/0",
+            None,
+            Kind::Read,
+            "dual",
+            Action::Allow,
+            "default.read",
+        ),
     );
-    c.push(T0 + 40 * MIN + 1, outcome(&d5, None, Some(("22012", "division by zero"))));
+    c.push(
+        T0 + 40 * MIN + 1,
+        outcome(&d5, None, Some(("22012", "division by zero"))),
+    );
     let d6 = c.push(
         T0 + 50 * MIN,
-        decision(alice, "select *\n  from ORDERS\n where note = 'a,\"b\"'", None, Kind::Read, "orders", Action::Allow, "default.read"),
+        decision(
+            alice,
+            "select *\n  from ORDERS\n where note = 'a,\"b\"'",
+            None,
+            Kind::Read,
+            "orders",
+            Action::Allow,
+            "default.read",
+        ),
     );
-    for (k, v) in [("D1", d1), ("D2", d2), ("D3", d3), ("D4", d4), ("D5", d5), ("D6", d6)] {
+    for (k, v) in [
+        ("D1", d1),
+        ("D2", d2),
+        ("D3", d3),
+        ("D4", d4),
+        ("D5", d5),
+        ("D6", d6),
+    ] {
         ids.insert(k, v);
     }
     store.flush().unwrap();
@@ -177,15 +240,39 @@ fn every_filter_selects_what_it_says() {
     let d = dir.path();
     let some = |s: &str| Some(s.to_owned());
     let cases: Vec<(FilterSpec, Vec<&str>)> = vec![
-        (FilterSpec::default(), vec!["D1", "D2", "D3", "D4", "D5", "D6"]),
+        (
+            FilterSpec::default(),
+            vec!["D1", "D2", "D3", "D4", "D5", "D6"],
+        ),
         (spec(|s| s.pattern = some("orders")), vec!["D1", "D3", "D4"]),
-        (spec(|s| { s.pattern = some("orders"); s.ignore_case = true }), vec!["D1", "D3", "D4", "D6"]),
-        (spec(|s| { s.pattern = some("orders"); s.invert = true }), vec!["D2", "D5", "D6"]),
+        (
+            spec(|s| {
+                s.pattern = some("orders");
+                s.ignore_case = true
+            }),
+            vec!["D1", "D3", "D4", "D6"],
+        ),
+        (
+            spec(|s| {
+                s.pattern = some("orders");
+                s.invert = true
+            }),
+            vec!["D2", "D5", "D6"],
+        ),
         (spec(|s| s.pattern = some(r"^SELECT \d")), vec!["D5"]),
         // Matches the rewritten SQL only.
-        (spec(|s| { s.pattern = some("md5("); s.fixed_strings = true }), vec!["D2"]),
+        (
+            spec(|s| {
+                s.pattern = some("md5(");
+                s.fixed_strings = true
+            }),
+            vec!["D2"],
+        ),
         (spec(|s| s.user = some("alice")), vec!["D1", "D5", "D6"]),
-        (spec(|s| s.user = some("[ab]*")), vec!["D1", "D2", "D5", "D6"]),
+        (
+            spec(|s| s.user = some("[ab]*")),
+            vec!["D1", "D2", "D5", "D6"],
+        ),
         (spec(|s| s.app = some("etl")), vec!["D2"]),
         (spec(|s| s.db = some("crm")), vec!["D2"]),
         (spec(|s| s.kind = some("ddl")), vec!["D3"]),
@@ -193,17 +280,29 @@ fn every_filter_selects_what_it_says() {
         (spec(|s| s.decision = some("hold")), vec!["D3"]),
         (spec(|s| s.decision = some("mask")), vec!["D2"]),
         (spec(|s| s.decision = some("deny")), vec!["D4"]),
-        (spec(|s| s.rule = some("default.*")), vec!["D1", "D3", "D5", "D6"]),
+        (
+            spec(|s| s.rule = some("default.*")),
+            vec!["D1", "D3", "D5", "D6"],
+        ),
         (spec(|s| s.rule = some("pii-mask")), vec!["D2"]),
-        (spec(|s| s.table = some("orders")), vec!["D1", "D3", "D4", "D6"]),
+        (
+            spec(|s| s.table = some("orders")),
+            vec!["D1", "D3", "D4", "D6"],
+        ),
         (spec(|s| s.table = some("public.customers")), vec!["D2"]),
         (spec(|s| s.table = some("other.orders")), vec![]),
         (spec(|s| s.approver = some("dave")), vec!["D3"]),
         // Bookkeeping steps are not verdicts.
         (spec(|s| s.approver = some("airlock")), vec![]),
         (spec(|s| s.session = some("s2")), vec!["D5"]),
-        (spec(|s| s.since = some("2024-05-01T12:25:00Z")), vec!["D4", "D5", "D6"]),
-        (spec(|s| s.until = some("2024-05-01T12:15:00Z")), vec!["D1", "D2"]),
+        (
+            spec(|s| s.since = some("2024-05-01T12:25:00Z")),
+            vec!["D4", "D5", "D6"],
+        ),
+        (
+            spec(|s| s.until = some("2024-05-01T12:15:00Z")),
+            vec!["D1", "D2"],
+        ),
         (
             spec(|s| {
                 s.since = some("2024-05-01T12:10:00Z");
@@ -214,7 +313,13 @@ fn every_filter_selects_what_it_says() {
         // Relative to the "now" of `select` (T0 + 60 min).
         (spec(|s| s.since = some("15m")), vec!["D6"]),
         (spec(|s| s.errors = true), vec!["D4", "D5"]),
-        (spec(|s| { s.errors = true; s.user = some("alice") }), vec!["D5"]),
+        (
+            spec(|s| {
+                s.errors = true;
+                s.user = some("alice")
+            }),
+            vec!["D5"],
+        ),
     ];
     for (s, want) in cases {
         assert_eq!(select(d, &ids, s.clone()), want, "{s:?}");
@@ -322,13 +427,25 @@ fn grep_text_output_is_one_readable_line_per_statement() {
     assert!(lines[0].contains(&ids["D1"]));
     assert!(lines[0].contains("ALLOW"));
     assert!(lines[0].contains("alice@shop"));
-    assert!(lines[0].contains("-> SELECT 3 (3 rows, 1.2ms)"), "{}", lines[0]);
-    assert!(lines[1].contains("select * from ORDERS where note"), "{}", lines[1]);
+    assert!(
+        lines[0].contains("-> SELECT 3 (3 rows, 1.2ms)"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("select * from ORDERS where note"),
+        "{}",
+        lines[1]
+    );
     assert!(!r.out.contains('\x1b'), "no colour unless asked");
     let held = run_cli(&["--store", store, "grep", "DROP"]);
     assert!(held.out.contains("[approved by dave]"), "{}", held.out);
     let coloured = run_cli(&["--store", store, "--color", "always", "grep", "DROP"]);
-    assert!(coloured.out.contains("\x1b[1;31mDROP\x1b[0m"), "{}", coloured.out);
+    assert!(
+        coloured.out.contains("\x1b[1;31mDROP\x1b[0m"),
+        "{}",
+        coloured.out
+    );
 }
 
 #[test]
@@ -346,9 +463,30 @@ fn json_output_parses_back_with_stable_fields() {
     assert_eq!(v.outcome.unwrap().tags, vec!["DROP TABLE"]);
     let raw: serde_json::Value = serde_json::from_str(line).unwrap();
     for field in [
-        "id", "seq", "time", "session_id", "client_addr", "user", "application_name", "database",
-        "protocol", "sql", "rewritten_sql", "params", "fingerprint", "kinds", "tables", "decision",
-        "rule_id", "rule_source", "reason", "facts", "approvals", "outcome", "prev_hash", "hash",
+        "id",
+        "seq",
+        "time",
+        "session_id",
+        "client_addr",
+        "user",
+        "application_name",
+        "database",
+        "protocol",
+        "sql",
+        "rewritten_sql",
+        "params",
+        "fingerprint",
+        "kinds",
+        "tables",
+        "decision",
+        "rule_id",
+        "rule_source",
+        "reason",
+        "facts",
+        "approvals",
+        "outcome",
+        "prev_hash",
+        "hash",
     ] {
         assert!(raw.get(field).is_some(), "missing field {field}");
     }
@@ -415,7 +553,8 @@ fn verify_exit_codes() {
     assert!(ok.out.starts_with("ok: 15 records"), "{}", ok.out);
     {
         let s = SledStore::open_existing(dir.path()).unwrap();
-        s.tamper_remove(s.seq_of_id(&ids["D4"]).unwrap().unwrap()).unwrap();
+        s.tamper_remove(s.seq_of_id(&ids["D4"]).unwrap().unwrap())
+            .unwrap();
     }
     let broken = run_cli(&["--store", store, "verify", "-o", "json"]);
     assert_eq!(broken.code, EXIT_NONE);
@@ -430,11 +569,18 @@ fn export_csv_and_jsonl() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
     let store = dir.path().to_str().unwrap();
-    let csv = run_cli(&["--store", store, "export", "--format", "csv", "--user", "alice"]);
+    let csv = run_cli(&[
+        "--store", store, "export", "--format", "csv", "--user", "alice",
+    ]);
     assert_eq!(csv.code, EXIT_MATCH, "{}", csv.err);
     assert!(csv.out.starts_with("id,seq,time,"));
     // D6's SQL holds a newline, a comma and quotes: one quoted field.
-    assert!(csv.out.contains("\"select *\n  from ORDERS\n where note = 'a,\"\"b\"\"'\""), "{}", csv.out);
+    assert!(
+        csv.out
+            .contains("\"select *\n  from ORDERS\n where note = 'a,\"\"b\"\"'\""),
+        "{}",
+        csv.out
+    );
     let jsonl = run_cli(&["--store", store, "export", "--format", "jsonl", "--errors"]);
     let n = jsonl
         .out
@@ -443,13 +589,29 @@ fn export_csv_and_jsonl() {
         .filter(|v| v.outcome.as_ref().unwrap().error.is_some())
         .count();
     assert_eq!(n, 2);
-    let raw = run_cli(&["--store", store, "export", "--format", "jsonl", "--raw", "--since", "2024-05-01T12:40:00Z"]);
+    let raw = run_cli(&[
+        "--store",
+        store,
+        "export",
+        "--format",
+        "jsonl",
+        "--raw",
+        "--since",
+        "2024-05-01T12:40:00Z",
+    ]);
     let kinds: Vec<RecordKind> = raw
         .out
         .lines()
         .map(|l| serde_json::from_str::<Record>(l).unwrap().kind)
         .collect();
-    assert_eq!(kinds, vec![RecordKind::Decision, RecordKind::Outcome, RecordKind::Decision]);
+    assert_eq!(
+        kinds,
+        vec![
+            RecordKind::Decision,
+            RecordKind::Outcome,
+            RecordKind::Decision
+        ]
+    );
     let refused = run_cli(&["--store", store, "export", "--format", "csv", "--raw"]);
     assert_eq!(refused.code, EXIT_ERROR);
 }
@@ -470,9 +632,21 @@ impl std::io::Write for ClosedPipe {
 fn a_closed_pipe_is_success() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
-    let cli = TestCli::try_parse_from(["audit", "--store", dir.path().to_str().unwrap(), "grep", "."]).unwrap();
+    let cli = TestCli::try_parse_from([
+        "audit",
+        "--store",
+        dir.path().to_str().unwrap(),
+        "grep",
+        ".",
+    ])
+    .unwrap();
     let mut err = Vec::new();
-    let code = execute(&cli.audit, &mut ClosedPipe, &mut err, OutputOptions::default());
+    let code = execute(
+        &cli.audit,
+        &mut ClosedPipe,
+        &mut err,
+        OutputOptions::default(),
+    );
     assert_eq!(code, EXIT_MATCH);
     assert!(err.is_empty());
 }
@@ -484,7 +658,11 @@ fn a_locked_store_without_an_api_says_what_to_do() {
     let _gateway = SledStore::open(dir.path()).unwrap();
     let r = run_cli(&["--store", dir.path().to_str().unwrap(), "verify"]);
     assert_eq!(r.code, EXIT_ERROR);
-    assert!(r.err.contains("in use by a running gateway") && r.err.contains("--admin"), "{}", r.err);
+    assert!(
+        r.err.contains("in use by a running gateway") && r.err.contains("--admin"),
+        "{}",
+        r.err
+    );
 }
 
 #[test]

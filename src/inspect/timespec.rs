@@ -82,7 +82,15 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_with_a_hint() {
-        for bad in ["", "5", "1y", "h", "yesterday", "-1h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "1y",
+            "h",
+            "yesterday",
+            "-1h",
+            "99999999999999999999d",
+        ] {
             let err = parse_when(bad, NOW).unwrap_err();
             assert!(err.contains("30m"), "{bad}: {err}");
         }

@@ -68,7 +68,11 @@ pub fn row(w: &mut dyn Write, v: &StatementView) -> io::Result<()> {
         v.application_name.clone(),
         v.database.clone(),
         format!("{:?}", v.protocol).to_lowercase(),
-        v.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" "),
+        v.kinds
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
         v.tables.join(" "),
         v.decision.as_str().to_owned(),
         v.rule_id.clone(),
@@ -80,7 +84,9 @@ pub fn row(w: &mut dyn Write, v: &StatementView) -> io::Result<()> {
         error.map(|e| e.sqlstate.clone()).unwrap_or_default(),
         error.map(|e| e.message.clone()).unwrap_or_default(),
         outcome.map(|o| o.rows.to_string()).unwrap_or_default(),
-        outcome.map(|o| o.duration_us.to_string()).unwrap_or_default(),
+        outcome
+            .map(|o| o.duration_us.to_string())
+            .unwrap_or_default(),
         v.hash.clone(),
     ];
     let line: Vec<String> = cells.iter().map(|c| field(c)).collect();

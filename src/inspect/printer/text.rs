@@ -5,9 +5,7 @@ use std::io::{self, Write};
 use regex::Regex;
 
 use super::{one_line, Style, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW};
-use crate::audit::{
-    ApprovalAction, Entry, Record, ShowView, StatementView, VerifyReport,
-};
+use crate::audit::{ApprovalAction, Entry, Record, ShowView, StatementView, VerifyReport};
 use crate::policy::Action;
 
 fn action_colour(a: Action) -> &'static str {
@@ -66,7 +64,12 @@ fn outcome_summary(v: &StatementView, st: &Style) -> String {
         Some(o) => match &o.error {
             Some(e) => s.push_str(&st.paint(
                 RED,
-                &format!("-> ERROR {} {} ({})", e.sqlstate, e.message, duration(o.duration_us)),
+                &format!(
+                    "-> ERROR {} {} ({})",
+                    e.sqlstate,
+                    e.message,
+                    duration(o.duration_us)
+                ),
             )),
             None => s.push_str(&format!(
                 "-> {} ({} rows, {})",
@@ -193,7 +196,12 @@ pub fn show(w: &mut dyn Write, s: &ShowView, st: &Style) -> io::Result<()> {
         statement_block(w, v, st)?;
     } else {
         field(w, st, "time", &r.time)?;
-        field(w, st, "entry", &serde_json::to_string(&r.entry).unwrap_or_default())?;
+        field(
+            w,
+            st,
+            "entry",
+            &serde_json::to_string(&r.entry).unwrap_or_default(),
+        )?;
     }
     let c = &s.chain;
     writeln!(w, "{}", st.paint(BOLD, "chain"))?;
@@ -206,8 +214,18 @@ pub fn show(w: &mut dyn Write, s: &ShowView, st: &Style) -> io::Result<()> {
         (false, Some(id)) => st.paint(RED, &format!("{id} (LINK BROKEN)")).into_owned(),
         (false, None) => st.paint(RED, "missing (LINK BROKEN)").into_owned(),
     };
-    field(w, st, "previous", &link(c.prev_link_ok, &c.prev_id, "start of chain"))?;
-    field(w, st, "next", &link(c.next_link_ok, &c.next_id, "end of chain"))
+    field(
+        w,
+        st,
+        "previous",
+        &link(c.prev_link_ok, &c.prev_id, "start of chain"),
+    )?;
+    field(
+        w,
+        st,
+        "next",
+        &link(c.next_link_ok, &c.next_id, "end of chain"),
+    )
 }
 
 fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Result<()> {
@@ -228,7 +246,12 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
             v.user, v.application_name, v.database
         ),
     )?;
-    field(w, st, "protocol", &format!("{:?}", v.protocol).to_lowercase())?;
+    field(
+        w,
+        st,
+        "protocol",
+        &format!("{:?}", v.protocol).to_lowercase(),
+    )?;
     field(w, st, "sql", &v.sql)?;
     if let Some(rw) = &v.rewritten_sql {
         field(w, st, "rewritten", rw)?;
@@ -246,13 +269,22 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
         let mut parts = vec![format!("{} ({})", f.kind.as_str(), f.label)];
         let list = |xs: Vec<String>| xs.join(", ");
         if !f.tables_read.is_empty() {
-            parts.push(format!("reads {}", list(f.tables_read.iter().map(|t| t.to_string()).collect())));
+            parts.push(format!(
+                "reads {}",
+                list(f.tables_read.iter().map(|t| t.to_string()).collect())
+            ));
         }
         if !f.tables_written.is_empty() {
-            parts.push(format!("writes {}", list(f.tables_written.iter().map(|t| t.to_string()).collect())));
+            parts.push(format!(
+                "writes {}",
+                list(f.tables_written.iter().map(|t| t.to_string()).collect())
+            ));
         }
         if !f.output_columns.is_empty() {
-            parts.push(format!("returns {}", list(f.output_columns.iter().map(|c| c.to_string()).collect())));
+            parts.push(format!(
+                "returns {}",
+                list(f.output_columns.iter().map(|c| c.to_string()).collect())
+            ));
         }
         if !f.functions.is_empty() {
             parts.push(format!("calls {}", f.functions.join(", ")));
@@ -265,7 +297,10 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
         "decision",
         &format!(
             "{} by rule {} ({}): {}",
-            st.paint(action_colour(v.decision), &v.decision.as_str().to_uppercase()),
+            st.paint(
+                action_colour(v.decision),
+                &v.decision.as_str().to_uppercase()
+            ),
             v.rule_id,
             v.rule_source,
             v.reason
@@ -314,7 +349,12 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
                 w,
                 st,
                 "outcome",
-                &format!("{result} in {} at {} ({})", duration(o.duration_us), o.time, o.id),
+                &format!(
+                    "{result} in {} at {} ({})",
+                    duration(o.duration_us),
+                    o.time,
+                    o.id
+                ),
             )
         }
         None => field(w, st, "outcome", "none recorded"),
@@ -344,7 +384,9 @@ pub fn verify(w: &mut dyn Write, r: &VerifyReport, st: &Style) -> io::Result<()>
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
             b.seq,
-            b.id.as_deref().map(|id| format!(" id {id}")).unwrap_or_default(),
+            b.id.as_deref()
+                .map(|id| format!(" id {id}"))
+                .unwrap_or_default(),
             b.detail,
             r.records
         ),
