@@ -67,6 +67,9 @@ impl RecordKind {
 }
 
 /// The payload of a record.
+// Decoded one record at a time, never held in bulk: boxing the large variant would only
+// make matching on it clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Decision(DecisionEntry),

@@ -253,7 +253,7 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
         1,
         "a verdict must be flushed before it returns"
     );
-    assert!(store.durable_seq() >= seq + 1);
+    assert!(store.durable_seq() > seq);
 
     let id2 = h
         .decision(decision_entry("dave", "SELECT 2"))
