@@ -30,6 +30,9 @@ const TIME: u8 = b't';
 const LINK: u8 = b'l';
 const HEAD_KEY: &[u8] = b"mhead";
 
+/// How long [`SledStore::open`] waits for a lock held by a store that is shutting down.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The sled-backed audit store. One process at a time: sled locks the directory.
 pub struct SledStore {
     tree: sled::Tree,
@@ -79,12 +82,25 @@ fn second_of(time_us: i64) -> u64 {
 
 impl SledStore {
     /// Opens the store at `path`, creating it when missing (the gateway).
+    ///
+    /// A store closed a moment ago in this same process can stay locked for a few milliseconds
+    /// while sled's I/O threads finish their last writes (they hold the file), so a lock is
+    /// retried for up to [`LOCK_WAIT`] before it is reported as [`AuditError::Locked`].
     pub fn open(path: &Path) -> Result<SledStore, AuditError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| open_error(path, e))?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+                .map_err(|e| open_error(path, e));
+            match opened {
+                Err(AuditError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         let tree = db.open_tree(TREE)?;
         let last_indexed_sec = tree
             .scan_prefix([TIME])
