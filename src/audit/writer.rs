@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::chain::{seal, RecordHeader, RecordKind, GENESIS_HASH};
+use super::chain::{record_id, seal, RecordHeader, RecordKind, GENESIS_HASH};
 use super::clock::now_micros;
 use super::record::{ApprovalEntry, DecisionEntry, GatewayEvent, OutcomeEntry, SessionEvent};
 use super::redact::redact_passwords;
@@ -249,14 +249,6 @@ impl Chain {
         self.last_time_us = t;
         t
     }
-}
-
-/// A ULID whose random part starts with the sequence number, so ids sort exactly like the
-/// chain even within one millisecond and across restarts.
-fn record_id(time_us: i64, seq: u64) -> String {
-    let ms = (time_us.max(0) / 1_000) as u64;
-    let low: u16 = rand::random();
-    ulid::Ulid::from_parts(ms, (u128::from(seq) << 16) | u128::from(low)).to_string()
 }
 
 pub(super) async fn start(
