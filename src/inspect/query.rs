@@ -11,6 +11,7 @@ use crate::audit::{
     parse_time, AuditError, AuditStore, Record, RecordHeader, RecordKind, StatementView,
 };
 
+use super::candidate::Candidate;
 use super::filter::Filter;
 
 /// Statements selected by a filter, in chain order.
@@ -71,13 +72,18 @@ impl StatementScan<'_> {
             if header.kind != RecordKind::Decision || !self.filter.in_window(header.time) {
                 continue;
             }
+            let candidate =
+                Candidate::decode(header.entry.get()).map_err(|e| AuditError::Corrupt {
+                    seq: raw.seq,
+                    reason: format!("decision entry: {e}"),
+                })?;
+            if !self.filter.matches_decision(header.time, &candidate) {
+                continue;
+            }
             let crate::audit::Entry::Decision(d) = header.entry()? else {
                 continue;
             };
             let mut view = StatementView::from_decision(&header, d);
-            if !self.filter.matches_decision(&view) {
-                continue;
-            }
             if self.with_linked || self.filter.needs_linked() {
                 view.load_linked(self.store)?;
                 if !self.filter.matches_linked(&view) {
