@@ -2,6 +2,7 @@
 //! token only.
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -38,7 +39,6 @@ async fn whoami(State(state): State<AdminState>, headers: HeaderMap) -> Result<J
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ListQuery {
     /// `pending` (default) or `all`.
     state: Option<String>,
@@ -52,9 +52,10 @@ struct ListBody {
 async fn list(
     State(state): State<AdminState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ListBody>, ApiError> {
     state.tokens().authenticate(&headers)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let filter = match q.state.as_deref() {
         None | Some("pending") => ListFilter::Pending,
         Some("all") => ListFilter::All,
@@ -70,7 +71,6 @@ async fn list(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LinkQuery {
     exp: Option<u64>,
     sig: Option<String>,
@@ -82,8 +82,9 @@ async fn show(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<LinkQuery>,
+    q: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Result<Json<RequestView>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     match (q.exp, q.sig) {
         (Some(exp), Some(sig)) if !headers.contains_key(axum::http::header::AUTHORIZATION) => {
             verify_link(state.link_secret().as_bytes(), &id, exp, &sig, SystemTime::now())?;

@@ -313,7 +313,12 @@ async fn signed_links_open_one_request_read_only() {
     let (s, _) = f
         .json(Method::GET, &format!("/api/approvals?exp={exp}&sig={sig}"), None, None)
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A garbled expiry is a JSON 400, not a panic or a plain-text rejection.
+    let (s, v) = f
+        .json(Method::GET, &format!("/api/approvals/{id}?exp=soon&sig={sig}"), None, None)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
 }
 
 #[tokio::test]

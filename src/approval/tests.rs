@@ -727,6 +727,11 @@ async fn history_is_bounded_but_keeps_unused_grants() {
         ..config()
     })
     .await;
+    let granted_req = hold("DROP TABLE g", &["alice"], 1);
+    let binding = granted_req.binding.clone();
+    let (granted, mut w) = reg.submit(granted_req).await.unwrap();
+    assert_eq!(w.wait().await, Outcome::Expired);
+    reg.approve(&granted, "alice", Channel::Api, None).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
         let (id, _w) = reg
@@ -738,5 +743,7 @@ async fn history_is_bounded_but_keeps_unused_grants() {
     }
     let all = reg.list(ListFilter::All).await;
     let listed: Vec<_> = all.iter().map(|v| v.id.clone()).collect();
-    assert_eq!(listed, vec![ids[4].clone(), ids[3].clone()]);
+    assert_eq!(listed, vec![ids[4].clone(), ids[3].clone(), granted.clone()]);
+    // The grant outlived the trimming and still works.
+    assert!(reg.take_grant(&binding, "dec-rerun").await.is_some());
 }
