@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use airlock::approval::cli::{self as approvals_cli, ApprovalsArgs, CliError};
 
 #[derive(Parser)]
-#[command(name = "airlock", version, about = "A PostgreSQL gateway that puts a human in the loop of what AI agents do to databases")]
+#[command(
+    name = "airlock",
+    version,
+    about = "A PostgreSQL gateway that puts a human in the loop of what AI agents do to databases"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

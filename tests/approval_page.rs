@@ -107,11 +107,19 @@ async fn a_signed_link_opens_the_request_and_a_tampered_one_is_refused() {
     let server = AdminServer::start(&["alice"]).await;
     let (id, mut waiter) = server
         .registry
-        .submit(hold("agent", "ALTER TABLE orders DROP COLUMN note", &["alice"]))
+        .submit(hold(
+            "agent",
+            "ALTER TABLE orders DROP COLUMN note",
+            &["alice"],
+        ))
         .await
         .unwrap();
     let waiting = tokio::spawn(async move { waiter.wait().await });
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
     let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
     let link = format!("{}/approvals/{}?exp={exp}&sig={sig}", server.url, id);
     let tampered = format!("{}/approvals/{}?exp={}&sig={sig}", server.url, id, exp + 60);
@@ -119,13 +127,20 @@ async fn a_signed_link_opens_the_request_and_a_tampered_one_is_refused() {
     tokio::task::spawn_blocking(move || {
         let mut b = Browser::launch();
         b.navigate(&tampered);
-        b.wait_for("document.title.includes('link refused')", "the refusal page");
+        b.wait_for(
+            "document.title.includes('link refused')",
+            "the refusal page",
+        );
 
         b.navigate(&link);
         b.wait_for(&visible("request-section"), "the read-only request");
         assert!(b.text("#sql").contains("ALTER TABLE orders"));
         assert_eq!(b.eval(&visible("readonly-note")), true);
-        assert_eq!(b.eval(&visible("verdict")), false, "a link alone cannot decide");
+        assert_eq!(
+            b.eval(&visible("verdict")),
+            false,
+            "a link alone cannot decide"
+        );
 
         b.type_into("#token", &token("alice"));
         b.click("#signin-btn");

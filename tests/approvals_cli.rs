@@ -36,26 +36,43 @@ async fn list_show_and_approve() {
 
     let ls = run(&server, "alice", &["ls"]).await.unwrap();
     let line = ls.lines().find(|l| l.starts_with(id.as_str())).expect(&ls);
-    assert!(line.contains("pending") && line.contains("ddl.hold") && line.contains("DROP TABLE orders"), "{line}");
+    assert!(
+        line.contains("pending") && line.contains("ddl.hold") && line.contains("DROP TABLE orders"),
+        "{line}"
+    );
 
     let show = run(&server, "alice", &["show", id.as_str()]).await.unwrap();
-    assert!(show.contains("requester  agent (application test-agent"), "{show}");
+    assert!(
+        show.contains("requester  agent (application test-agent"),
+        "{show}"
+    );
     assert!(show.contains("pii        public.customers.email"), "{show}");
     assert!(show.contains("param $2   NULL"), "{show}");
     assert!(show.contains("  DROP TABLE orders"), "{show}");
 
-    let json = run(&server, "alice", &["show", id.as_str(), "-o", "json"]).await.unwrap();
+    let json = run(&server, "alice", &["show", id.as_str(), "-o", "json"])
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["id"], id.as_str());
 
     // The requester cannot approve from the CLI either.
-    let err = run(&server, "agent", &["approve", id.as_str()]).await.unwrap_err();
-    assert!(matches!(&err, CliError::Api { status: 403, code, .. } if code == "self_approval"), "{err}");
+    let err = run(&server, "agent", &["approve", id.as_str()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CliError::Api { status: 403, code, .. } if code == "self_approval"),
+        "{err}"
+    );
     assert_eq!(err.exit_code(), 1);
 
-    let out = run(&server, "alice", &["approve", id.as_str(), "--reason", "change ticket 12"])
-        .await
-        .unwrap();
+    let out = run(
+        &server,
+        "alice",
+        &["approve", id.as_str(), "--reason", "change ticket 12"],
+    )
+    .await
+    .unwrap();
     assert_eq!(out, format!("approved {id}; the statement runs now\n"));
     match waiter.wait().await {
         Outcome::Approved { by } => {
@@ -65,11 +82,15 @@ async fn list_show_and_approve() {
         other => panic!("{other:?}"),
     }
 
-    let err = run(&server, "alice", &["deny", id.as_str(), "--reason", "late"]).await.unwrap_err();
+    let err = run(&server, "alice", &["deny", id.as_str(), "--reason", "late"])
+        .await
+        .unwrap_err();
     assert!(matches!(&err, CliError::Api { status: 409, .. }), "{err}");
     let ls = run(&server, "alice", &["ls"]).await.unwrap();
     assert_eq!(ls, "no requests\n");
-    let all = run(&server, "alice", &["ls", "--all", "-o", "json"]).await.unwrap();
+    let all = run(&server, "alice", &["ls", "--all", "-o", "json"])
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&all).unwrap();
     assert_eq!(v["requests"][0]["state"], "approved");
     server.stop().await;
@@ -89,7 +110,13 @@ async fn deny_needs_a_reason_and_bad_tokens_are_refused() {
     let err = run(&server, "mallory", &["ls"]).await.unwrap_err();
     assert!(matches!(&err, CliError::Api { status: 401, .. }), "{err}");
 
-    let out = run(&server, "alice", &["deny", id.as_str(), "-r", "not on a Friday"]).await.unwrap();
+    let out = run(
+        &server,
+        "alice",
+        &["deny", id.as_str(), "-r", "not on a Friday"],
+    )
+    .await
+    .unwrap();
     assert_eq!(out, format!("denied {id}\n"));
     assert_eq!(
         waiter.wait().await,
@@ -104,7 +131,11 @@ async fn deny_needs_a_reason_and_bad_tokens_are_refused() {
 #[tokio::test]
 async fn unreachable_gateway_is_exit_code_2() {
     // Bind then drop a listener: nothing listens on that port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let args = Wrapper::try_parse_from([
         "approvals",
         "--admin",
@@ -136,7 +167,12 @@ async fn the_binary_reads_its_environment_and_sets_exit_codes() {
         .output()
         .await
         .unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains(id.as_str()));
 
     let refused = tokio::process::Command::new(bin)
@@ -166,6 +202,9 @@ async fn the_binary_reads_its_environment_and_sets_exit_codes() {
         .unwrap();
     assert_eq!(token_cmd.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&token_cmd.stdout).unwrap();
-    assert_eq!(v["sha256"], airlock::admin::hash_token(v["token"].as_str().unwrap()));
+    assert_eq!(
+        v["sha256"],
+        airlock::admin::hash_token(v["token"].as_str().unwrap())
+    );
     server.stop().await;
 }

@@ -33,7 +33,10 @@ struct WhoAmI {
     name: String,
 }
 
-async fn whoami(State(state): State<AdminState>, headers: HeaderMap) -> Result<Json<WhoAmI>, ApiError> {
+async fn whoami(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Json<WhoAmI>, ApiError> {
     let name = state.tokens().authenticate(&headers)?;
     Ok(Json(WhoAmI { name }))
 }
@@ -87,7 +90,13 @@ async fn show(
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     match (q.exp, q.sig) {
         (Some(exp), Some(sig)) if !headers.contains_key(axum::http::header::AUTHORIZATION) => {
-            verify_link(state.link_secret().as_bytes(), &id, exp, &sig, SystemTime::now())?;
+            verify_link(
+                state.link_secret().as_bytes(),
+                &id,
+                exp,
+                &sig,
+                SystemTime::now(),
+            )?;
         }
         _ => {
             state.tokens().authenticate(&headers)?;

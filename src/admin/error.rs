@@ -32,7 +32,11 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such approval request")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such approval request",
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -68,10 +72,7 @@ impl ApiError {
             VerdictResult::AlreadyVoted => {
                 (S::CONFLICT, "you already approved this request".to_owned())
             }
-            VerdictResult::Expired => (
-                S::GONE,
-                "the request expired before a verdict".to_owned(),
-            ),
+            VerdictResult::Expired => (S::GONE, "the request expired before a verdict".to_owned()),
             VerdictResult::RationaleRequired => (
                 S::UNPROCESSABLE_ENTITY,
                 "a rationale is required".to_owned(),

@@ -45,7 +45,9 @@ const REFUSALS: [&str; 7] = [
 ];
 
 /// Hold waits are human-scale: seconds to an hour.
-const HOLD_WAIT_BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+const HOLD_WAIT_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 /// Audit flushes are disk-scale: sub-millisecond to a second.
 const FLUSH_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -105,8 +107,10 @@ impl Histogram {
         if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.sum_us
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            d.as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -160,7 +164,10 @@ fn counters(n: usize) -> Vec<AtomicU64> {
 }
 
 fn kind_index(kind: Kind) -> usize {
-    KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len() - 1)
+    KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KINDS.len() - 1)
 }
 
 fn action_index(action: Action) -> usize {
@@ -268,7 +275,12 @@ impl Metrics {
         let mut out = String::with_capacity(8 * 1024);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-        header(&mut out, "airlock_statements_total", "counter", "Statements decided, by kind and action.");
+        header(
+            &mut out,
+            "airlock_statements_total",
+            "counter",
+            "Statements decided, by kind and action.",
+        );
         for (ki, kind) in KINDS.iter().enumerate() {
             for (ai, action) in ACTIONS.iter().enumerate() {
                 let _ = writeln!(
@@ -281,9 +293,19 @@ impl Metrics {
             }
         }
 
-        header(&mut out, "airlock_holds_pending", "gauge", "Requests waiting for a verdict.");
+        header(
+            &mut out,
+            "airlock_holds_pending",
+            "gauge",
+            "Requests waiting for a verdict.",
+        );
         let _ = writeln!(out, "airlock_holds_pending {holds_pending}");
-        header(&mut out, "airlock_holds_total", "counter", "Statements held for approval.");
+        header(
+            &mut out,
+            "airlock_holds_total",
+            "counter",
+            "Statements held for approval.",
+        );
         let _ = writeln!(out, "airlock_holds_total {}", load(&self.holds_total));
 
         header(
@@ -293,10 +315,19 @@ impl Metrics {
             "How long held clients waited, by outcome.",
         );
         for (o, h) in HOLD_OUTCOMES.iter().zip(&self.hold_wait) {
-            h.render(&mut out, "airlock_hold_wait_seconds", &format!("outcome=\"{o}\""));
+            h.render(
+                &mut out,
+                "airlock_hold_wait_seconds",
+                &format!("outcome=\"{o}\""),
+            );
         }
 
-        header(&mut out, "airlock_verdicts_total", "counter", "Verdicts recorded, by verdict and channel.");
+        header(
+            &mut out,
+            "airlock_verdicts_total",
+            "counter",
+            "Verdicts recorded, by verdict and channel.",
+        );
         for (vi, v) in ["approve", "deny"].iter().enumerate() {
             for (ci, c) in VERDICT_CHANNELS.iter().enumerate() {
                 let _ = writeln!(
@@ -307,32 +338,93 @@ impl Metrics {
                 );
             }
         }
-        header(&mut out, "airlock_verdicts_refused_total", "counter", "Verdict attempts refused, by reason.");
+        header(
+            &mut out,
+            "airlock_verdicts_refused_total",
+            "counter",
+            "Verdict attempts refused, by reason.",
+        );
         for (r, c) in REFUSALS.iter().zip(&self.refusals) {
-            let _ = writeln!(out, "airlock_verdicts_refused_total{{reason=\"{r}\"}} {}", load(c));
+            let _ = writeln!(
+                out,
+                "airlock_verdicts_refused_total{{reason=\"{r}\"}} {}",
+                load(c)
+            );
         }
-        header(&mut out, "airlock_grants_total", "counter", "Grants left by late approvals, by event.");
-        let _ = writeln!(out, "airlock_grants_total{{event=\"issued\"}} {}", load(&self.grants_issued));
-        let _ = writeln!(out, "airlock_grants_total{{event=\"used\"}} {}", load(&self.grants_used));
+        header(
+            &mut out,
+            "airlock_grants_total",
+            "counter",
+            "Grants left by late approvals, by event.",
+        );
+        let _ = writeln!(
+            out,
+            "airlock_grants_total{{event=\"issued\"}} {}",
+            load(&self.grants_issued)
+        );
+        let _ = writeln!(
+            out,
+            "airlock_grants_total{{event=\"used\"}} {}",
+            load(&self.grants_used)
+        );
 
-        header(&mut out, "airlock_audit_flush_seconds", "histogram", "Audit store flush latency.");
-        self.audit_flush.render(&mut out, "airlock_audit_flush_seconds", "");
-        header(&mut out, "airlock_audit_errors_total", "counter", "Audit append or flush failures.");
-        let _ = writeln!(out, "airlock_audit_errors_total {}", load(&self.audit_errors));
+        header(
+            &mut out,
+            "airlock_audit_flush_seconds",
+            "histogram",
+            "Audit store flush latency.",
+        );
+        self.audit_flush
+            .render(&mut out, "airlock_audit_flush_seconds", "");
+        header(
+            &mut out,
+            "airlock_audit_errors_total",
+            "counter",
+            "Audit append or flush failures.",
+        );
+        let _ = writeln!(
+            out,
+            "airlock_audit_errors_total {}",
+            load(&self.audit_errors)
+        );
 
-        header(&mut out, "airlock_upstream_errors_total", "counter", "Upstream failures, by class.");
+        header(
+            &mut out,
+            "airlock_upstream_errors_total",
+            "counter",
+            "Upstream failures, by class.",
+        );
         for (c, n) in UpstreamErrorClass::ALL.iter().zip(&self.upstream_errors) {
-            let _ = writeln!(out, "airlock_upstream_errors_total{{class=\"{}\"}} {}", c.as_str(), load(n));
+            let _ = writeln!(
+                out,
+                "airlock_upstream_errors_total{{class=\"{}\"}} {}",
+                c.as_str(),
+                load(n)
+            );
         }
 
-        header(&mut out, "airlock_connections_active", "gauge", "Client connections open now.");
+        header(
+            &mut out,
+            "airlock_connections_active",
+            "gauge",
+            "Client connections open now.",
+        );
         let _ = writeln!(
             out,
             "airlock_connections_active {}",
             self.connections_active.load(Ordering::Relaxed)
         );
-        header(&mut out, "airlock_connections_total", "counter", "Client connections accepted.");
-        let _ = writeln!(out, "airlock_connections_total {}", load(&self.connections_total));
+        header(
+            &mut out,
+            "airlock_connections_total",
+            "counter",
+            "Client connections accepted.",
+        );
+        let _ = writeln!(
+            out,
+            "airlock_connections_total {}",
+            load(&self.connections_total)
+        );
         out
     }
 }
@@ -361,13 +453,46 @@ mod tests {
         m.verdict(true, Channel::Web);
         m.refusal("self_approval");
         let text = m.render(3);
-        assert_eq!(value(&text, "airlock_statements_total{kind=\"ddl\",action=\"hold\"}"), Some(2.0));
-        assert_eq!(value(&text, "airlock_statements_total{kind=\"read\",action=\"allow\"}"), Some(1.0));
-        assert_eq!(value(&text, "airlock_statements_total{kind=\"read\",action=\"deny\"}"), Some(0.0));
+        assert_eq!(
+            value(
+                &text,
+                "airlock_statements_total{kind=\"ddl\",action=\"hold\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "airlock_statements_total{kind=\"read\",action=\"allow\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "airlock_statements_total{kind=\"read\",action=\"deny\"}"
+            ),
+            Some(0.0)
+        );
         assert_eq!(value(&text, "airlock_holds_pending"), Some(3.0));
-        assert_eq!(value(&text, "airlock_upstream_errors_total{class=\"io\"}"), Some(1.0));
-        assert_eq!(value(&text, "airlock_verdicts_total{verdict=\"approve\",channel=\"web\"}"), Some(1.0));
-        assert_eq!(value(&text, "airlock_verdicts_refused_total{reason=\"self_approval\"}"), Some(1.0));
+        assert_eq!(
+            value(&text, "airlock_upstream_errors_total{class=\"io\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "airlock_verdicts_total{verdict=\"approve\",channel=\"web\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "airlock_verdicts_refused_total{reason=\"self_approval\"}"
+            ),
+            Some(1.0)
+        );
     }
 
     #[test]
@@ -377,11 +502,26 @@ mod tests {
         m.audit_flush(Duration::from_millis(3)); // ≤ 0.005
         m.audit_flush(Duration::from_secs(5)); // only +Inf
         let text = m.render(0);
-        assert_eq!(value(&text, "airlock_audit_flush_seconds_bucket{le=\"0.0001\"}"), Some(0.0));
-        assert_eq!(value(&text, "airlock_audit_flush_seconds_bucket{le=\"0.0005\"}"), Some(1.0));
-        assert_eq!(value(&text, "airlock_audit_flush_seconds_bucket{le=\"0.005\"}"), Some(2.0));
-        assert_eq!(value(&text, "airlock_audit_flush_seconds_bucket{le=\"1\"}"), Some(2.0));
-        assert_eq!(value(&text, "airlock_audit_flush_seconds_bucket{le=\"+Inf\"}"), Some(3.0));
+        assert_eq!(
+            value(&text, "airlock_audit_flush_seconds_bucket{le=\"0.0001\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&text, "airlock_audit_flush_seconds_bucket{le=\"0.0005\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, "airlock_audit_flush_seconds_bucket{le=\"0.005\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&text, "airlock_audit_flush_seconds_bucket{le=\"1\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&text, "airlock_audit_flush_seconds_bucket{le=\"+Inf\"}"),
+            Some(3.0)
+        );
         assert_eq!(value(&text, "airlock_audit_flush_seconds_count"), Some(3.0));
         let sum = value(&text, "airlock_audit_flush_seconds_sum").unwrap();
         assert!((sum - 5.0033).abs() < 1e-9, "{sum}");
@@ -396,14 +536,24 @@ mod tests {
             let (series, v) = line.rsplit_once(' ').expect(line);
             assert!(v.parse::<f64>().is_ok(), "{line}");
             assert!(series.starts_with("airlock_"), "{line}");
-            assert_eq!(series.matches('{').count(), series.matches('}').count(), "{line}");
+            assert_eq!(
+                series.matches('{').count(),
+                series.matches('}').count(),
+                "{line}"
+            );
         }
         assert_eq!(
-            value(&text, "airlock_hold_wait_seconds_bucket{outcome=\"approved\",le=\"60\"}"),
+            value(
+                &text,
+                "airlock_hold_wait_seconds_bucket{outcome=\"approved\",le=\"60\"}"
+            ),
             Some(1.0)
         );
         assert_eq!(
-            value(&text, "airlock_hold_wait_seconds_bucket{outcome=\"approved\",le=\"30\"}"),
+            value(
+                &text,
+                "airlock_hold_wait_seconds_bucket{outcome=\"approved\",le=\"30\"}"
+            ),
             Some(0.0)
         );
     }

@@ -172,7 +172,9 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(axum::extract::State(state): axum::extract::State<AdminState>) -> impl IntoResponse {
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AdminState>,
+) -> impl IntoResponse {
     if state.readiness().is_ready() {
         (StatusCode::OK, "ready\n")
     } else {

@@ -5,8 +5,8 @@
 
 use std::time::SystemTime;
 
-use axum::extract::{Path, Query};
 use axum::extract::State;
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -37,9 +37,18 @@ fn with_headers(status: StatusCode, content_type: &'static str, body: &'static s
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -68,7 +77,8 @@ const LINK_INVALID_HTML: &str = "<!doctype html><meta charset=utf-8><title>airlo
 <h1>This approval link is not valid</h1><p>It was altered or was not issued by this gateway. \
 Open the request from the approvals list instead.</p><p><a href=\"/approvals\">Approval requests</a></p>";
 
-const LINK_EXPIRED_HTML: &str = "<!doctype html><meta charset=utf-8><title>airlock: link expired</title>\
+const LINK_EXPIRED_HTML: &str =
+    "<!doctype html><meta charset=utf-8><title>airlock: link expired</title>\
 <h1>This approval link has expired</h1><p>Open the request from the approvals list to see \
 whether it can still be decided.</p><p><a href=\"/approvals\">Approval requests</a></p>";
 

@@ -122,12 +122,17 @@ impl Fixture {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
         let req = req
-            .body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty))
+            .body(
+                body.map(|b| Body::from(b.to_owned()))
+                    .unwrap_or_else(Body::empty),
+            )
             .unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
@@ -151,7 +156,10 @@ impl Fixture {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[tokio::test]
@@ -171,8 +179,13 @@ async fn metrics_are_prometheus_text_without_sql() {
     let f = fixture().await;
     let (id, _w) = f.held("DROP TABLE secret_orders", 1).await;
     f.state.metrics().statement(Kind::Ddl, Action::Hold);
-    f.call(Method::POST, &format!("/api/approvals/{id}/approve"), Some("agent"), None)
-        .await;
+    f.call(
+        Method::POST,
+        &format!("/api/approvals/{id}/approve"),
+        Some("agent"),
+        None,
+    )
+    .await;
     let (s, headers, body) = f.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE]
@@ -190,7 +203,11 @@ async fn metrics_are_prometheus_text_without_sql() {
 async fn the_api_needs_a_valid_token() {
     let f = fixture().await;
     let (id, _w) = f.held("DROP TABLE a", 1).await;
-    for uri in ["/api/approvals".to_string(), format!("/api/approvals/{id}"), "/api/whoami".into()] {
+    for uri in [
+        "/api/approvals".to_string(),
+        format!("/api/approvals/{id}"),
+        "/api/whoami".into(),
+    ] {
         let (s, h, text) = f.call(Method::GET, &uri, None, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
         assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer realm=\"airlock\"");
@@ -200,9 +217,17 @@ async fn the_api_needs_a_valid_token() {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
     }
     let (s, v) = f
-        .json(Method::POST, &format!("/api/approvals/{id}/approve"), None, None)
+        .json(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            None,
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
     // A malformed Authorization header is a 401 too.
     let req = Request::builder()
         .uri("/api/approvals")
@@ -216,7 +241,9 @@ async fn the_api_needs_a_valid_token() {
 #[tokio::test]
 async fn whoami_names_the_token_owner() {
     let f = fixture().await;
-    let (s, v) = f.json(Method::GET, "/api/whoami", Some("alice"), None).await;
+    let (s, v) = f
+        .json(Method::GET, "/api/whoami", Some("alice"), None)
+        .await;
     assert_eq!((s, v["name"].as_str()), (StatusCode::OK, Some("alice")));
 }
 
@@ -230,7 +257,9 @@ async fn list_and_show() {
         .await
         .unwrap();
 
-    let (s, v) = f.json(Method::GET, "/api/approvals", Some("alice"), None).await;
+    let (s, v) = f
+        .json(Method::GET, "/api/approvals", Some("alice"), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     let ids: Vec<&str> = v["requests"]
         .as_array()
@@ -246,12 +275,25 @@ async fn list_and_show() {
     assert_eq!(v["requests"].as_array().unwrap().len(), 2);
 
     let (s, v) = f
-        .json(Method::GET, "/api/approvals?state=bogus", Some("alice"), None)
+        .json(
+            Method::GET,
+            "/api/approvals?state=bogus",
+            Some("alice"),
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
 
     let (s, v) = f
-        .json(Method::GET, &format!("/api/approvals/{id}"), Some("bob"), None)
+        .json(
+            Method::GET,
+            &format!("/api/approvals/{id}"),
+            Some("bob"),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["sql"], "DROP TABLE a");
@@ -266,7 +308,10 @@ async fn list_and_show() {
     let (s, v) = f
         .json(Method::GET, "/api/approvals/01NOPE", Some("bob"), None)
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 }
 
 #[tokio::test]
@@ -276,18 +321,36 @@ async fn signed_links_open_one_request_read_only() {
     let exp = now_secs() + 600;
     let sig = sign_link(SECRET.as_bytes(), id.as_str(), exp);
     let (s, v) = f
-        .json(Method::GET, &format!("/api/approvals/{id}?exp={exp}&sig={sig}"), None, None)
+        .json(
+            Method::GET,
+            &format!("/api/approvals/{id}?exp={exp}&sig={sig}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!((s, v["id"].as_str()), (StatusCode::OK, Some(id.as_str())));
 
     // Tampered expiry, or a link for another request: 403.
     let (s, v) = f
-        .json(Method::GET, &format!("/api/approvals/{id}?exp={}&sig={sig}", exp + 1), None, None)
+        .json(
+            Method::GET,
+            &format!("/api/approvals/{id}?exp={}&sig={sig}", exp + 1),
+            None,
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("link_invalid")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("link_invalid"))
+    );
     let (other, _w2) = f.held("DROP TABLE b", 1).await;
     let (s, _) = f
-        .json(Method::GET, &format!("/api/approvals/{other}?exp={exp}&sig={sig}"), None, None)
+        .json(
+            Method::GET,
+            &format!("/api/approvals/{other}?exp={exp}&sig={sig}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
@@ -295,9 +358,17 @@ async fn signed_links_open_one_request_read_only() {
     let old = now_secs() - 1;
     let old_sig = sign_link(SECRET.as_bytes(), id.as_str(), old);
     let (s, v) = f
-        .json(Method::GET, &format!("/api/approvals/{id}?exp={old}&sig={old_sig}"), None, None)
+        .json(
+            Method::GET,
+            &format!("/api/approvals/{id}?exp={old}&sig={old_sig}"),
+            None,
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::GONE, Some("link_expired")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::GONE, Some("link_expired"))
+    );
 
     // A link never approves.
     let (s, _) = f
@@ -311,14 +382,27 @@ async fn signed_links_open_one_request_read_only() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // And it does not list.
     let (s, _) = f
-        .json(Method::GET, &format!("/api/approvals?exp={exp}&sig={sig}"), None, None)
+        .json(
+            Method::GET,
+            &format!("/api/approvals?exp={exp}&sig={sig}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // A garbled expiry is a JSON 400, not a panic or a plain-text rejection.
     let (s, v) = f
-        .json(Method::GET, &format!("/api/approvals/{id}?exp=soon&sig={sig}"), None, None)
+        .json(
+            Method::GET,
+            &format!("/api/approvals/{id}?exp=soon&sig={sig}"),
+            None,
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
 }
 
 #[tokio::test]
@@ -347,9 +431,17 @@ async fn approve_through_the_api_releases_the_client() {
     }
     // Second click: 409.
     let (s, v) = f
-        .json(Method::POST, &format!("/api/approvals/{id}/approve"), Some("bob"), None)
+        .json(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            Some("bob"),
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("already_decided")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_decided"))
+    );
 }
 
 #[tokio::test]
@@ -360,43 +452,91 @@ async fn refusals_have_their_own_statuses() {
     let deny = format!("/api/approvals/{id}/deny");
 
     let (s, v) = f.json(Method::POST, &approve, Some("agent"), None).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("self_approval")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("self_approval"))
+    );
     let (s, v) = f.json(Method::POST, &approve, Some("mallory"), None).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_an_approver")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_an_approver"))
+    );
     let (s, v) = f.json(Method::POST, &deny, Some("alice"), Some("{}")).await;
     assert_eq!(
         (s, v["error"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("rationale_required"))
     );
     let long = format!(r#"{{"rationale":"{}"}}"#, "x".repeat(4001));
-    let (s, v) = f.json(Method::POST, &deny, Some("alice"), Some(&long)).await;
+    let (s, v) = f
+        .json(Method::POST, &deny, Some("alice"), Some(&long))
+        .await;
     assert_eq!(
         (s, v["error"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("rationale_too_long"))
     );
-    let (s, v) = f.json(Method::POST, &deny, Some("alice"), Some("{not json")).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    let (s, v) = f
+        .json(Method::POST, &deny, Some("alice"), Some("{not json"))
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
     let (s, _) = f
-        .json(Method::POST, &deny, Some("alice"), Some(r#"{"rationale":"x","extra":1}"#))
+        .json(
+            Method::POST,
+            &deny,
+            Some("alice"),
+            Some(r#"{"rationale":"x","extra":1}"#),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = f
-        .json(Method::POST, &approve, Some("alice"), Some(r#"{"channel":"teams"}"#))
+        .json(
+            Method::POST,
+            &approve,
+            Some("alice"),
+            Some(r#"{"channel":"teams"}"#),
+        )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "teams verdicts come from the bot, not the API");
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "teams verdicts come from the bot, not the API"
+    );
 
-    let (s, v) = f.json(Method::POST, &approve, Some("alice"), Some("")).await;
+    let (s, v) = f
+        .json(Method::POST, &approve, Some("alice"), Some(""))
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!((v["result"].as_str(), v["remaining"].as_u64()), (Some("recorded"), Some(1)));
+    assert_eq!(
+        (v["result"].as_str(), v["remaining"].as_u64()),
+        (Some("recorded"), Some(1))
+    );
     let (s, v) = f.json(Method::POST, &approve, Some("alice"), None).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("already_voted")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_voted"))
+    );
     let (s, v) = f
-        .json(Method::POST, "/api/approvals/01NOPE/approve", Some("alice"), None)
+        .json(
+            Method::POST,
+            "/api/approvals/01NOPE/approve",
+            Some("alice"),
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 
     let (s, v) = f
-        .json(Method::POST, &deny, Some("bob"), Some(r#"{"rationale":"not now"}"#))
+        .json(
+            Method::POST,
+            &deny,
+            Some("bob"),
+            Some(r#"{"rationale":"not now"}"#),
+        )
         .await;
     assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("final")));
     assert_eq!(
@@ -423,9 +563,17 @@ async fn expired_requests_are_gone() {
     assert_eq!(w.wait().await, Outcome::Expired);
     tokio::time::advance(Duration::from_secs(601)).await;
     let (s, v) = f
-        .json(Method::POST, &format!("/api/approvals/{id}/approve"), Some("alice"), None)
+        .json(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            Some("alice"),
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::GONE, Some("expired")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::GONE, Some("expired"))
+    );
 }
 
 #[tokio::test]
@@ -434,9 +582,17 @@ async fn an_unrecordable_verdict_is_a_503() {
     let (id, mut w) = f.held("DROP TABLE a", 1).await;
     f.audit.set_failing(true);
     let (s, v) = f
-        .json(Method::POST, &format!("/api/approvals/{id}/approve"), Some("alice"), None)
+        .json(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            Some("alice"),
+            None,
+        )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("audit_unavailable")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("audit_unavailable"))
+    );
     assert!(matches!(w.wait().await, Outcome::Aborted { .. }));
 }
 
@@ -447,20 +603,39 @@ async fn the_page_is_served_with_a_strict_policy() {
     for uri in ["/approvals".to_string(), format!("/approvals/{id}")] {
         let (s, h, body) = f.call(Method::GET, &uri, None, None).await;
         assert_eq!(s, StatusCode::OK, "{uri}");
-        assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert!(h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
         assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
         assert!(body.contains("/approvals/assets/app.js"));
-        assert!(!body.contains("DROP TABLE"), "the shell carries no request data");
+        assert!(
+            !body.contains("DROP TABLE"),
+            "the shell carries no request data"
+        );
     }
-    let (s, h, body) = f.call(Method::GET, "/approvals/assets/app.js", None, None).await;
+    let (s, h, body) = f
+        .call(Method::GET, "/approvals/assets/app.js", None, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
     assert!(body.contains("function highlight"));
-    let (s, h, _) = f.call(Method::GET, "/approvals/assets/app.css", None, None).await;
+    let (s, h, _) = f
+        .call(Method::GET, "/approvals/assets/app.css", None, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
 }
 
 #[tokio::test]
@@ -470,22 +645,46 @@ async fn the_page_refuses_tampered_and_expired_links() {
     let exp = now_secs() + 600;
     let sig = sign_link(SECRET.as_bytes(), id.as_str(), exp);
     let (s, _, _) = f
-        .call(Method::GET, &format!("/approvals/{id}?exp={exp}&sig={sig}&utm=x"), None, None)
+        .call(
+            Method::GET,
+            &format!("/approvals/{id}?exp={exp}&sig={sig}&utm=x"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _, body) = f
-        .call(Method::GET, &format!("/approvals/{id}?exp={exp}&sig=AAAA{sig}"), None, None)
+        .call(
+            Method::GET,
+            &format!("/approvals/{id}?exp={exp}&sig=AAAA{sig}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(body.contains("not valid"));
     let (s, _, _) = f
-        .call(Method::GET, &format!("/approvals/{id}?sig={sig}"), None, None)
+        .call(
+            Method::GET,
+            &format!("/approvals/{id}?sig={sig}"),
+            None,
+            None,
+        )
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "a signature without expiry is not a link");
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a signature without expiry is not a link"
+    );
     let old = now_secs() - 10;
     let old_sig = sign_link(SECRET.as_bytes(), id.as_str(), old);
     let (s, _, body) = f
-        .call(Method::GET, &format!("/approvals/{id}?exp={old}&sig={old_sig}"), None, None)
+        .call(
+            Method::GET,
+            &format!("/approvals/{id}?exp={old}&sig={old_sig}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::GONE);
     assert!(body.contains("expired"));

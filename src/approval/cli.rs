@@ -139,7 +139,10 @@ pub async fn run(
     let json = args.output == OutputFormat::Json;
     match args.command {
         ApprovalsCommand::Ls { all } => {
-            let path = format!("/api/approvals?state={}", if all { "all" } else { "pending" });
+            let path = format!(
+                "/api/approvals?state={}",
+                if all { "all" } else { "pending" }
+            );
             let body: ListBody = client.call(reqwest::Method::GET, &path, None).await?;
             if json {
                 write_json(out, &body)?;
@@ -149,7 +152,11 @@ pub async fn run(
         }
         ApprovalsCommand::Show { id } => {
             let view: RequestView = client
-                .call(reqwest::Method::GET, &format!("/api/approvals/{}", enc(&id)), None)
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/approvals/{}", enc(&id)),
+                    None,
+                )
                 .await?;
             if json {
                 write_json(out, &view)?;
@@ -352,12 +359,25 @@ fn print_request(out: &mut (dyn Write + Send), v: &RequestView) -> Result<(), Cl
         out,
         "requester  {} (application {}, database {}, from {})",
         v.requester,
-        if v.application_name.is_empty() { "-" } else { &v.application_name },
+        if v.application_name.is_empty() {
+            "-"
+        } else {
+            &v.application_name
+        },
         v.database,
         v.client_addr
     )?;
-    writeln!(out, "rule       {} ({}): {}", v.rule_id, v.rule_source, v.reason)?;
-    writeln!(out, "kind       {} ({})", kinds(v), or_none(&v.facts.labels))?;
+    writeln!(
+        out,
+        "rule       {} ({}): {}",
+        v.rule_id, v.rule_source, v.reason
+    )?;
+    writeln!(
+        out,
+        "kind       {} ({})",
+        kinds(v),
+        or_none(&v.facts.labels)
+    )?;
     writeln!(out, "tables     {}", or_none(&v.facts.tables))?;
     writeln!(out, "pii        {}", or_none(&v.facts.pii_columns))?;
     let votes: Vec<String> = v
@@ -370,7 +390,11 @@ fn print_request(out: &mut (dyn Write + Send), v: &RequestView) -> Result<(), Cl
         "approvals  {} of {}{}",
         v.approvals.len(),
         v.quorum,
-        if votes.is_empty() { String::new() } else { format!(": {}", votes.join(", ")) }
+        if votes.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", votes.join(", "))
+        }
     )?;
     if let Some(d) = &v.denial {
         writeln!(
@@ -433,7 +457,10 @@ fn print_new_token(
             &serde_json::json!({ "name": name, "token": token, "sha256": hash }),
         )?;
     } else {
-        writeln!(out, "token for {name} (shown once; hand it to {name} and keep it secret):")?;
+        writeln!(
+            out,
+            "token for {name} (shown once; hand it to {name} and keep it secret):"
+        )?;
         writeln!(out, "  {token}")?;
         writeln!(out, "add to the gateway config:")?;
         writeln!(out, "  [admin.tokens]")?;

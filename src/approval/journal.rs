@@ -96,16 +96,18 @@ impl Journal {
                 }
                 _ => continue,
             }
-            match fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<JournalRecord>(&b).map_err(|e| e.to_string()))
-            {
+            match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<JournalRecord>(&b).map_err(|e| e.to_string())
+            }) {
                 Ok(r) => records.push(r),
                 Err(e) => {
                     // Still a request that was open: report it under its file name so the
                     // restart is recorded rather than silently lost.
                     tracing::warn!(path = %path.display(), error = %e, "unreadable approval journal file");
-                    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown");
+                    let stem = path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or("unknown");
                     records.push(JournalRecord {
                         request_id: stem.to_owned(),
                         decision_id: String::new(),

@@ -168,6 +168,9 @@ mod tests {
     #[test]
     fn signed_url_has_the_parts() {
         let url = signed_url("http://h:1/", SECRET, "01ABC", 77);
-        assert!(url.starts_with("http://h:1/approvals/01ABC?exp=77&sig="), "{url}");
+        assert!(
+            url.starts_with("http://h:1/approvals/01ABC?exp=77&sig="),
+            "{url}"
+        );
     }
 }

@@ -61,7 +61,11 @@ pub fn held_notice(view: &RequestView, public_url: &str) -> NoticeText {
     let attached = if view.approvals.is_empty() {
         String::new()
     } else {
-        format!(" ({} of {} approvals so far)", view.approvals.len(), view.quorum)
+        format!(
+            " ({} of {} approvals so far)",
+            view.approvals.len(),
+            view.quorum
+        )
     };
     NoticeText {
         message: format!(

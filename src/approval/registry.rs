@@ -163,7 +163,10 @@ impl Registry {
             self.metrics.hold_submitted();
             self.notify(NotifyKind::Updated, &view);
             tracing::info!(request_id = %id, "held statement reattached to open request");
-            return Ok((id.clone(), Waiter::new(self.clone(), id, seq, hold_deadline, rx, view)));
+            return Ok((
+                id.clone(),
+                Waiter::new(self.clone(), id, seq, hold_deadline, rx, view),
+            ));
         }
 
         if req.decision.approvers.is_empty() {
@@ -215,7 +218,10 @@ impl Registry {
         self.metrics.hold_submitted();
         self.notify(NotifyKind::Held, &view);
         tracing::info!(request_id = %id, rule = %view.rule_id, requester = %view.requester, "statement held for approval");
-        Ok((id.clone(), Waiter::new(self.clone(), id, 0, hold_deadline, rx, view)))
+        Ok((
+            id.clone(),
+            Waiter::new(self.clone(), id, 0, hold_deadline, rx, view),
+        ))
     }
 
     /// Records an approval by `approver` (an identity proven by the caller: token, bot JWT).
@@ -260,9 +266,15 @@ impl Registry {
         };
 
         let refusal = if entry.is_requester(who) {
-            Some((VerdictResult::SelfApprovalRefused, ApprovalAction::RefusedSelfApproval))
+            Some((
+                VerdictResult::SelfApprovalRefused,
+                ApprovalAction::RefusedSelfApproval,
+            ))
         } else if !entry.is_approver(who) {
-            Some((VerdictResult::NotAnApprover, ApprovalAction::RefusedNotApprover))
+            Some((
+                VerdictResult::NotAnApprover,
+                ApprovalAction::RefusedNotApprover,
+            ))
         } else if entry.state == RequestState::Expired {
             Some((VerdictResult::Expired, ApprovalAction::RefusedExpired))
         } else if entry.state.is_final() {
@@ -271,7 +283,10 @@ impl Registry {
                 ApprovalAction::RefusedAlreadyDecided,
             ))
         } else if entry.approvals.iter().any(|v| v.approver == who) {
-            Some((VerdictResult::AlreadyVoted, ApprovalAction::RefusedAlreadyVoted))
+            Some((
+                VerdictResult::AlreadyVoted,
+                ApprovalAction::RefusedAlreadyVoted,
+            ))
         } else if rationale.is_none() && (!approve || self.config.approve_rationale_required) {
             Some((
                 VerdictResult::RationaleRequired,

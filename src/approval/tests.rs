@@ -72,9 +72,14 @@ fn config() -> ApprovalConfig {
 
 async fn open_with(cfg: ApprovalConfig) -> (Arc<Registry>, MemoryAudit) {
     let audit = MemoryAudit::new();
-    let reg = Registry::open(cfg, Arc::new(audit.clone()), vec![], Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    let reg = Registry::open(
+        cfg,
+        Arc::new(audit.clone()),
+        vec![],
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .unwrap();
     (reg, audit)
 }
 
@@ -83,7 +88,11 @@ async fn open() -> (Arc<Registry>, MemoryAudit) {
 }
 
 fn not_yet(waiter: &mut Waiter) {
-    assert_eq!(waiter.wait().now_or_never(), None, "waiter resolved too early");
+    assert_eq!(
+        waiter.wait().now_or_never(),
+        None,
+        "waiter resolved too early"
+    );
 }
 
 use ApprovalAction as A;
@@ -91,7 +100,10 @@ use ApprovalAction as A;
 #[tokio::test(start_paused = true)]
 async fn approval_releases_the_waiting_client_after_the_audit() {
     let (reg, audit) = open().await;
-    let (id, mut waiter) = reg.submit(hold("DROP TABLE orders", &["alice"], 1)).await.unwrap();
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE orders", &["alice"], 1))
+        .await
+        .unwrap();
     assert_eq!(waiter.view().state, RequestState::Pending);
     assert!(waiter.view().client_waiting);
     not_yet(&mut waiter);
@@ -116,7 +128,10 @@ async fn approval_releases_the_waiting_client_after_the_audit() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(audit.actions_for(id.as_str()), vec![A::Held, A::ApprovedFinal]);
+    assert_eq!(
+        audit.actions_for(id.as_str()),
+        vec![A::Held, A::ApprovedFinal]
+    );
     let final_entry = audit.entries().pop().unwrap();
     assert_eq!(final_entry.actor, "alice");
     assert_eq!(final_entry.decision_id, "dec-DROP TABLE orders");
@@ -157,7 +172,12 @@ async fn quorum_counts_distinct_people() {
     }
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![A::Held, A::Approved, A::RefusedAlreadyVoted, A::ApprovedFinal]
+        vec![
+            A::Held,
+            A::Approved,
+            A::RefusedAlreadyVoted,
+            A::ApprovedFinal
+        ]
     );
 }
 
@@ -200,9 +220,14 @@ async fn requester_never_approves_its_own_request() {
 #[tokio::test(start_paused = true)]
 async fn only_listed_approvers_count() {
     let (reg, audit) = open().await;
-    let (id, mut waiter) = reg.submit(hold("DROP TABLE orders", &["alice"], 1)).await.unwrap();
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE orders", &["alice"], 1))
+        .await
+        .unwrap();
     assert_eq!(
-        reg.approve(&id, "mallory", Channel::Api, None).await.unwrap(),
+        reg.approve(&id, "mallory", Channel::Api, None)
+            .await
+            .unwrap(),
         VerdictResult::NotAnApprover
     );
     assert_eq!(
@@ -232,9 +257,14 @@ async fn first_final_verdict_wins() {
         .await
         .unwrap();
     assert_eq!(
-        reg.deny(&id, "bob", Channel::Web, Some("not during business hours".into()))
-            .await
-            .unwrap(),
+        reg.deny(
+            &id,
+            "bob",
+            Channel::Web,
+            Some("not during business hours".into())
+        )
+        .await
+        .unwrap(),
         VerdictResult::Final {
             state: RequestState::Denied,
             delivery: Delivery::ClientReleased
@@ -280,14 +310,23 @@ async fn one_deny_is_final_even_with_partial_quorum() {
         .deny(&id, "bob", Channel::Api, Some("no".into()))
         .await
         .unwrap();
-    assert!(matches!(r, VerdictResult::Final { state: RequestState::Denied, .. }));
+    assert!(matches!(
+        r,
+        VerdictResult::Final {
+            state: RequestState::Denied,
+            ..
+        }
+    ));
     assert!(matches!(waiter.wait().await, Outcome::Denied { .. }));
 }
 
 #[tokio::test(start_paused = true)]
 async fn rationale_is_required_to_deny_and_optionally_to_approve() {
     let (reg, audit) = open().await;
-    let (id, mut waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     for r in [None, Some("   ".to_string())] {
         assert_eq!(
             reg.deny(&id, "alice", Channel::Api, r).await.unwrap(),
@@ -310,7 +349,10 @@ async fn rationale_is_required_to_deny_and_optionally_to_approve() {
         ..config()
     })
     .await;
-    let (id, _w) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, _w) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     assert_eq!(
         reg.approve(&id, "alice", Channel::Api, None).await.unwrap(),
         VerdictResult::RationaleRequired
@@ -326,7 +368,13 @@ async fn rationale_is_required_to_deny_and_optionally_to_approve() {
 #[tokio::test(start_paused = true)]
 async fn hold_timeout_releases_the_client_and_a_late_approval_leaves_one_grant() {
     let (reg, audit) = open().await;
-    let req = hold_for("agent", "shop", "DROP TABLE a", &[Some("1")], decision(&["alice"], 1));
+    let req = hold_for(
+        "agent",
+        "shop",
+        "DROP TABLE a",
+        &[Some("1")],
+        decision(&["alice"], 1),
+    );
     let binding = req.binding.clone();
     let (id, mut waiter) = reg.submit(req).await.unwrap();
     // Paused clock: the runtime jumps to the hold deadline.
@@ -337,7 +385,10 @@ async fn hold_timeout_releases_the_client_and_a_late_approval_leaves_one_grant()
     assert_eq!(view.state, RequestState::Pending);
     assert!(!view.client_waiting);
     assert!(view.approvable_remaining_secs > 0);
-    assert!(reg.take_grant(&binding, "dec-rerun0").await.is_none(), "no grant before approval");
+    assert!(
+        reg.take_grant(&binding, "dec-rerun0").await.is_none(),
+        "no grant before approval"
+    );
 
     let r = reg.approve(&id, "alice", Channel::Cli, None).await.unwrap();
     assert!(
@@ -357,9 +408,19 @@ async fn hold_timeout_releases_the_client_and_a_late_approval_leaves_one_grant()
     assert!(reg.take_grant(&binding, "dec-rerun2").await.is_none());
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![A::Held, A::HoldExpired, A::ApprovedFinal, A::GrantIssued, A::GrantUsed]
+        vec![
+            A::Held,
+            A::HoldExpired,
+            A::ApprovedFinal,
+            A::GrantIssued,
+            A::GrantUsed
+        ]
     );
-    let used = audit.entries().into_iter().find(|e| e.action == A::GrantUsed).unwrap();
+    let used = audit
+        .entries()
+        .into_iter()
+        .find(|e| e.action == A::GrantUsed)
+        .unwrap();
     assert_eq!(used.decision_id, "dec-rerun1");
     assert_eq!(reg.get(&id).await.unwrap().grant.unwrap().state, "used");
 }
@@ -367,25 +428,37 @@ async fn hold_timeout_releases_the_client_and_a_late_approval_leaves_one_grant()
 #[tokio::test(start_paused = true)]
 async fn a_grant_only_matches_the_exact_batch() {
     let (reg, _audit) = open().await;
-    let req = hold_for("agent", "shop", "DELETE FROM t WHERE id = $1", &[Some("7")], decision(&["alice"], 1));
+    let req = hold_for(
+        "agent",
+        "shop",
+        "DELETE FROM t WHERE id = $1",
+        &[Some("7")],
+        decision(&["alice"], 1),
+    );
     let (id, mut waiter) = reg.submit(req).await.unwrap();
     assert_eq!(waiter.wait().await, Outcome::Expired);
     reg.approve(&id, "alice", Channel::Api, None).await.unwrap();
 
     let binding = |user: &str, db: &str, sql: &str, p: Option<&str>| {
-        Binding::builder(db, user).sql(sql).param(p.map(str::as_bytes)).build()
+        Binding::builder(db, user)
+            .sql(sql)
+            .param(p.map(str::as_bytes))
+            .build()
     };
     let sql = "DELETE FROM t WHERE id = $1";
     for other in [
-        binding("agent", "shop", sql, Some("8")),            // another parameter
-        binding("agent", "shop", sql, None),                 // NULL instead of 7
+        binding("agent", "shop", sql, Some("8")), // another parameter
+        binding("agent", "shop", sql, None),      // NULL instead of 7
         binding("agent", "shop", "DELETE FROM t WHERE id = $1 ", Some("7")), // other text
-        binding("agent", "other", sql, Some("7")),           // another database
-        binding("agent2", "shop", sql, Some("7")),           // another requester
+        binding("agent", "other", sql, Some("7")), // another database
+        binding("agent2", "shop", sql, Some("7")), // another requester
     ] {
         assert!(reg.take_grant(&other, "dec-x").await.is_none(), "{other:?}");
     }
-    assert!(reg.take_grant(&binding("agent", "shop", sql, Some("7")), "dec-y").await.is_some());
+    assert!(reg
+        .take_grant(&binding("agent", "shop", sql, Some("7")), "dec-y")
+        .await
+        .is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -407,7 +480,10 @@ async fn grants_expire() {
 #[tokio::test(start_paused = true)]
 async fn requests_expire_after_the_approvable_window() {
     let (reg, audit) = open().await;
-    let (id, mut waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     assert_eq!(waiter.wait().await, Outcome::Expired);
     // Hold deadline (60 s) + grant window (600 s).
     tokio::time::advance(Duration::from_secs(599)).await;
@@ -441,7 +517,10 @@ async fn the_rule_hold_timeout_overrides_the_default() {
 #[tokio::test(start_paused = true)]
 async fn a_verdict_just_before_the_deadline_wins() {
     let (reg, _audit) = open().await;
-    let (id, mut waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     tokio::time::advance(Duration::from_millis(59_999)).await;
     reg.approve(&id, "alice", Channel::Api, None).await.unwrap();
     tokio::time::advance(Duration::from_secs(5)).await;
@@ -451,8 +530,14 @@ async fn a_verdict_just_before_the_deadline_wins() {
 #[tokio::test(start_paused = true)]
 async fn cancel_withdraws_and_closes_the_request() {
     let (reg, audit) = open().await;
-    let (id, waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
-    assert_eq!(waiter.withdraw(WithdrawReason::Cancel).await, WithdrawResult::Withdrawn);
+    let (id, waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        waiter.withdraw(WithdrawReason::Cancel).await,
+        WithdrawResult::Withdrawn
+    );
     assert_eq!(
         reg.approve(&id, "alice", Channel::Api, None).await.unwrap(),
         VerdictResult::AlreadyDecided(RequestState::Withdrawn)
@@ -470,7 +555,10 @@ async fn cancel_withdraws_and_closes_the_request() {
 #[tokio::test(start_paused = true)]
 async fn withdraw_after_a_verdict_reports_the_verdict() {
     let (reg, _audit) = open().await;
-    let (id, waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     reg.approve(&id, "alice", Channel::Api, None).await.unwrap();
     assert_eq!(
         waiter.withdraw(WithdrawReason::Disconnect).await,
@@ -481,7 +569,10 @@ async fn withdraw_after_a_verdict_reports_the_verdict() {
 #[tokio::test(start_paused = true)]
 async fn a_released_waiter_cannot_withdraw_the_open_request() {
     let (reg, _audit) = open().await;
-    let (id, mut waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     assert_eq!(waiter.wait().await, Outcome::Expired);
     // The client disconnects after its hold expired: the request stays approvable.
     assert_eq!(
@@ -494,7 +585,10 @@ async fn a_released_waiter_cannot_withdraw_the_open_request() {
 #[tokio::test(start_paused = true)]
 async fn dropping_the_waiter_counts_as_a_disconnect() {
     let (reg, audit) = open().await;
-    let (id, waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     drop(waiter);
     assert_eq!(
         reg.approve(&id, "alice", Channel::Api, None).await.unwrap(),
@@ -509,7 +603,10 @@ async fn dropping_the_waiter_counts_as_a_disconnect() {
 #[tokio::test(start_paused = true)]
 async fn a_rerun_reattaches_to_its_open_request() {
     let (reg, audit) = open().await;
-    let (id, mut first) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, mut first) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     assert_eq!(first.wait().await, Outcome::Expired);
 
     let mut again = hold("DROP TABLE a", &["alice"], 1);
@@ -523,7 +620,10 @@ async fn a_rerun_reattaches_to_its_open_request() {
         WithdrawResult::AlreadyClosed(RequestState::Pending)
     );
     // A different statement is a new request.
-    let (other, _w) = reg.submit(hold("DROP TABLE b", &["alice"], 1)).await.unwrap();
+    let (other, _w) = reg
+        .submit(hold("DROP TABLE b", &["alice"], 1))
+        .await
+        .unwrap();
     assert_ne!(other, id);
 
     let r = reg.approve(&id, "alice", Channel::Api, None).await.unwrap();
@@ -546,7 +646,10 @@ async fn a_rerun_reattaches_to_its_open_request() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_verdict_audit_aborts_and_nothing_runs() {
     let (reg, audit) = open().await;
-    let (id, mut waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     audit.set_failing(true);
     let r = reg.approve(&id, "alice", Channel::Api, None).await;
     assert!(matches!(r, Err(ApprovalError::Audit(_))), "{r:?}");
@@ -576,7 +679,10 @@ async fn a_failed_vote_audit_is_not_counted() {
 async fn nothing_is_held_when_the_audit_cannot_record_it() {
     let (reg, audit) = open().await;
     audit.set_failing(true);
-    assert!(reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.is_err());
+    assert!(reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .is_err());
     assert!(reg.list(ListFilter::All).await.is_empty());
 }
 
@@ -584,7 +690,9 @@ async fn nothing_is_held_when_the_audit_cannot_record_it() {
 async fn a_binding_for_another_session_is_refused() {
     let (reg, _audit) = open().await;
     let mut req = hold("DROP TABLE a", &["alice"], 1);
-    req.binding = Binding::builder("shop", "someone-else").sql("DROP TABLE a").build();
+    req.binding = Binding::builder("shop", "someone-else")
+        .sql("DROP TABLE a")
+        .build();
     assert!(matches!(
         reg.submit(req).await,
         Err(ApprovalError::BindingMismatch)
@@ -594,13 +702,24 @@ async fn a_binding_for_another_session_is_refused() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_abandons_pending_requests_and_drops_grants() {
     let (reg, audit) = open().await;
-    let (pending, mut waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
-    let (late, mut late_waiter) = reg.submit(hold("DROP TABLE b", &["alice"], 1)).await.unwrap();
+    let (pending, mut waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
+    let (late, mut late_waiter) = reg
+        .submit(hold("DROP TABLE b", &["alice"], 1))
+        .await
+        .unwrap();
     // Both holds time out; `pending` stays approvable, `late` is approved late (a grant).
     assert_eq!(late_waiter.wait().await, Outcome::Expired);
     assert_eq!(waiter.wait().await, Outcome::Expired);
-    reg.approve(&late, "alice", Channel::Api, None).await.unwrap();
-    let (_fresh, mut fresh_waiter) = reg.submit(hold("DROP TABLE c", &["alice"], 1)).await.unwrap();
+    reg.approve(&late, "alice", Channel::Api, None)
+        .await
+        .unwrap();
+    let (_fresh, mut fresh_waiter) = reg
+        .submit(hold("DROP TABLE c", &["alice"], 1))
+        .await
+        .unwrap();
 
     reg.shutdown().await;
     assert_eq!(fresh_waiter.wait().await, Outcome::Abandoned);
@@ -617,36 +736,65 @@ async fn restart_records_what_a_crash_left_open() {
         ..config()
     };
     let (reg, _audit) = open_with(cfg.clone()).await;
-    let (pending, _waiter) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
-    let (granted, mut w) = reg.submit(hold("DROP TABLE b", &["alice"], 1)).await.unwrap();
-    let (done, _w3) = reg.submit(hold("DROP TABLE c", &["alice"], 1)).await.unwrap();
-    reg.deny(&done, "alice", Channel::Api, Some("no".into())).await.unwrap();
+    let (pending, _waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
+    let (granted, mut w) = reg
+        .submit(hold("DROP TABLE b", &["alice"], 1))
+        .await
+        .unwrap();
+    let (done, _w3) = reg
+        .submit(hold("DROP TABLE c", &["alice"], 1))
+        .await
+        .unwrap();
+    reg.deny(&done, "alice", Channel::Api, Some("no".into()))
+        .await
+        .unwrap();
     // Let `granted` time out (and `pending` with it, which stays approvable), then approve it.
     assert_eq!(w.wait().await, Outcome::Expired);
-    reg.approve(&granted, "alice", Channel::Api, None).await.unwrap();
+    reg.approve(&granted, "alice", Channel::Api, None)
+        .await
+        .unwrap();
     // Simulated crash: no shutdown, the registry is just gone.
     std::mem::forget(reg);
 
     let (_reg2, audit2) = open_with(cfg).await;
     assert_eq!(audit2.actions_for(pending.as_str()), vec![A::Abandoned]);
     assert_eq!(audit2.actions_for(granted.as_str()), vec![A::GrantDropped]);
-    assert!(audit2.actions_for(done.as_str()).is_empty(), "closed requests are not re-recorded");
+    assert!(
+        audit2.actions_for(done.as_str()).is_empty(),
+        "closed requests are not re-recorded"
+    );
     let abandoned = audit2
         .entries()
         .into_iter()
         .find(|e| e.request_id == pending.as_str())
         .unwrap();
     assert_eq!(abandoned.decision_id, "dec-DROP TABLE a");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "journal drained");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "journal drained"
+    );
 }
 
 #[test]
 fn binding_parts_are_unambiguous() {
     let b = |f: fn(BindingBuilder) -> BindingBuilder| f(Binding::builder("db", "u")).build();
     assert_ne!(b(|x| x.sql("ab").sql("c")), b(|x| x.sql("a").sql("bc")));
-    assert_ne!(b(|x| x.sql("a").param(None)), b(|x| x.sql("a").param(Some(b""))));
-    assert_ne!(b(|x| x.sql("a").param(Some(b"1"))), b(|x| x.sql("a").sql("1")));
-    assert_eq!(b(|x| x.sql("a").param(Some(b"1"))), b(|x| x.sql("a").param(Some(b"1"))));
+    assert_ne!(
+        b(|x| x.sql("a").param(None)),
+        b(|x| x.sql("a").param(Some(b"")))
+    );
+    assert_ne!(
+        b(|x| x.sql("a").param(Some(b"1"))),
+        b(|x| x.sql("a").sql("1"))
+    );
+    assert_eq!(
+        b(|x| x.sql("a").param(Some(b"1"))),
+        b(|x| x.sql("a").param(Some(b"1")))
+    );
     assert_ne!(
         Binding::builder("db", "u").sql("a").build(),
         Binding::builder("db", "v").sql("a").build()
@@ -706,16 +854,28 @@ async fn notifiers_hear_every_step_in_order() {
 #[tokio::test(start_paused = true)]
 async fn notice_texts_tell_the_agent_what_to_do() {
     let (reg, _audit) = open().await;
-    let (id, mut w) = reg.submit(hold("DROP TABLE a", &["alice"], 1)).await.unwrap();
+    let (id, mut w) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
     let n = held_notice(w.view(), "http://gw:6480/");
     assert!(n.message.contains(id.as_str()), "{n:?}");
-    assert!(n.detail.contains("rule ddl.hold") && n.detail.contains("public.orders"), "{n:?}");
-    assert!(n.hint.contains(&format!("http://gw:6480/approvals/{id}")), "{n:?}");
+    assert!(
+        n.detail.contains("rule ddl.hold") && n.detail.contains("public.orders"),
+        "{n:?}"
+    );
+    assert!(
+        n.hint.contains(&format!("http://gw:6480/approvals/{id}")),
+        "{n:?}"
+    );
     assert!(n.hint.contains("60 s"), "{n:?}");
     assert_eq!(w.wait().await, Outcome::Expired);
     let view = reg.get(&id).await.unwrap();
     let e = expired_error(&view);
-    assert!(e.message.contains(id.as_str()) && e.hint.contains("Re-run the same statement"), "{e:?}");
+    assert!(
+        e.message.contains(id.as_str()) && e.hint.contains("Re-run the same statement"),
+        "{e:?}"
+    );
     let d = denied_error(id.as_str(), "bob", "too risky");
     assert!(d.message.contains("denied by bob: too risky"), "{d:?}");
 }
@@ -731,19 +891,26 @@ async fn history_is_bounded_but_keeps_unused_grants() {
     let binding = granted_req.binding.clone();
     let (granted, mut w) = reg.submit(granted_req).await.unwrap();
     assert_eq!(w.wait().await, Outcome::Expired);
-    reg.approve(&granted, "alice", Channel::Api, None).await.unwrap();
+    reg.approve(&granted, "alice", Channel::Api, None)
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
         let (id, _w) = reg
             .submit(hold(&format!("DROP TABLE t{i}"), &["alice"], 1))
             .await
             .unwrap();
-        reg.deny(&id, "alice", Channel::Api, Some("no".into())).await.unwrap();
+        reg.deny(&id, "alice", Channel::Api, Some("no".into()))
+            .await
+            .unwrap();
         ids.push(id);
     }
     let all = reg.list(ListFilter::All).await;
     let listed: Vec<_> = all.iter().map(|v| v.id.clone()).collect();
-    assert_eq!(listed, vec![ids[4].clone(), ids[3].clone(), granted.clone()]);
+    assert_eq!(
+        listed,
+        vec![ids[4].clone(), ids[3].clone(), granted.clone()]
+    );
     // The grant outlived the trimming and still works.
     assert!(reg.take_grant(&binding, "dec-rerun").await.is_some());
 }

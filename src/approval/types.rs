@@ -365,7 +365,9 @@ pub enum Delivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerdictResult {
     /// Vote counted; `remaining` more distinct approvals are needed.
-    Recorded { remaining: u32 },
+    Recorded {
+        remaining: u32,
+    },
     /// This verdict decided the request.
     Final {
         state: RequestState,
@@ -462,7 +464,9 @@ pub struct RequestView {
 
 /// RFC 3339 (UTC, second precision) for views and verdicts.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t).replace_nanosecond(0).unwrap_or_else(|_| t.into());
+    let dt = time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| t.into());
     dt.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }

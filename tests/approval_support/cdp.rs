@@ -129,7 +129,12 @@ impl Browser {
             "Target.attachToTarget",
             json!({ "targetId": target_id, "flatten": true }),
         );
-        browser.session = Some(attached["sessionId"].as_str().expect("sessionId").to_owned());
+        browser.session = Some(
+            attached["sessionId"]
+                .as_str()
+                .expect("sessionId")
+                .to_owned(),
+        );
         browser.call("Page.enable", json!({}));
         browser.call("Runtime.enable", json!({}));
         browser
@@ -145,7 +150,9 @@ impl Browser {
         }
         let mut bytes = serde_json::to_vec(&msg).unwrap();
         bytes.push(0);
-        self.to_browser.write_all(&bytes).expect("write to Chromium");
+        self.to_browser
+            .write_all(&bytes)
+            .expect("write to Chromium");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -53,7 +53,11 @@ impl AdminServer {
     }
 
     /// The admin listener in front of an existing registry (the gateway's, in an E2E test).
-    pub async fn start_with(registry: Arc<Registry>, audit: MemoryAudit, names: &[&str]) -> AdminServer {
+    pub async fn start_with(
+        registry: Arc<Registry>,
+        audit: MemoryAudit,
+        names: &[&str],
+    ) -> AdminServer {
         let mut tokens = BTreeMap::new();
         for n in names {
             tokens.insert(n.to_string(), hash_token(&token(n)));
@@ -70,7 +74,9 @@ impl AdminServer {
             LinkSecret::from_config(LINK_SECRET),
         )
         .expect("admin state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
