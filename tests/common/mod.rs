@@ -101,20 +101,30 @@ impl Gw {
             AGENT.into(),
             airlock::protocol::scram::Verifier::for_password(AGENT_PASSWORD),
         );
-        cfg.server.shutdown_grace_secs = 2;
+        cfg.server.shutdown_grace_secs = 0;
         tweak(&mut cfg);
         cfg.validate().expect("valid test config");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        // The gateway gets its own runtime on its own thread, so tests may be sync or async.
         let gateway = Arc::new(Gateway::new(Arc::new(cfg)).expect("gateway"));
-        let server = rt.block_on(Server::bind(gateway.clone())).expect("bind");
-        let addr = server.local_addr();
         let closing = CancellationToken::new();
-        let c = closing.clone();
-        let thread = std::thread::spawn(move || rt.block_on(server.run(c)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let gateway = gateway.clone();
+            let closing = closing.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let server = Server::bind(gateway).await.expect("bind");
+                    tx.send(server.local_addr()).expect("report address");
+                    server.run(closing).await;
+                });
+            })
+        };
+        let addr = rx.recv().expect("gateway started");
         Gw {
             addr,
             gateway,
