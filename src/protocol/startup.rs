@@ -10,7 +10,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::frame::{split_startup, FrameError};
-use super::messages::parse_startup_params;
+use super::messages::{parse_startup_params, PgError};
+use super::sqlstate;
 use super::stream::Stream;
 
 const SSL_REQUEST: i32 = 80877103;
@@ -61,47 +62,55 @@ pub enum Hello {
     Cancel { pid: i32, secret: i32 },
 }
 
-/// Runs the startup phase on a fresh socket.
+/// Runs the startup phase on a fresh socket. Errors are answered with a FATAL where the
+/// client can still read one, then the connection is dropped.
 pub async fn negotiate(
     socket: TcpStream,
     tls: Option<&Arc<ServerTls>>,
 ) -> Result<Hello, StartupError> {
-    let mut stream = Stream::Plain(socket);
+    let mut stream = Some(Stream::Plain(socket));
+    let result = negotiate_inner(&mut stream, tls).await;
+    if let (Err(e), Some(s)) = (&result, stream.as_mut()) {
+        if !matches!(e, StartupError::Closed | StartupError::Io(_)) {
+            let err = PgError::fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string());
+            let _ = s.write_all(&err.to_bytes()).await;
+        }
+    }
+    result
+}
+
+async fn negotiate_inner(
+    slot: &mut Option<Stream>,
+    tls: Option<&Arc<ServerTls>>,
+) -> Result<Hello, StartupError> {
     let mut buf = BytesMut::with_capacity(512);
     loop {
-        let (code, body) = read_packet(&mut stream, &mut buf).await?;
+        let stream = slot.as_mut().ok_or(StartupError::Closed)?;
+        let (code, body) = read_packet(stream, &mut buf).await?;
         match code {
             SSL_REQUEST => {
                 if stream.is_tls() {
                     return Err(StartupError::DuplicateSslRequest);
                 }
-                // Anything already buffered behind the request would be read as if it had
-                // come over TLS: a man in the middle could inject it (CVE-2021-23214).
-                if !buf.is_empty() {
-                    return Err(StartupError::PlaintextAfterSslRequest);
-                }
-                match (tls, stream) {
-                    (Some(tls), Stream::Plain(mut tcp)) => {
-                        tcp.write_all(b"S").await?;
-                        let accepted = tls
-                            .acceptor
-                            .accept(tcp)
-                            .await
-                            .map_err(StartupError::Tls)?;
-                        stream = Stream::ServerTls(Box::new(accepted));
+                match tls {
+                    Some(tls) => {
+                        // Anything already buffered behind the request would be read as if
+                        // it had come over TLS: a man in the middle could inject it
+                        // (CVE-2021-23214).
+                        if !buf.is_empty() {
+                            return Err(StartupError::PlaintextAfterSslRequest);
+                        }
+                        stream.write_all(b"S").await?;
+                        let Some(Stream::Plain(tcp)) = slot.take() else {
+                            return Err(StartupError::Closed);
+                        };
+                        let accepted = tls.acceptor.accept(tcp).await.map_err(StartupError::Tls)?;
+                        *slot = Some(Stream::ServerTls(Box::new(accepted)));
                     }
-                    (_, mut other) => {
-                        other.write_all(b"N").await?;
-                        stream = other;
-                    }
+                    None => stream.write_all(b"N").await?,
                 }
             }
-            GSSENC_REQUEST => {
-                if !buf.is_empty() {
-                    return Err(StartupError::PlaintextAfterSslRequest);
-                }
-                stream.write_all(b"N").await?;
-            }
+            GSSENC_REQUEST => stream.write_all(b"N").await?,
             CANCEL_REQUEST => {
                 if body.len() != 8 {
                     return Err(StartupError::Malformed);
@@ -117,6 +126,7 @@ pub async fn negotiate(
                     return Err(StartupError::Protocol(major, minor));
                 }
                 let params = parse_startup_params(&body).ok_or(StartupError::Malformed)?;
+                let stream = slot.take().ok_or(StartupError::Closed)?;
                 return Ok(Hello::Startup {
                     stream,
                     params,

@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::protocol::messages::{self, PgError, TxStatus};
 use crate::protocol::sqlstate;
-use crate::protocol::startup::{negotiate, Hello, StartupError};
+use crate::protocol::startup::{negotiate, Hello};
 use crate::protocol::stream::Stream;
 use crate::server::Gateway;
 use back::Shared;
@@ -42,9 +42,6 @@ pub async fn serve(gw: Arc<Gateway>, socket: TcpStream, peer: SocketAddr) {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             debug!(%peer, error = %e, "startup failed");
-            if let Some((mut s, err)) = startup_failure_reply(e) {
-                let _ = s.write_all(&err.to_bytes()).await;
-            }
             return;
         }
         Err(_) => {
@@ -68,13 +65,6 @@ pub async fn serve(gw: Arc<Gateway>, socket: TcpStream, peer: SocketAddr) {
             session.run(stream, params, minor_version, rest).await
         }
     }
-}
-
-/// Startup errors where a reply is still possible. The socket was consumed by negotiation,
-/// so only errors that return it could be answered; the rest are closed silently, as
-/// PostgreSQL does for garbage before startup.
-fn startup_failure_reply(_e: StartupError) -> Option<(Stream, PgError)> {
-    None
 }
 
 async fn cancel(gw: &Gateway, pid: i32, secret: i32) {

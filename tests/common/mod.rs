@@ -141,6 +141,11 @@ impl Gw {
         )
     }
 
+    /// Stops accepting (like SIGTERM) without waiting.
+    pub fn begin_shutdown(&self) {
+        self.closing.cancel();
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
