@@ -19,8 +19,6 @@ if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "==> installing ${apt_pkgs[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
-  # Debian creates a default cluster we do not use; keep it from holding port 5432.
-  as_root sh -c 'command -v pg_ctlcluster >/dev/null && for c in $(ls /etc/postgresql/*/ 2>/dev/null); do :; done' || true
 fi
 
 if ! python3 -c 'import psycopg, asyncpg' >/dev/null 2>&1; then
