@@ -3,6 +3,7 @@
 //! cancel during a hold can withdraw the held request instead.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -16,6 +17,18 @@ pub struct CancelHandle {
     pub upstream: Mutex<Option<CancelTarget>>,
     /// Woken on cancel; a session waiting on an approval withdraws its request.
     pub hold_cancel: Notify,
+    /// The session is waiting on an approval: nothing runs upstream to cancel.
+    holding: AtomicBool,
+}
+
+impl CancelHandle {
+    pub fn set_holding(&self, on: bool) {
+        self.holding.store(on, Ordering::Release);
+    }
+
+    pub fn is_holding(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
 }
 
 /// All live sessions' cancel keys. Shared by the accept loop; passed explicitly.
@@ -30,6 +43,7 @@ impl CancelMap {
         let handle = Arc::new(CancelHandle {
             upstream: Mutex::new(None),
             hold_cancel: Notify::new(),
+            holding: AtomicBool::new(false),
         });
         let mut map = self.inner.lock();
         let mut rng = rand::thread_rng();

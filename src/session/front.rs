@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use super::back::{Pending, Shared};
-use super::gate::{Gate, Unit, UnitDecision};
+use super::cancel::CancelHandle;
+use super::gate::{Gate, HeldUnit, HoldVerdict, Unit, UnitDecision, Withdrawal};
 use crate::protocol::frame::{split_frame, FrameError};
 use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
@@ -33,6 +34,7 @@ pub struct Front {
     pub shared: Arc<Shared>,
     pub pending_tx: mpsc::UnboundedSender<Pending>,
     pub gate: Gate,
+    pub cancel: Arc<CancelHandle>,
     pub max_message: usize,
     pub buf: BytesMut,
     /// ReadyForQuery messages the client should eventually see.
@@ -48,6 +50,7 @@ impl Front {
         shared: Arc<Shared>,
         pending_tx: mpsc::UnboundedSender<Pending>,
         gate: Gate,
+        cancel: Arc<CancelHandle>,
         max_message: usize,
         buf: BytesMut,
     ) -> Front {
@@ -57,6 +60,7 @@ impl Front {
             shared,
             pending_tx,
             gate,
+            cancel,
             max_message,
             buf,
             expected_ready: 0,
@@ -83,6 +87,7 @@ impl Front {
                     }
                     Err(Stop::Violation(e)) => return self.violation(e).await,
                     Err(Stop::Io(e)) => return FrontEnd::Io(e),
+                    Err(Stop::ClientGone) => return FrontEnd::ClientDone,
                 }
             }
             if let Err(e) = self.flush_upstream().await {
@@ -170,7 +175,12 @@ impl Front {
         frames: Vec<Frame>,
         ends_with_ready: bool,
     ) -> Result<(), Stop> {
+        let decision = match decision {
+            UnitDecision::Hold(held) => self.wait_for_verdict(held).await?,
+            other => other,
+        };
         match decision {
+            UnitDecision::Hold(_) => unreachable!("holds are resolved above"),
             UnitDecision::Forward {
                 decision_id,
                 replacement,
@@ -221,6 +231,58 @@ impl Front {
                 }
             }
         }
+    }
+
+    /// Waits for a held unit's verdict with nothing sent upstream, while watching for the
+    /// client's cancel or disconnect (which withdraw the request).
+    async fn wait_for_verdict(&mut self, held: HeldUnit) -> Result<UnitDecision, Stop> {
+        let HeldUnit {
+            decision_id,
+            notice,
+            mut verdict,
+            withdraw,
+        } = held;
+        // The notice must follow every result the client is still owed.
+        self.flush_upstream().await.map_err(Stop::Io)?;
+        let mut ready = self.shared.ready_count.subscribe();
+        let want = self.expected_ready;
+        ready.wait_for(|n| *n >= want).await.map_err(|_| Stop::ClientGone)?;
+        {
+            let mut w = self.shared.client_wr.lock().await;
+            w.write_all(&notice).await.map_err(Stop::Io)?;
+            w.flush().await.map_err(Stop::Io)?;
+        }
+        self.cancel.set_holding(true);
+        let outcome = loop {
+            tokio::select! {
+                v = &mut verdict => break Ok(v),
+                _ = self.cancel.hold_cancel.notified() => {
+                    withdraw(Withdrawal::Cancelled).await;
+                    let err = PgError::error(
+                        sqlstate::QUERY_CANCELED,
+                        "canceling statement due to user request",
+                    )
+                    .with_detail("The held request was withdrawn; nothing ran.");
+                    break Ok(HoldVerdict::Refused { error: err.to_bytes() });
+                }
+                r = self.client_rd.read_buf(&mut self.buf) => match r {
+                    // Pipelined messages wait in the buffer until the verdict.
+                    Ok(n) if n > 0 => {}
+                    _ => {
+                        withdraw(Withdrawal::Disconnected).await;
+                        break Err(Stop::ClientGone);
+                    }
+                },
+            }
+        };
+        self.cancel.set_holding(false);
+        Ok(match outcome? {
+            HoldVerdict::Approved { replacement } => UnitDecision::Forward {
+                decision_id,
+                replacement,
+            },
+            HoldVerdict::Refused { error } => UnitDecision::Refuse { decision_id, error },
+        })
     }
 
     /// Refuses something outside the decided path (fastpath) the same way.
@@ -274,6 +336,8 @@ impl Front {
 enum Stop {
     Violation(PgError),
     Io(std::io::Error),
+    /// The client went away while a request was held.
+    ClientGone,
 }
 
 fn frame_error(e: FrameError) -> PgError {

@@ -30,7 +30,6 @@ pub struct ExtStatement {
 }
 
 /// What to do with a unit.
-#[derive(Debug)]
 pub enum UnitDecision {
     Forward {
         decision_id: Option<String>,
@@ -42,6 +41,34 @@ pub enum UnitDecision {
         /// The ErrorResponse the client gets.
         error: Bytes,
     },
+    /// Wait for a human: nothing is sent upstream until the verdict.
+    Hold(HeldUnit),
+}
+
+/// A unit waiting on an approval.
+pub struct HeldUnit {
+    pub decision_id: Option<String>,
+    /// NoticeResponse sent to the client as soon as everything before it has been relayed.
+    pub notice: Bytes,
+    /// Resolves when the request is decided or expires.
+    pub verdict: futures::future::BoxFuture<'static, HoldVerdict>,
+    /// Called once when the client cancels or disconnects while waiting.
+    pub withdraw: Box<dyn FnOnce(Withdrawal) -> futures::future::BoxFuture<'static, ()> + Send>,
+}
+
+/// How a hold ended.
+pub enum HoldVerdict {
+    /// Run the unit (or its replacement).
+    Approved { replacement: Option<Bytes> },
+    /// Do not run it; the client gets this error.
+    Refused { error: Bytes },
+}
+
+/// Why a held request was withdrawn by its own session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    Cancelled,
+    Disconnected,
 }
 
 impl UnitDecision {

@@ -72,7 +72,11 @@ async fn cancel(gw: &Gateway, pid: i32, secret: i32) {
         debug!("cancel request for an unknown key");
         return;
     };
-    handle.hold_cancel.notify_waiters();
+    if handle.is_holding() {
+        // Nothing runs upstream while a request is held: the cancel withdraws it.
+        handle.hold_cancel.notify_one();
+        return;
+    }
     let target = handle.upstream.lock().clone();
     if let Some(t) = target {
         if let Err(e) = gw.upstream.cancel(&t).await {
@@ -207,6 +211,7 @@ impl Session {
             shared.clone(),
             pending_tx,
             Gate::new(),
+            cancel_handle.clone(),
             gw.config.server.max_message_bytes,
             rest,
         );
