@@ -17,7 +17,10 @@ fn message(tag: u8, body: &[u8]) -> Vec<u8> {
 /// A pgbench -S style extended batch: Parse, Bind, Describe, Execute, Sync.
 fn extended_batch() -> Vec<u8> {
     let mut b = Vec::new();
-    b.extend(message(b'P', b"\0SELECT abalance FROM pgbench_accounts WHERE aid = $1;\0\0\0"));
+    b.extend(message(
+        b'P',
+        b"\0SELECT abalance FROM pgbench_accounts WHERE aid = $1;\0\0\0",
+    ));
     let mut bind = BytesMut::new();
     bind.put_slice(b"\0\0");
     bind.put_i16(0);
@@ -35,7 +38,10 @@ fn extended_batch() -> Vec<u8> {
 /// A backend response: RowDescription, DataRow, CommandComplete, ReadyForQuery.
 fn backend_response() -> Vec<u8> {
     let mut b = Vec::new();
-    b.extend(message(b'T', b"\0\x01abalance\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0"));
+    b.extend(message(
+        b'T',
+        b"\0\x01abalance\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
+    ));
     b.extend(message(b'D', b"\0\x01\0\0\0\x011"));
     b.extend(message(b'C', b"SELECT 1\0"));
     b.extend(message(b'Z', b"I"));
@@ -70,7 +76,10 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let q = message(b'Q', b"SELECT abalance FROM pgbench_accounts WHERE aid = 42;\0");
+    let q = message(
+        b'Q',
+        b"SELECT abalance FROM pgbench_accounts WHERE aid = 42;\0",
+    );
     c.bench_function("query text of a simple Query", |b| {
         b.iter(|| {
             let mut buf = BytesMut::from(&q[..]);

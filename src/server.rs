@@ -39,6 +39,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     pub tls: Option<Arc<ServerTls>>,
     pub cancels: CancelMap,
+    /// Idle upstream connections for reuse (None when `upstream.pool = false`).
+    pub pool: Option<Arc<crate::upstream::pool::Pool>>,
     /// Set at the end of the shutdown grace period: sessions still running are closed.
     pub force_close: CancellationToken,
 }
@@ -50,8 +52,16 @@ impl Gateway {
             (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_tls(cert, key)?)),
             _ => None,
         };
+        let pool = config.upstream.pool.then(|| {
+            Arc::new(crate::upstream::pool::Pool::new(
+                config.upstream.pool_max_idle,
+                Duration::from_secs(config.upstream.pool_idle_timeout_secs),
+                config.upstream.reset_query.clone(),
+            ))
+        });
         Ok(Gateway {
             config,
+            pool,
             upstream,
             tls,
             cancels: CancelMap::default(),
@@ -128,9 +138,16 @@ impl Server {
         }
         tracker.close();
         let grace = Duration::from_secs(gw.config.server.shutdown_grace_secs);
-        info!(sessions = tracker.len(), grace_secs = grace.as_secs(), "no longer accepting; waiting for sessions");
+        info!(
+            sessions = tracker.len(),
+            grace_secs = grace.as_secs(),
+            "no longer accepting; waiting for sessions"
+        );
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            warn!(sessions = tracker.len(), "grace period over; closing remaining sessions");
+            warn!(
+                sessions = tracker.len(),
+                "grace period over; closing remaining sessions"
+            );
             gw.force_close.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         }

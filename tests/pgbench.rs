@@ -7,11 +7,14 @@ use std::process::Command;
 use common::*;
 
 fn pgbench(url: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(tool("pgbench", "postgresql-contrib-15 or postgresql-client-15"))
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("pgbench");
+    let out = Command::new(tool(
+        "pgbench",
+        "postgresql-contrib-15 or postgresql-client-15",
+    ))
+    .args(args)
+    .arg(url)
+    .output()
+    .expect("pgbench");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -27,7 +30,10 @@ fn init_then_select_only_in_every_mode() {
     let url = gw.url(&db.name);
     let (ok, text) = pgbench(&url, &["-i", "-s", "1", "-q"]);
     assert!(ok, "{text}");
-    assert_eq!(db.exec("SELECT count(*) FROM pgbench_accounts").trim(), "100000");
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pgbench_accounts").trim(),
+        "100000"
+    );
     for mode in ["simple", "extended", "prepared"] {
         let (ok, text) = pgbench(&url, &["-S", "-M", mode, "-c", "4", "-j", "2", "-t", "200"]);
         assert!(ok, "{mode}: {text}");
@@ -35,10 +41,16 @@ fn init_then_select_only_in_every_mode() {
             text.contains("number of transactions actually processed: 800/800"),
             "{mode}: {text}"
         );
-        assert!(text.contains("number of failed transactions: 0"), "{mode}: {text}");
+        assert!(
+            text.contains("number of failed transactions: 0"),
+            "{mode}: {text}"
+        );
     }
     let (ok, text) = pgbench(&url, &["-M", "extended", "-c", "2", "-t", "100"]);
     assert!(ok, "{text}");
     assert!(text.contains("actually processed: 200/200"), "{text}");
-    assert_eq!(db.exec("SELECT count(*) FROM pgbench_history").trim(), "200");
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pgbench_history").trim(),
+        "200"
+    );
 }

@@ -66,7 +66,8 @@ fn read_until_ready(s: &mut TcpStream) -> (Vec<u8>, Vec<u8>) {
         let mut pos = 0;
         tags.clear();
         while raw.len() >= pos + 5 {
-            let len = i32::from_be_bytes([raw[pos + 1], raw[pos + 2], raw[pos + 3], raw[pos + 4]]) as usize;
+            let len = i32::from_be_bytes([raw[pos + 1], raw[pos + 2], raw[pos + 3], raw[pos + 4]])
+                as usize;
             if raw.len() < pos + 1 + len {
                 break;
             }
@@ -77,7 +78,11 @@ fn read_until_ready(s: &mut TcpStream) -> (Vec<u8>, Vec<u8>) {
             pos += 1 + len;
         }
         let n = s.read(&mut buf).expect("read before ReadyForQuery");
-        assert!(n > 0, "closed before ReadyForQuery: {:?}", String::from_utf8_lossy(&raw));
+        assert!(
+            n > 0,
+            "closed before ReadyForQuery: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
         raw.extend_from_slice(&buf[..n]);
     }
 }
@@ -126,7 +131,12 @@ fn oversized_frame_is_refused() {
     body.extend(b"'\0");
     let _ = s.write_all(&message(b'Q', &body));
     let raw = read_all(&mut s);
-    assert_eq!(sqlstate_of(&raw).as_deref(), Some("54000"), "{:?}", String::from_utf8_lossy(&raw));
+    assert_eq!(
+        sqlstate_of(&raw).as_deref(),
+        Some("54000"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
     assert!(String::from_utf8_lossy(&raw).contains("exceeds the maximum"));
     still_serves(&gw);
 }
@@ -158,7 +168,12 @@ fn garbage_before_startup_gets_an_error() {
     let mut s = connect(&gw);
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let raw = read_all(&mut s);
-    assert_eq!(sqlstate_of(&raw).as_deref(), Some("08P01"), "{:?}", String::from_utf8_lossy(&raw));
+    assert_eq!(
+        sqlstate_of(&raw).as_deref(),
+        Some("08P01"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
     // Protocol version 2 is refused too.
     let mut s = connect(&gw);
     let mut p = startup_packet(AGENT, "postgres");
@@ -240,20 +255,32 @@ fn unknown_cancel_key_is_ignored() {
 fn role_changing_startup_parameters_are_refused() {
     let gw = trust_gw(1 << 20);
     let out = psql(
-        &format!("postgres://{AGENT}@127.0.0.1:{}/postgres?options=-c%20role%3Dpg_read_all_data", gw.port()),
+        &format!(
+            "postgres://{AGENT}@127.0.0.1:{}/postgres?options=-c%20role%3Dpg_read_all_data",
+            gw.port()
+        ),
         &["-c", "SELECT 1"],
         None,
     );
-    assert!(stderr(&out).contains("not allowed through airlock"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not allowed through airlock"),
+        "{}",
+        stderr(&out)
+    );
     still_serves(&gw);
 }
 
 #[test]
 fn unreachable_upstream_is_08006_and_gateway_keeps_serving() {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gw = Gw::start(|c| {
         c.auth.method = AuthMethod::Trust;
-        c.upstream.url = format!("postgres://svc:s3cr3t-pw@127.0.0.1:{dead_port}/db?sslmode=disable");
+        c.upstream.url =
+            format!("postgres://svc:s3cr3t-pw@127.0.0.1:{dead_port}/db?sslmode=disable");
     });
     for _ in 0..2 {
         let mut s = connect(&gw);
@@ -261,7 +288,10 @@ fn unreachable_upstream_is_08006_and_gateway_keeps_serving() {
         let raw = read_all(&mut s);
         let text = String::from_utf8_lossy(&raw);
         assert_eq!(sqlstate_of(&raw).as_deref(), Some("08006"), "{text}");
-        assert!(text.contains(&format!("upstream 127.0.0.1:{dead_port}")), "{text}");
+        assert!(
+            text.contains(&format!("upstream 127.0.0.1:{dead_port}")),
+            "{text}"
+        );
         assert!(!text.contains("s3cr3t"), "{text}");
     }
 }
@@ -280,7 +310,8 @@ fn too_many_connections_is_53300() {
 
 /// A self-signed certificate for 127.0.0.1/localhost.
 pub fn write_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let c = dir.join("cert.pem");
     let k = dir.join("key.pem");
     std::fs::write(&c, cert.cert.pem()).unwrap();

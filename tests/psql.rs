@@ -55,20 +55,43 @@ fn copy_both_ways() {
         data.push_str(&format!("{i}\tlabel {i}\n"));
     }
     data.push_str("\\.\n");
-    let out = psql(&url, &["-v", "ON_ERROR_STOP=1", "-c", "\\copy t FROM STDIN"], Some(&data));
+    let out = psql(
+        &url,
+        &["-v", "ON_ERROR_STOP=1", "-c", "\\copy t FROM STDIN"],
+        Some(&data),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(db.exec("SELECT count(*), sum(id) FROM t").trim(), "5000|12497500");
+    assert_eq!(
+        db.exec("SELECT count(*), sum(id) FROM t").trim(),
+        "5000|12497500"
+    );
 
-    let via_gw = psql(&url, &["-c", "\\copy (SELECT * FROM t ORDER BY id) TO STDOUT"], None);
-    let direct = psql(&db.direct_url(), &["-c", "\\copy (SELECT * FROM t ORDER BY id) TO STDOUT"], None);
+    let via_gw = psql(
+        &url,
+        &["-c", "\\copy (SELECT * FROM t ORDER BY id) TO STDOUT"],
+        None,
+    );
+    let direct = psql(
+        &db.direct_url(),
+        &["-c", "\\copy (SELECT * FROM t ORDER BY id) TO STDOUT"],
+        None,
+    );
     assert!(via_gw.status.success(), "{}", stderr(&via_gw));
     assert_eq!(stdout(&via_gw).lines().count(), 5000);
     assert_eq!(stdout(&via_gw), stdout(&direct));
 
     // A COPY that fails mid-way leaves the table as it was and the session usable.
     let bad = "1\tok\nnot-a-number\tbad\n\\.\n";
-    let out = psql(&url, &["-c", "\\copy t FROM STDIN", "-c", "SELECT 42"], Some(bad));
-    assert!(stderr(&out).contains("invalid input syntax for type integer"), "{}", stderr(&out));
+    let out = psql(
+        &url,
+        &["-c", "\\copy t FROM STDIN", "-c", "SELECT 42"],
+        Some(bad),
+    );
+    assert!(
+        stderr(&out).contains("invalid input syntax for type integer"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("42"), "{}", stdout(&out));
     assert_eq!(db.exec("SELECT count(*) FROM t").trim(), "5000");
 }
@@ -78,7 +101,12 @@ fn ctrl_c_cancels_the_running_query_upstream() {
     let db = TestDb::new("psql_cancel");
     let gw = Gw::start(|_| {});
     let mut child = Command::new(tool("psql", "postgresql-client-15"))
-        .args(["-X", &gw.url(&db.name), "-c", "SELECT pg_sleep(60) /* cancel-me */"])
+        .args([
+            "-X",
+            &gw.url(&db.name),
+            "-c",
+            "SELECT pg_sleep(60) /* cancel-me */",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,11 +134,17 @@ fn ctrl_c_cancels_the_running_query_upstream() {
         if let Some(_status) = child.try_wait().expect("wait") {
             break child.wait_with_output().expect("output");
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "cancel did not take effect");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "cancel did not take effect"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let err = stderr(&out);
-    assert!(err.contains("canceling statement due to user request"), "{err}");
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -124,12 +158,17 @@ fn wrong_password_gets_28p01_like_postgres() {
     let out = psql(&url, &["-c", "SELECT 1"], None);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains(&format!("password authentication failed for user \"{AGENT}\"")),
+        stderr(&out).contains(&format!(
+            "password authentication failed for user \"{AGENT}\""
+        )),
         "{}",
         stderr(&out)
     );
     let out = psql(
-        &format!("postgres://nobody:x@127.0.0.1:{}/postgres?sslmode=disable", gw.port()),
+        &format!(
+            "postgres://nobody:x@127.0.0.1:{}/postgres?sslmode=disable",
+            gw.port()
+        ),
         &["-c", "SELECT 1"],
         None,
     );

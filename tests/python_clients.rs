@@ -9,8 +9,14 @@ use common::*;
 
 fn run(module: &str, script: &str, url: &str) -> serde_json::Value {
     let py = python_with(module);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
-    let out = Command::new(py).arg(path).arg(url).output().expect("python");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = Command::new(py)
+        .arg(path)
+        .arg(url)
+        .output()
+        .expect("python");
     assert!(
         out.status.success(),
         "{script} failed:\n{}",

@@ -34,7 +34,10 @@ type Row = (
 
 async fn typed_rows(client: &Client) -> Vec<Row> {
     client
-        .query("SELECT id, n, ts, doc, arr, u, b, f FROM typed WHERE id >= $1 ORDER BY id", &[&0i32])
+        .query(
+            "SELECT id, n, ts, doc, arr, u, b, f FROM typed WHERE id >= $1 ORDER BY id",
+            &[&0i32],
+        )
         .await
         .expect("query")
         .iter()
@@ -74,19 +77,29 @@ async fn transactions_commit_and_roll_back() {
     let gw = Gw::start(|_| {});
     let mut client = connect(&gw.url(&db.name)).await;
     let tx = client.transaction().await.unwrap();
-    tx.execute("INSERT INTO acct VALUES ($1, $2)", &[&1i32, &100i32]).await.unwrap();
+    tx.execute("INSERT INTO acct VALUES ($1, $2)", &[&1i32, &100i32])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    tx.execute("UPDATE acct SET balance = 0 WHERE id = $1", &[&1i32]).await.unwrap();
+    tx.execute("UPDATE acct SET balance = 0 WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     // An error inside a transaction aborts it, as on a direct connection.
     let tx = client.transaction().await.unwrap();
-    let err = tx.execute("INSERT INTO acct VALUES (1, 1)", &[]).await.unwrap_err();
+    let err = tx
+        .execute("INSERT INTO acct VALUES (1, 1)", &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "23505");
     let err = tx.query("SELECT 1", &[]).await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "25P02");
     drop(tx);
-    let row = client.query_one("SELECT balance FROM acct WHERE id = 1", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT balance FROM acct WHERE id = 1", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i32>(0), 100);
     assert_eq!(db.exec("SELECT balance FROM acct").trim(), "100");
 }
@@ -95,7 +108,9 @@ async fn transactions_commit_and_roll_back() {
 async fn notifications_arrive_while_idle() {
     let db = TestDb::new("tp_listen");
     let gw = Gw::start(|_| {});
-    let (listener, mut conn) = tokio_postgres::connect(&gw.url(&db.name), NoTls).await.unwrap();
+    let (listener, mut conn) = tokio_postgres::connect(&gw.url(&db.name), NoTls)
+        .await
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
     tokio::spawn(async move {
@@ -126,7 +141,10 @@ async fn prepared_statements_are_reused() {
         let row = client.query_one(&stmt, &[&i]).await.unwrap();
         assert_eq!(row.get::<_, i32>(0), i * 2);
     }
-    let err = client.query("SELECT * FROM missing_table", &[]).await.unwrap_err();
+    let err = client
+        .query("SELECT * FROM missing_table", &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42P01");
     // The session is still usable after an error in the extended protocol.
     let row = client.query_one(&stmt, &[&21i32]).await.unwrap();

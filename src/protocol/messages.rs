@@ -3,9 +3,7 @@
 //! ErrorResponse). Encoding goes through pgwire's message types.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pgwire::messages::response::{
-    ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus,
-};
+use pgwire::messages::response::{ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus, SecretKey};
 use pgwire::messages::Message;
 
@@ -157,7 +155,10 @@ pub fn auth_sasl_continue(buf: &mut BytesMut, data: &[u8]) {
 }
 
 pub fn auth_sasl_final(buf: &mut BytesMut, data: &[u8]) {
-    encode_into(buf, &Authentication::SASLFinal(Bytes::copy_from_slice(data)));
+    encode_into(
+        buf,
+        &Authentication::SASLFinal(Bytes::copy_from_slice(data)),
+    );
 }
 
 pub fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
@@ -165,10 +166,7 @@ pub fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
 }
 
 pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
-    encode_into(
-        buf,
-        &BackendKeyData::new(pid, SecretKey::I32(secret)),
-    );
+    encode_into(buf, &BackendKeyData::new(pid, SecretKey::I32(secret)));
 }
 
 /// NegotiateProtocolVersion: the newest minor version we speak (0) and the options we ignore.
@@ -240,7 +238,10 @@ pub fn command_tag(frame: &Frame) -> &str {
 
 /// Rows affected or returned, from a command tag's last word.
 pub fn tag_rows(tag: &str) -> u64 {
-    tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    tag.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

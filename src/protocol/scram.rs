@@ -264,11 +264,23 @@ mod tests {
     fn accepts_right_password_and_refuses_wrong_one() {
         let v = Verifier::for_password("s3cret");
         assert_eq!(
-            run("s3cret", &v, None, ChannelBinding::unsupported(), SCRAM_SHA_256),
+            run(
+                "s3cret",
+                &v,
+                None,
+                ChannelBinding::unsupported(),
+                SCRAM_SHA_256
+            ),
             Ok(())
         );
         assert_eq!(
-            run("nope", &v, None, ChannelBinding::unsupported(), SCRAM_SHA_256),
+            run(
+                "nope",
+                &v,
+                None,
+                ChannelBinding::unsupported(),
+                SCRAM_SHA_256
+            ),
             Err(ScramError::BadProof)
         );
     }
@@ -282,7 +294,7 @@ mod tests {
                 "pw",
                 &v,
                 Some(hash.clone()),
-                ChannelBinding::tls_server_end_point(hash),
+                ChannelBinding::tls_server_end_point(hash.clone()),
                 SCRAM_SHA_256_PLUS
             ),
             Ok(())
@@ -306,7 +318,13 @@ mod tests {
         let hash = cert_end_point_hash(b"c");
         // "y": client supports binding but believes the server does not.
         assert_eq!(
-            run("pw", &v, Some(hash), ChannelBinding::unrequested(), SCRAM_SHA_256),
+            run(
+                "pw",
+                &v,
+                Some(hash),
+                ChannelBinding::unrequested(),
+                SCRAM_SHA_256
+            ),
             Err(ScramError::ChannelBinding)
         );
     }
@@ -315,9 +333,14 @@ mod tests {
     fn unknown_user_fails_like_a_wrong_password() {
         let mut server = ScramServer::new(None, None);
         let mut client = ScramSha256::new(b"x", ChannelBinding::unsupported());
-        let first = server.client_first(SCRAM_SHA_256, client.message()).unwrap();
+        let first = server
+            .client_first(SCRAM_SHA_256, client.message())
+            .unwrap();
         client.update(&first).unwrap();
-        assert_eq!(server.client_final(client.message()), Err(ScramError::BadProof));
+        assert_eq!(
+            server.client_final(client.message()),
+            Err(ScramError::BadProof)
+        );
     }
 
     #[test]

@@ -138,7 +138,10 @@ async fn negotiate_inner(
     }
 }
 
-async fn read_packet(stream: &mut Stream, buf: &mut BytesMut) -> Result<(i32, Bytes), StartupError> {
+async fn read_packet(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+) -> Result<(i32, Bytes), StartupError> {
     loop {
         if let Some(p) = split_startup(buf, MAX_STARTUP_PACKET)? {
             return Ok(p);

@@ -54,14 +54,23 @@ impl Shared {
     }
 }
 
-/// Runs until upstream closes or the client cannot be written to.
+/// How the relay ended.
+pub enum BackEnd {
+    /// Upstream closed the connection.
+    UpstreamClosed,
+    /// Asked to stop between messages: the read half and unread bytes, for reuse.
+    Stopped(ReadHalf<Stream>, BytesMut),
+}
+
+/// Runs until upstream closes, the client cannot be written to, or `stop` fires.
 pub async fn run(
     mut up_rd: ReadHalf<Stream>,
     shared: Arc<Shared>,
     mut pending_rx: mpsc::UnboundedReceiver<Pending>,
     mut sink: OutcomeSink,
     initial: BytesMut,
-) -> std::io::Result<()> {
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<BackEnd> {
     let mut buf = initial;
     buf.reserve(16 * 1024);
     let mut queue: VecDeque<Pending> = VecDeque::new();
@@ -69,8 +78,13 @@ pub async fn run(
     let mut replaced = false;
     loop {
         if buf.is_empty() || peek_frame_len(&buf, usize::MAX).ok().flatten().is_none() {
-            if up_rd.read_buf(&mut buf).await? == 0 {
-                return Ok(());
+            let n = tokio::select! {
+                biased;
+                r = up_rd.read_buf(&mut buf) => r?,
+                _ = stop.cancelled() => return Ok(BackEnd::Stopped(up_rd, buf)),
+            };
+            if n == 0 {
+                return Ok(BackEnd::UpstreamClosed);
             }
         }
         // Walk the complete frames at the front; forward them in one write.
@@ -107,9 +121,8 @@ pub async fn run(
                                 let _ = buf.split_to(end + len);
                                 end = 0;
                                 replaced = true;
-                                current.error = Some(error_code_and_message(&Frame::from_bytes(
-                                    sub,
-                                )));
+                                current.error =
+                                    Some(error_code_and_message(&Frame::from_bytes(sub)));
                                 continue;
                             }
                         }

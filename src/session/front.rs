@@ -21,7 +21,7 @@ use crate::protocol::Frame;
 /// Why the client side of a session ended.
 #[derive(Debug)]
 pub enum FrontEnd {
-    /// Terminate, or the client closed the socket.
+    /// Terminate, or the client closed the socket. Nothing has been sent upstream for it.
     ClientDone,
     /// The client broke the protocol; the FATAL has been sent.
     Violation(PgError),
@@ -39,6 +39,9 @@ pub struct Front {
     pub buf: BytesMut,
     /// ReadyForQuery messages the client should eventually see.
     pub expected_ready: u64,
+    /// Something was forwarded after the last Sync/Query (a Flush-ended batch or COPY data):
+    /// the upstream session is mid-conversation and cannot be reused.
+    pub unsynced: bool,
     batch: Vec<Frame>,
     out: BytesMut,
 }
@@ -64,6 +67,7 @@ impl Front {
             max_message,
             buf,
             expected_ready: 0,
+            unsynced: false,
             batch: Vec::new(),
             out: BytesMut::with_capacity(8 * 1024),
         }
@@ -81,8 +85,9 @@ impl Front {
                 match self.on_frame(frame).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        let _ = self.flush_upstream().await;
-                        let _ = self.up_wr.write_all(&[b'X', 0, 0, 0, 4]).await;
+                        if let Err(e) = self.flush_upstream().await {
+                            return FrontEnd::Io(e);
+                        }
                         return FrontEnd::ClientDone;
                     }
                     Err(Stop::Violation(e)) => return self.violation(e).await,
@@ -133,6 +138,7 @@ impl Front {
                     self.finish_batch(false).await?;
                 }
                 self.out.extend_from_slice(frame.bytes());
+                self.unsynced = frame.tag() == b'd';
                 if self.out.len() > 64 * 1024 {
                     self.flush_upstream().await.map_err(Stop::Io)?;
                 }
@@ -202,6 +208,7 @@ impl Front {
                 if ends_with_ready {
                     self.expected_ready += 1;
                 }
+                self.unsynced = !ends_with_ready;
                 Ok(())
             }
             UnitDecision::Refuse { decision_id, error } => {
@@ -246,7 +253,10 @@ impl Front {
         self.flush_upstream().await.map_err(Stop::Io)?;
         let mut ready = self.shared.ready_count.subscribe();
         let want = self.expected_ready;
-        ready.wait_for(|n| *n >= want).await.map_err(|_| Stop::ClientGone)?;
+        ready
+            .wait_for(|n| *n >= want)
+            .await
+            .map_err(|_| Stop::ClientGone)?;
         {
             let mut w = self.shared.client_wr.lock().await;
             w.write_all(&notice).await.map_err(Stop::Io)?;
@@ -390,10 +400,7 @@ mod tests {
     fn refusal_messages_frame_correctly() {
         let mut q = BytesMut::from(&refusal_query()[..]);
         let f = split_frame(&mut q, 1 << 20).unwrap().unwrap();
-        assert_eq!(
-            crate::protocol::frame::query_text(&f).unwrap(),
-            REFUSAL_SQL
-        );
+        assert_eq!(crate::protocol::frame::query_text(&f).unwrap(), REFUSAL_SQL);
         assert!(q.is_empty());
         let mut p = BytesMut::from(&refusal_parse()[..]);
         let tags: Vec<u8> = std::iter::from_fn(|| split_frame(&mut p, 1 << 20).unwrap())

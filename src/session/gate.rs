@@ -133,7 +133,11 @@ impl Gate {
                     self.portals
                         .insert(b.portal_name.clone().unwrap_or_default(), stmt.clone());
                     // The statement runs at Execute; remember its parameters with it.
-                    match statements.iter_mut().rev().find(|s| s.text == text && s.parse_only) {
+                    match statements
+                        .iter_mut()
+                        .rev()
+                        .find(|s| s.text == text && s.parse_only)
+                    {
                         Some(s) => s.params = params,
                         None => statements.push(ExtStatement {
                             text,

@@ -253,7 +253,9 @@ mod tests {
     use super::*;
 
     fn p(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -282,7 +284,10 @@ mod tests {
             p(&[("user", "a"), ("role", "postgres")]),
             p(&[("user", "a"), ("options", "-c role=postgres")]),
             p(&[("user", "a"), ("options", "--search_path=evil")]),
-            p(&[("user", "a"), ("options", "-csession_authorization=postgres")]),
+            p(&[
+                ("user", "a"),
+                ("options", "-csession_authorization=postgres"),
+            ]),
             p(&[("user", "a"), ("replication", "database")]),
             p(&[("user", "a"), ("options", "-D /tmp")]),
         ] {
@@ -294,7 +299,9 @@ mod tests {
     #[test]
     fn missing_user_is_28000() {
         assert_eq!(
-            check_params(&p(&[("database", "x")]), &[]).unwrap_err().code,
+            check_params(&p(&[("database", "x")]), &[])
+                .unwrap_err()
+                .code,
             sqlstate::INVALID_AUTHORIZATION
         );
     }

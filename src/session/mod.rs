@@ -37,18 +37,18 @@ use gate::Gate;
 pub async fn serve(gw: Arc<Gateway>, socket: TcpStream, peer: SocketAddr) {
     let _ = socket.set_nodelay(true);
     let startup_timeout = Duration::from_secs(gw.config.server.startup_timeout_secs.max(1));
-    let hello = match tokio::time::timeout(startup_timeout, negotiate(socket, gw.tls.as_ref())).await
-    {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => {
-            debug!(%peer, error = %e, "startup failed");
-            return;
-        }
-        Err(_) => {
-            debug!(%peer, "startup timed out");
-            return;
-        }
-    };
+    let hello =
+        match tokio::time::timeout(startup_timeout, negotiate(socket, gw.tls.as_ref())).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "startup failed");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "startup timed out");
+                return;
+            }
+        };
     match hello {
         Hello::Cancel { pid, secret } => cancel(&gw, pid, secret).await,
         Hello::Startup {
@@ -145,7 +145,21 @@ impl Session {
             .upstream
             .database_for(startup.database.as_deref())
             .to_string();
-        let upstream = match gw.upstream.connect(&database, &startup.upstream_params).await {
+        let pool_key = crate::upstream::pool::PoolKey {
+            database: database.clone(),
+            params: startup.upstream_params.clone(),
+        };
+        let pooled = gw.pool.as_ref().and_then(|p| p.take(&pool_key));
+        let reused = pooled.is_some();
+        let connected = match pooled {
+            Some(c) => Ok(c),
+            None => {
+                gw.upstream
+                    .connect(&database, &startup.upstream_params)
+                    .await
+            }
+        };
+        let upstream = match connected {
             Ok(u) => u,
             Err(e) => {
                 warn!(session = %self.id, error = %e, "upstream connection failed");
@@ -155,11 +169,17 @@ impl Session {
                     crate::upstream::UpstreamError::Rejected { code, message, .. }
                         if client_facing(code).is_some() =>
                     {
-                        PgError::fatal(client_facing(code).unwrap_or(sqlstate::CONNECTION_FAILURE), message.clone())
+                        PgError::fatal(
+                            client_facing(code).unwrap_or(sqlstate::CONNECTION_FAILURE),
+                            message.clone(),
+                        )
                     }
                     _ => PgError::fatal(
                         sqlstate::CONNECTION_FAILURE,
-                        format!("airlock could not connect to upstream {}", gw.upstream.describe()),
+                        format!(
+                            "airlock could not connect to upstream {}",
+                            gw.upstream.describe()
+                        ),
                     ),
                 };
                 let _ = stream.write_all(&err.to_bytes()).await;
@@ -186,6 +206,7 @@ impl Session {
             database = %database,
             application_name = %startup.application_name,
             tls = stream.is_tls(),
+            reused_upstream = reused,
             "session started"
         );
 
@@ -198,12 +219,16 @@ impl Session {
         });
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let sink: back::OutcomeSink = Box::new(|_p, _o| {});
+        let upstream_status = upstream.params;
+        let (up_pid, up_secret) = (upstream.pid, upstream.secret);
+        let stop_back = tokio_util::sync::CancellationToken::new();
         let mut back_task = tokio::spawn(back::run(
             up_rd,
             shared.clone(),
             pending_rx,
             sink,
             upstream.rest,
+            stop_back.clone(),
         ));
         let mut front = Front::new(
             client_rd,
@@ -226,16 +251,41 @@ impl Session {
                 None
             }
         };
-        match ended {
+        let clean = matches!(ended, Some(FrontEnd::ClientDone))
+            && shared.tx_status() == b'I'
+            && *shared.ready_count.borrow() == front.expected_ready
+            && !front.unsynced;
+        match &ended {
             Some(FrontEnd::Violation(e)) => {
                 info!(session = %self.id, code = e.code, message = %e.message, "session ended by protocol violation")
             }
             Some(FrontEnd::Io(e)) => debug!(session = %self.id, error = %e, "client i/o error"),
             _ => {}
         }
-        // Give upstream a moment to see the Terminate, then drop everything.
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut back_task).await;
-        back_task.abort();
+        let Front { mut up_wr, .. } = front;
+        match (&gw.pool, clean) {
+            (Some(pool), true) => {
+                stop_back.cancel();
+                if let Ok(Ok(back::BackEnd::Stopped(up_rd, rest))) = back_task.await {
+                    let conn = crate::upstream::UpstreamConn {
+                        stream: up_rd.unsplit(up_wr),
+                        params: upstream_status,
+                        pid: up_pid,
+                        secret: up_secret,
+                        rest,
+                    };
+                    let pool = pool.clone();
+                    tokio::spawn(async move { pool.give_back(pool_key, conn).await });
+                }
+            }
+            _ => {
+                let _ = up_wr.write_all(&[b'X', 0, 0, 0, 4]).await;
+                let _ = up_wr.shutdown().await;
+                // Give upstream a moment to see the Terminate, then drop everything.
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut back_task).await;
+                back_task.abort();
+            }
+        }
         gw.cancels.remove(key);
         info!(session = %self.id, "session ended");
     }

@@ -39,7 +39,10 @@ pub(super) async fn authenticate(
             other => {
                 return Err(protocol(
                     addr,
-                    format!("unexpected message {:?} during authentication", other as char),
+                    format!(
+                        "unexpected message {:?} during authentication",
+                        other as char
+                    ),
                 ))
             }
         }
@@ -49,9 +52,8 @@ pub(super) async fn authenticate(
         }
         let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let data = &body[4..];
-        let need_password = || {
-            password.ok_or_else(|| UpstreamError::NoPassword { addr: addr.into() })
-        };
+        let need_password =
+            || password.ok_or_else(|| UpstreamError::NoPassword { addr: addr.into() });
         match code {
             0 => return Ok(()),
             3 => send_password(stream, need_password()?.as_bytes()).await?,
@@ -146,7 +148,10 @@ async fn next(stream: &mut Stream, buf: &mut BytesMut, addr: &str) -> Result<Fra
             return Ok(f);
         }
         if stream.read_buf(buf).await? == 0 {
-            return Err(protocol(addr, "connection closed during authentication".into()));
+            return Err(protocol(
+                addr,
+                "connection closed during authentication".into(),
+            ));
         }
     }
 }

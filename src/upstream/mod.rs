@@ -2,6 +2,7 @@
 //! own service credentials (the agent never learns them), and how to cancel a query there.
 
 mod auth;
+pub mod pool;
 mod target;
 mod tls;
 
@@ -268,9 +269,9 @@ fn resolve_password(
     target: &UpstreamTarget,
 ) -> Result<Option<String>, UpstreamError> {
     if let Some(var) = &cfg.password_env {
-        return std::env::var(var)
-            .map(Some)
-            .map_err(|_| UpstreamError::Password(format!("environment variable {var} is not set")));
+        return std::env::var(var).map(Some).map_err(|_| {
+            UpstreamError::Password(format!("environment variable {var} is not set"))
+        });
     }
     if let Some(path) = &cfg.password_file {
         return std::fs::read_to_string(path)

@@ -53,9 +53,7 @@ impl UpstreamTarget {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let decode = |v: &str| {
-            percent_decode(v).ok_or_else(|| bad("invalid percent-encoding"))
-        };
+        let decode = |v: &str| percent_decode(v).ok_or_else(|| bad("invalid percent-encoding"));
         let user = decode(url.username())?;
         if user.is_empty() {
             return Err(bad("missing user (postgres://USER@host/db)"));
@@ -129,10 +127,9 @@ mod tests {
 
     #[test]
     fn parses_full_url() {
-        let t = UpstreamTarget::parse(
-            "postgres://svc:p%40ss@db.internal:6543/app?sslmode=verify-full",
-        )
-        .unwrap();
+        let t =
+            UpstreamTarget::parse("postgres://svc:p%40ss@db.internal:6543/app?sslmode=verify-full")
+                .unwrap();
         assert_eq!(t.host, "db.internal");
         assert_eq!(t.port, 6543);
         assert_eq!(t.user, "svc");

@@ -44,9 +44,7 @@ pub(super) fn client_config(
     let roots = Arc::new(roots);
     let builder = ClientConfig::builder();
     let config = match target.sslmode {
-        SslMode::VerifyFull => builder
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
+        SslMode::VerifyFull => builder.with_root_certificates(roots).with_no_client_auth(),
         mode => {
             let inner = WebPkiServerVerifier::builder(roots)
                 .build()

@@ -45,7 +45,11 @@ fn reap_on_exit(c: &TempCluster) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
          {runas}{bindir}/pg_ctl stop -m immediate -D {data} >/dev/null 2>&1; rm -rf {dir}",
-        runas = if nix::unistd::geteuid().is_root() { "runuser -u postgres -- " } else { "" },
+        runas = if nix::unistd::geteuid().is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        },
         bindir = c.bindir().display(),
         data = c.data_dir().display(),
         dir = c.path().display(),
@@ -67,7 +71,9 @@ impl TestDb {
     pub fn new(label: &str) -> TestDb {
         let n = DB_SEQ.fetch_add(1, Ordering::SeqCst);
         let name = format!("t_{}_{}_{}", label, std::process::id(), n);
-        cluster().create_database(&name).expect("create test database");
+        cluster()
+            .create_database(&name)
+            .expect("create test database");
         TestDb { name }
     }
 
@@ -168,7 +174,9 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
     }
     match which(name) {
         Some(p) => p,
-        None => panic!("`{name}` is not installed: apt-get install -y {package} (scripts/test.sh does this)"),
+        None => panic!(
+            "`{name}` is not installed: apt-get install -y {package} (scripts/test.sh does this)"
+        ),
     }
 }
 
