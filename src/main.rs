@@ -48,6 +48,8 @@ enum Command {
         /// The user the verifier is for (printed as a config line).
         name: String,
     },
+    /// Inspect the audit: grep, show, tail, verify, export.
+    Audit(airlock::inspect::AuditArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -124,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{name} = \"{verifier}\"");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(args) => Ok(ExitCode::from(airlock::inspect::run(args) as u8)),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match Config::load(&file, std::env::vars()) {
