@@ -158,7 +158,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if cfg.auth.method == airlock::config::AuthMethod::Trust {
         tracing::warn!("auth.method = \"trust\": any client may connect as any listed user; use only for local development");
     }
-    let gateway = Arc::new(airlock::server::Gateway::new(cfg).context("starting the gateway")?);
+    let gateway = Arc::new(
+        airlock::server::Gateway::open(cfg)
+            .await
+            .context("starting the gateway")?,
+    );
     let server = airlock::server::Server::bind(gateway).await?;
     let closing = CancellationToken::new();
     spawn_signal_handler(closing.clone());

@@ -18,6 +18,7 @@ use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
 use crate::protocol::startup::ServerTls;
 use crate::session::cancel::CancelMap;
+use crate::session::inspect::Inspector;
 use crate::upstream::{Upstream, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,10 @@ pub enum ServerError {
     Upstream(#[from] UpstreamError),
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error("policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Everything sessions share. Built once from the config and passed down explicitly.
@@ -39,6 +44,10 @@ pub struct Gateway {
     pub upstream: Upstream,
     pub tls: Option<Arc<ServerTls>>,
     pub cancels: CancelMap,
+    /// Classifier, policy and audit: what every decision goes through.
+    pub inspector: Arc<Inspector>,
+    /// The audit writer, awaited at shutdown so the last records are flushed.
+    audit_writer: parking_lot::Mutex<Option<crate::audit::AuditWriter>>,
     /// Idle upstream connections for reuse (None when `upstream.pool = false`).
     pub pool: Option<Arc<crate::upstream::pool::Pool>>,
     /// Set at the end of the shutdown grace period: sessions still running are closed.
@@ -46,8 +55,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>) -> Result<Gateway, ServerError> {
+    /// Loads the policy, opens the audit store and prepares the upstream. Must run inside a
+    /// tokio runtime (the audit writer starts here).
+    pub async fn open(config: Arc<Config>) -> Result<Gateway, ServerError> {
         let upstream = Upstream::from_config(&config.upstream)?;
+        let policy = crate::policy::Policy::load(&config.policy.path)?;
+        let (audit, audit_writer) = crate::audit::Audit::open(&config.audit).await?;
+        let inspector = Arc::new(Inspector::new(
+            crate::policy::PolicyStore::new(policy),
+            audit,
+        ));
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_tls(cert, key)?)),
             _ => None,
@@ -61,6 +78,8 @@ impl Gateway {
         });
         Ok(Gateway {
             config,
+            inspector,
+            audit_writer: parking_lot::Mutex::new(Some(audit_writer)),
             pool,
             upstream,
             tls,
@@ -69,9 +88,24 @@ impl Gateway {
         })
     }
 
-    /// Settings an agent may set at startup or with SET without approval.
-    pub fn allowed_settings(&self) -> Vec<String> {
-        crate::sql::ClassifierOptions::default().allowed_settings
+    /// Flushes and stops the audit writer (after the last session).
+    pub async fn close_audit(&self) {
+        self.inspector.audit.shutdown().await;
+        let writer = self.audit_writer.lock().take();
+        if let Some(w) = writer {
+            if let Err(e) = w.wait().await {
+                warn!(error = %e, "audit writer stopped with an error");
+            }
+        }
+    }
+
+    /// Re-reads the policy (SIGHUP). An invalid policy keeps the old one and logs why.
+    pub fn reload_policy(&self) {
+        match self.inspector.reload_policy(&self.config.policy.path) {
+            Ok(()) => info!(path = %self.config.policy.path.display(), "policy reloaded"),
+            Err(e) => warn!(error = %e, "policy reload failed; keeping the previous policy"),
+        }
+        self.inspector.invalidate_catalogs();
     }
 }
 
@@ -151,6 +185,7 @@ impl Server {
             gw.force_close.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         }
+        gw.close_audit().await;
         info!("airlock stopped");
     }
 }

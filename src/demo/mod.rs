@@ -106,7 +106,7 @@ pub async fn run(
     })
     .await
     .map_err(|e| DemoError::Config(e.to_string()))??;
-    let gateway = Arc::new(Gateway::new(Arc::new(demo.config.clone()))?);
+    let gateway = Arc::new(Gateway::open(Arc::new(demo.config.clone())).await?);
     let server = Server::bind(gateway).await?;
     on_ready(demo.banner(server.local_addr()));
     server.run(stop).await;

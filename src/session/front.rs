@@ -120,8 +120,9 @@ impl Front {
                 let unit = Unit::Simple {
                     text: text.to_string(),
                 };
-                let decision = self.gate.decide(&unit).await;
-                self.apply(decision, vec![frame], true).await?;
+                let frames = vec![frame];
+                let decision = self.gate.decide(&unit, &frames).await;
+                self.apply(decision, frames, true).await?;
             }
             b'P' | b'B' | b'D' | b'E' | b'C' => self.batch.push(frame),
             b'S' => {
@@ -168,7 +169,7 @@ impl Front {
         let frames = std::mem::take(&mut self.batch);
         let unit = self.gate.extended_unit(&frames).map_err(Stop::Violation)?;
         let decision = match unit {
-            Some(unit) => self.gate.decide(&unit).await,
+            Some(unit) => self.gate.decide(&unit, &frames).await,
             // Nothing in the batch carries SQL (Sync alone, Describe of a known statement…).
             None => UnitDecision::forward_unaudited(),
         };

@@ -2,12 +2,14 @@
 //! forward. It keeps the session's prepared statements and portals so that an Execute is
 //! judged by the statement it actually runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::{Bytes, BytesMut};
 use pgwire::messages::extendedquery::{Bind, Close, Parse};
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 
+use super::inspect::{query_message, simple_outcome, SessionInspector};
+use crate::policy::{Action, Decision};
 use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
 use crate::protocol::Frame;
@@ -81,20 +83,80 @@ impl UnitDecision {
 }
 
 /// Per-session gate state.
-#[derive(Default)]
 pub struct Gate {
+    inspector: SessionInspector,
     statements: HashMap<String, String>,
     portals: HashMap<String, String>,
+    /// Prepared statements whose Parse was rewritten by a mask: executing them later runs the
+    /// masked text already upstream.
+    masked: HashSet<String>,
 }
 
 impl Gate {
-    pub fn new() -> Gate {
-        Gate::default()
+    pub fn new(inspector: SessionInspector) -> Gate {
+        Gate {
+            inspector,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            masked: HashSet::new(),
+        }
     }
 
-    /// Decides a unit. Until the policy is wired, everything parsed is forwarded.
-    pub async fn decide(&mut self, _unit: &Unit) -> UnitDecision {
-        UnitDecision::forward_unaudited()
+    /// Decides a unit: classify, policy, write-ahead audit; then what to forward.
+    pub async fn decide(&mut self, unit: &Unit, frames: &[Frame]) -> UnitDecision {
+        let (decision, id, _classified) = self.inspector.decide(unit).await;
+        if decision.action != Action::Mask {
+            return simple_outcome(&decision, id);
+        }
+        match (unit, decision.rewritten.as_deref()) {
+            (Unit::Simple { .. }, Some(sql)) => UnitDecision::Forward {
+                decision_id: id,
+                replacement: Some(query_message(sql)),
+            },
+            (Unit::Extended { .. }, Some(sql)) => match self.rewrite_parse(frames, sql) {
+                Some(replacement) => UnitDecision::Forward {
+                    decision_id: id,
+                    replacement: Some(replacement),
+                },
+                None => simple_outcome(&Decision { action: Action::Hold, ..decision }, id),
+            },
+            _ => simple_outcome(&Decision { action: Action::Hold, ..decision }, id),
+        }
+    }
+
+    /// Rewrites the one Parse of a batch to the masked text; or, for a batch without Parse
+    /// whose every Bind names a statement that was masked when parsed, forwards as is.
+    fn rewrite_parse(&mut self, frames: &[Frame], sql: &str) -> Option<Bytes> {
+        let ctx = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+        let parses = frames.iter().filter(|f| f.tag() == b'P').count();
+        let mut out = BytesMut::new();
+        match parses {
+            0 => {
+                for f in frames.iter().filter(|f| f.tag() == b'B') {
+                    let b = decode::<Bind>(f, &ctx)?;
+                    if !self.masked.contains(&b.statement_name.unwrap_or_default()) {
+                        return None;
+                    }
+                }
+                for f in frames {
+                    out.extend_from_slice(f.bytes());
+                }
+            }
+            1 => {
+                for f in frames {
+                    if f.tag() == b'P' {
+                        let mut p = decode::<Parse>(f, &ctx)?;
+                        p.query = sql.to_string();
+                        self.masked.insert(p.name.clone().unwrap_or_default());
+                        p.encode(&mut out).ok()?;
+                    } else {
+                        out.extend_from_slice(f.bytes());
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(out.freeze())
     }
 
     /// Records a refused fastpath call.
@@ -118,6 +180,7 @@ impl Gate {
                 b'P' => {
                     let p = decode::<Parse>(f, &ctx).ok_or_else(|| malformed("Parse"))?;
                     let name = p.name.unwrap_or_default();
+                    self.masked.remove(&name);
                     statements.push(ExtStatement {
                         text: p.query.clone(),
                         params: Vec::new(),

@@ -11,6 +11,7 @@ pub mod cancel;
 mod front;
 pub mod gate;
 pub mod handshake;
+pub mod inspect;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU8;
@@ -108,7 +109,7 @@ impl Session {
             let _ = stream.write_all(&e.to_bytes()).await;
             return;
         }
-        let startup = match handshake::check_params(&params, &gw.allowed_settings()) {
+        let startup = match handshake::check_params(&params, &gw.inspector.allowed_settings()) {
             Ok(s) => s,
             Err(e) => {
                 let _ = stream.write_all(&e.to_bytes()).await;
@@ -159,7 +160,7 @@ impl Session {
                     .await
             }
         };
-        let upstream = match connected {
+        let mut upstream = match connected {
             Ok(u) => u,
             Err(e) => {
                 warn!(session = %self.id, error = %e, "upstream connection failed");
@@ -187,6 +188,30 @@ impl Session {
             }
         };
 
+        let classifier = match gw.inspector.classifier_for(&database, &mut upstream).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(session = %self.id, error = %e, "cannot read the upstream catalog");
+                let err = PgError::fatal(
+                    sqlstate::INTERNAL_ERROR,
+                    "airlock could not read the upstream catalog, so it cannot inspect statements",
+                );
+                let _ = stream.write_all(&err.to_bytes()).await;
+                return;
+            }
+        };
+        let info = crate::audit::SessionInfo {
+            session_id: self.id.clone(),
+            client_addr: self.peer.to_string(),
+            user: startup.user.clone(),
+            application_name: startup.application_name.clone(),
+            database: database.clone(),
+        };
+        let gate = Gate::new(inspect::SessionInspector::new(
+            gw.inspector.clone(),
+            classifier,
+            info,
+        ));
         let (key, cancel_handle) = gw.cancels.register();
         *cancel_handle.upstream.lock() = Some(gw.upstream.cancel_target(&upstream));
         messages::auth_ok(&mut greeting);
@@ -218,7 +243,25 @@ impl Session {
             client_wr: Mutex::new(client_wr),
         });
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
-        let sink: back::OutcomeSink = Box::new(|_p, _o| {});
+        let audit = gw.inspector.audit.clone();
+        let sink: back::OutcomeSink = Box::new(move |p, o| {
+            let Some(decision_id) = p.decision_id else {
+                return;
+            };
+            let entry = crate::audit::OutcomeEntry {
+                decision_id,
+                tags: o.tags,
+                error: o.error,
+                rows: o.rows,
+                duration_us: p.started.elapsed().as_micros() as u64,
+            };
+            let audit = audit.clone();
+            tokio::spawn(async move {
+                if let Err(e) = audit.outcome(entry).await {
+                    warn!(error = %e, "could not audit a statement outcome");
+                }
+            });
+        });
         let upstream_status = upstream.params;
         let (up_pid, up_secret) = (upstream.pid, upstream.secret);
         let stop_back = tokio_util::sync::CancellationToken::new();
@@ -235,7 +278,7 @@ impl Session {
             up_wr,
             shared.clone(),
             pending_tx,
-            Gate::new(),
+            gate,
             cancel_handle.clone(),
             gw.config.server.max_message_bytes,
             rest,

@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod pool;
+mod query;
 mod target;
 mod tls;
 
