@@ -94,9 +94,9 @@ async fn an_approver_signs_in_and_approves_in_the_browser() {
     assert_eq!(
         actions,
         vec![
-            ApprovalAction::Held,
-            ApprovalAction::RefusedSelfApproval,
-            ApprovalAction::ApprovedFinal
+            ApprovalAction::Requested,
+            ApprovalAction::Refused,
+            ApprovalAction::Approve
         ]
     );
     server.stop().await;

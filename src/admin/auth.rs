@@ -3,12 +3,14 @@
 //! response timing gives a token away.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::AdminError;
+use crate::policy::PolicyStore;
 
 /// Approver name → token hash.
 #[derive(Clone, Default)]
@@ -69,7 +71,35 @@ impl TokenStore {
         found
     }
 
-    /// The approver named by an `Authorization: Bearer …` header.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Who a bearer token belongs to: first the `[admin.tokens]` of the config, then the
+/// `token_sha256` of the policy's approvers (read from the policy in force, so a reload
+/// adds or revokes tokens without a restart).
+#[derive(Clone)]
+pub struct Authenticator {
+    config: TokenStore,
+    policy: Option<Arc<PolicyStore>>,
+}
+
+impl Authenticator {
+    pub fn new(config: TokenStore, policy: Option<Arc<PolicyStore>>) -> Self {
+        Authenticator { config, policy }
+    }
+
+    /// The identity a token proves, if any.
+    pub fn identify(&self, token: &str) -> Option<String> {
+        if let Some(name) = self.config.identify(token) {
+            return Some(name.to_owned());
+        }
+        let policy = self.policy.as_ref()?.current();
+        policy.approver_by_token(token).map(|a| a.name.clone())
+    }
+
+    /// The identity named by an `Authorization: Bearer …` header.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         let value = headers
             .get(header::AUTHORIZATION)
@@ -84,7 +114,6 @@ impl TokenStore {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <token>`"))?;
         self.identify(token)
-            .map(str::to_owned)
             .ok_or_else(|| ApiError::unauthorized("unknown token"))
     }
 }
@@ -119,6 +148,32 @@ mod tests {
         assert!(err.contains("alice") && err.contains("64 hex"), "{err}");
         m.insert("alice".to_string(), "ab".repeat(31));
         assert!(TokenStore::from_config(&m).is_err());
+    }
+
+    #[test]
+    fn policy_tokens_follow_reloads() {
+        let policy_text = |token: &str| {
+            format!(
+                "[approvers.carol]\ntoken_sha256 = \"{}\"\n",
+                hash_token(token)
+            )
+        };
+        let policy = crate::policy::Policy::from_str(&policy_text("tok-carol"), "p.toml").unwrap();
+        let store = Arc::new(PolicyStore::new(policy));
+        let auth = Authenticator::new(store_of(&[("ops", "tok-ops")]), Some(store.clone()));
+        assert_eq!(auth.identify("tok-ops").as_deref(), Some("ops"));
+        assert_eq!(auth.identify("tok-carol").as_deref(), Some("carol"));
+        store.replace(crate::policy::Policy::from_str(&policy_text("tok-new"), "p.toml").unwrap());
+        assert_eq!(auth.identify("tok-carol"), None, "revoked by the reload");
+        assert_eq!(auth.identify("tok-new").as_deref(), Some("carol"));
+    }
+
+    fn store_of(pairs: &[(&str, &str)]) -> TokenStore {
+        let m = pairs
+            .iter()
+            .map(|(n, t)| (n.to_string(), hash_token(t)))
+            .collect();
+        TokenStore::from_config(&m).unwrap()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`router`] builds everything from an [`AdminState`] and is tested without a socket.
 
 mod api;
+pub mod audit_api;
 mod auth;
 mod error;
 mod metrics;
@@ -12,7 +13,7 @@ mod page;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{hash_token, TokenStore};
+pub use auth::{hash_token, Authenticator, TokenStore};
 pub use error::ApiError;
 pub use metrics::{Metrics, UpstreamErrorClass};
 
@@ -28,6 +29,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::approval::{LinkSecret, Registry};
+use crate::policy::PolicyStore;
 
 /// `[admin]` section: the HTTP listener for the approvals API, page, audit API and metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,8 +39,10 @@ pub struct AdminConfig {
     pub listen: String,
     /// Base URL people use to reach the admin listener (links in notices and cards).
     pub public_url: String,
-    /// Approver name → SHA-256 (hex) of that approver's bearer token. Only hashes are stored;
-    /// `airlock approvals token NAME` makes a token and prints the line to paste here.
+    /// Name → SHA-256 (hex) of a bearer token, for people who use the admin API but whose
+    /// token is not in the policy (approvers' tokens normally live in the policy as
+    /// `[approvers.NAME] token_sha256`). A name here can approve only if the policy lists it
+    /// as an approver of the request. `airlock approvals token NAME` makes a token.
     pub tokens: BTreeMap<String, String>,
     /// Key for HMAC-signed approval links in cards. Empty: a random key per process (links
     /// then stop working at restart). Prefer setting it via `AIRLOCK_ADMIN__LINK_SECRET`.
@@ -98,25 +102,28 @@ pub struct AdminState {
 struct Inner {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    tokens: TokenStore,
+    tokens: Authenticator,
     link_secret: LinkSecret,
     readiness: Readiness,
 }
 
 impl AdminState {
     /// `link_secret` must be the same key the notifiers sign links with
-    /// (`LinkSecret::from_config(&config.link_secret)`, made once at start).
+    /// (`LinkSecret::from_config(&config.link_secret)`, made once at start). `policy` is the
+    /// gateway's policy store: its approvers' `token_sha256` are accepted as bearer tokens,
+    /// on top of `[admin.tokens]`.
     pub fn new(
         config: &AdminConfig,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         link_secret: LinkSecret,
+        policy: Option<Arc<PolicyStore>>,
     ) -> Result<Self, AdminError> {
         Ok(AdminState {
             inner: Arc::new(Inner {
                 registry,
                 metrics,
-                tokens: TokenStore::from_config(&config.tokens)?,
+                tokens: Authenticator::new(TokenStore::from_config(&config.tokens)?, policy),
                 link_secret,
                 readiness: Readiness::default(),
             }),
@@ -136,8 +143,14 @@ impl AdminState {
         &self.inner.metrics
     }
 
-    pub(crate) fn tokens(&self) -> &TokenStore {
+    pub(crate) fn tokens(&self) -> &Authenticator {
         &self.inner.tokens
+    }
+
+    /// The token check for the audit API router (any known token may read the audit).
+    pub fn token_check(&self) -> audit_api::TokenCheck {
+        let auth = self.inner.tokens.clone();
+        Arc::new(move |token: &str| auth.identify(token).is_some())
     }
 
     pub(crate) fn link_secret(&self) -> &LinkSecret {

@@ -57,6 +57,7 @@ async fn fixture() -> Fixture {
         registry.clone(),
         metrics,
         LinkSecret::from_config(&config.link_secret),
+        None,
     )
     .unwrap();
     Fixture {
@@ -551,7 +552,7 @@ async fn refusals_have_their_own_statuses() {
         .audit
         .entries()
         .iter()
-        .filter(|e| e.action.as_str().starts_with("refused-"))
+        .filter(|e| e.action == crate::approval::ApprovalAction::Refused)
         .count();
     assert_eq!(refused, 4, "self, not approver, rationale, already voted");
 }

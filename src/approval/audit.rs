@@ -1,93 +1,18 @@
-//! How the registry writes its trail into the audit. The registry only knows this trait; the
-//! gateway wires it to the audit store's writer.
+//! How the registry writes its trail into the audit. The registry only knows the
+//! [`ApprovalAudit`] trait; the gateway passes its [`AuditHandle`], which implements it.
+//!
+//! Entries are the audit's own [`ApprovalEntry`]. Refusals are all `refused`, with the reason
+//! code first in the rationale (`self_approval: attempted approve: …`), so the inspector can
+//! group them and a reader sees why.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
-use super::types::Channel;
-
-/// What happened to a request. Every verdict, every refused attempt and every state change
-/// without a verdict (withdraw, expiry, restart) is one entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ApprovalAction {
-    /// The statement was held and announced.
-    Held,
-    /// A new session re-ran the same batch and now waits on this still-open request.
-    Reattached,
-    /// An approval that did not yet reach quorum.
-    Approved,
-    /// The approval that reached quorum: the request is approved.
-    ApprovedFinal,
-    Denied,
-    RefusedSelfApproval,
-    RefusedNotApprover,
-    RefusedAlreadyDecided,
-    RefusedAlreadyVoted,
-    RefusedRationaleRequired,
-    RefusedExpired,
-    Withdrawn,
-    /// The hold timeout released the waiting client; the request stays approvable.
-    HoldExpired,
-    /// The approvable window closed without a verdict.
-    Expired,
-    /// Pending when the gateway stopped or crashed.
-    Abandoned,
-    /// A late approval left a grant for the same batch.
-    GrantIssued,
-    /// The grant was used by a re-run of the same batch.
-    GrantUsed,
-    GrantExpired,
-    /// Unused grant discarded at restart or shutdown (grants are not persisted).
-    GrantDropped,
-}
-
-impl ApprovalAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApprovalAction::Held => "held",
-            ApprovalAction::Reattached => "reattached",
-            ApprovalAction::Approved => "approved",
-            ApprovalAction::ApprovedFinal => "approved-final",
-            ApprovalAction::Denied => "denied",
-            ApprovalAction::RefusedSelfApproval => "refused-self-approval",
-            ApprovalAction::RefusedNotApprover => "refused-not-approver",
-            ApprovalAction::RefusedAlreadyDecided => "refused-already-decided",
-            ApprovalAction::RefusedAlreadyVoted => "refused-already-voted",
-            ApprovalAction::RefusedRationaleRequired => "refused-rationale-required",
-            ApprovalAction::RefusedExpired => "refused-expired",
-            ApprovalAction::Withdrawn => "withdrawn",
-            ApprovalAction::HoldExpired => "hold-expired",
-            ApprovalAction::Expired => "expired",
-            ApprovalAction::Abandoned => "abandoned",
-            ApprovalAction::GrantIssued => "grant-issued",
-            ApprovalAction::GrantUsed => "grant-used",
-            ApprovalAction::GrantExpired => "grant-expired",
-            ApprovalAction::GrantDropped => "grant-dropped",
-        }
-    }
-}
-
-/// One line of a request's trail. Shaped like the audit's approval record so the mapping is
-/// field for field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalEntry {
-    pub request_id: String,
-    /// The decision record of the held statement (or, for `reattached`/`grant-used`, of the
-    /// re-run that waits on or uses the request).
-    pub decision_id: String,
-    /// Who acted: an approver, the requester, or `airlock` for the gateway itself.
-    pub actor: String,
-    pub channel: Channel,
-    pub action: ApprovalAction,
-    /// The approver's rationale, or the gateway's explanation for its own actions.
-    pub rationale: Option<String>,
-    pub at: SystemTime,
-}
+use crate::audit::{format_time, AuditHandle};
+pub use crate::audit::{ApprovalAction, ApprovalEntry};
 
 #[derive(Debug, thiserror::Error)]
 #[error("audit append failed: {0}")]
@@ -97,6 +22,26 @@ pub struct ApprovalAuditError(pub String);
 /// awaits it before releasing a waiting client, so a verdict is never acted on unrecorded.
 pub trait ApprovalAudit: Send + Sync {
     fn append(&self, entry: ApprovalEntry) -> BoxFuture<'_, Result<(), ApprovalAuditError>>;
+}
+
+/// The gateway's audit writer: approval steps are always flushed before `approval` returns.
+impl ApprovalAudit for AuditHandle {
+    fn append(&self, entry: ApprovalEntry) -> BoxFuture<'_, Result<(), ApprovalAuditError>> {
+        Box::pin(async move {
+            self.approval(entry)
+                .await
+                .map_err(|e| ApprovalAuditError(e.to_string()))
+        })
+    }
+}
+
+/// The audit's time format for an approval step.
+pub(crate) fn audit_time(t: SystemTime) -> String {
+    let micros = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros().min(i64::MAX as u128) as i64)
+        .unwrap_or(0);
+    format_time(micros)
 }
 
 /// An in-memory sink for tests and for running without an audit store in development.
@@ -129,6 +74,20 @@ impl MemoryAudit {
             .iter()
             .filter(|e| e.request_id == request_id)
             .map(|e| e.action)
+            .collect()
+    }
+
+    /// Reason codes of the refused attempts on one request, in order.
+    pub fn refusals_for(&self, request_id: &str) -> Vec<String> {
+        self.inner
+            .lock()
+            .entries
+            .iter()
+            .filter(|e| e.request_id == request_id && e.action == ApprovalAction::Refused)
+            .map(|e| {
+                let r = e.rationale.as_deref().unwrap_or_default();
+                r.split(':').next().unwrap_or_default().to_owned()
+            })
             .collect()
     }
 

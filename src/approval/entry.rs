@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::audit::{ApprovalAction, ApprovalEntry};
+use super::audit::{audit_time, ApprovalAction, ApprovalEntry};
 use super::types::{
     ceil_secs, rfc3339, Channel, GrantView, HoldRequest, Outcome, RequestId, RequestState,
     RequestView, Verdict,
@@ -146,10 +146,10 @@ impl Entry {
             request_id: self.id.to_string(),
             decision_id: self.req.decision_id.clone(),
             actor: actor.to_owned(),
-            channel,
+            channel: channel.as_str().to_owned(),
             action,
             rationale,
-            at,
+            at: audit_time(at),
         }
     }
 

@@ -41,7 +41,7 @@ pub use types::{
     Outcome, RequestId, RequestState, RequestView, Verdict, VerdictResult, WithdrawReason,
     WithdrawResult,
 };
-pub use waiter::Waiter;
+pub use waiter::{Waiter, WithdrawHandle};
 
 use std::path::PathBuf;
 

@@ -143,7 +143,7 @@ impl Registry {
             let audit = ApprovalEntry {
                 decision_id: req.decision_id.clone(),
                 ..entry.audit(
-                    ApprovalAction::Reattached,
+                    ApprovalAction::Reattach,
                     &req.session.user,
                     Channel::Client,
                     Some(format!("re-run from session {}", req.session.session_id)),
@@ -203,7 +203,7 @@ impl Registry {
             })?;
         }
         let held = entry.audit(
-            ApprovalAction::Held,
+            ApprovalAction::Requested,
             GATEWAY_ACTOR,
             Channel::Gateway,
             Some(entry.req.decision.reason.clone()),
@@ -266,44 +266,29 @@ impl Registry {
         };
 
         let refusal = if entry.is_requester(who) {
-            Some((
-                VerdictResult::SelfApprovalRefused,
-                ApprovalAction::RefusedSelfApproval,
-            ))
+            Some(VerdictResult::SelfApprovalRefused)
         } else if !entry.is_approver(who) {
-            Some((
-                VerdictResult::NotAnApprover,
-                ApprovalAction::RefusedNotApprover,
-            ))
+            Some(VerdictResult::NotAnApprover)
         } else if entry.state == RequestState::Expired {
-            Some((VerdictResult::Expired, ApprovalAction::RefusedExpired))
+            Some(VerdictResult::Expired)
         } else if entry.state.is_final() {
-            Some((
-                VerdictResult::AlreadyDecided(entry.state),
-                ApprovalAction::RefusedAlreadyDecided,
-            ))
+            Some(VerdictResult::AlreadyDecided(entry.state))
         } else if entry.approvals.iter().any(|v| v.approver == who) {
-            Some((
-                VerdictResult::AlreadyVoted,
-                ApprovalAction::RefusedAlreadyVoted,
-            ))
+            Some(VerdictResult::AlreadyVoted)
         } else if rationale.is_none() && (!approve || self.config.approve_rationale_required) {
-            Some((
-                VerdictResult::RationaleRequired,
-                ApprovalAction::RefusedRationaleRequired,
-            ))
+            Some(VerdictResult::RationaleRequired)
         } else {
             None
         };
-        if let Some((result, action)) = refusal {
+        if let Some(result) = refusal {
+            // The reason code leads, so refusals can be grouped; the attempt follows.
             let what = if approve { "approve" } else { "deny" };
             let note = match &rationale {
-                Some(r) => format!("attempted {what}: {r}"),
-                None => format!("attempted {what}"),
+                Some(r) => format!("{}: attempted {what}: {r}", result.code()),
+                None => format!("{}: attempted {what}", result.code()),
             };
-            self.audit
-                .append(entry.audit(action, who, channel, Some(note), now.wall))
-                .await?;
+            let record = entry.audit(ApprovalAction::Refused, who, channel, Some(note), now.wall);
+            self.audit.append(record).await?;
             self.metrics.refusal(result.code());
             tracing::warn!(request_id = %id, actor = who, refused = result.code(), "verdict refused");
             return Ok(result);
@@ -317,7 +302,7 @@ impl Registry {
         };
         if approve && (entry.approvals.len() as u32 + 1) < entry.quorum {
             self.audit
-                .append(entry.audit(ApprovalAction::Approved, who, channel, rationale, now.wall))
+                .append(entry.audit(ApprovalAction::Approve, who, channel, rationale, now.wall))
                 .await?;
             entry.approvals.push(verdict);
             self.metrics.verdict(true, channel);
@@ -329,9 +314,9 @@ impl Registry {
 
         // A final verdict: durable before anyone acts on it.
         let action = if approve {
-            ApprovalAction::ApprovedFinal
+            ApprovalAction::Approve
         } else {
-            ApprovalAction::Denied
+            ApprovalAction::Deny
         };
         let written = self
             .audit
@@ -476,7 +461,8 @@ impl Registry {
     ) -> WithdrawResult {
         let mut st = self.state.lock().await;
         let now = Now::read();
-        self.sweep(&mut st, &now).await;
+        // No sweep first: the session may already have dropped its waiter (which a sweep
+        // would record as a disconnect) and is now saying why it left.
         let Some(entry) = st.requests.get_mut(id) else {
             return WithdrawResult::NotFound;
         };
@@ -490,7 +476,7 @@ impl Registry {
         }
         let user = entry.req.session.user.clone();
         let record = entry.audit(
-            ApprovalAction::Withdrawn,
+            ApprovalAction::Withdraw,
             &user,
             Channel::Client,
             Some(reason.as_str().to_owned()),
@@ -615,7 +601,7 @@ impl Registry {
                     // The session dropped its waiter without withdrawing (its task ended):
                     // the client is gone, which is a disconnect.
                     fx.audit.push(entry.audit(
-                        ApprovalAction::Withdrawn,
+                        ApprovalAction::Withdraw,
                         &entry.req.session.user,
                         Channel::Client,
                         Some("disconnect".into()),
@@ -631,11 +617,11 @@ impl Registry {
                 if entry.waiter.is_some() && now.mono >= entry.hold_deadline {
                     let decision_id = entry.waiter.as_ref().map(|a| a.decision_id.clone());
                     let mut record = entry.audit(
-                        ApprovalAction::HoldExpired,
+                        ApprovalAction::Expire,
                         GATEWAY_ACTOR,
                         Channel::Gateway,
                         Some(format!(
-                            "client released; approvable until {}",
+                            "hold timeout: client released; approvable until {}",
                             rfc3339(now.wall_of(entry.approvable_until))
                         )),
                         now.wall,
@@ -647,10 +633,10 @@ impl Registry {
                 }
                 if now.mono >= entry.approvable_until {
                     fx.audit.push(entry.audit(
-                        ApprovalAction::Expired,
+                        ApprovalAction::Expire,
                         GATEWAY_ACTOR,
                         Channel::Gateway,
-                        Some("no verdict within the approvable window".into()),
+                        Some("approvable window closed without a verdict; request expired".into()),
                         now.wall,
                     ));
                     entry.state = RequestState::Expired;
@@ -767,10 +753,10 @@ async fn recover(journal: &Journal, audit: &dyn ApprovalAudit) -> Result<(), App
                 request_id: record.request_id.clone(),
                 decision_id: record.decision_id.clone(),
                 actor: GATEWAY_ACTOR.to_owned(),
-                channel: Channel::Gateway,
+                channel: Channel::Gateway.as_str().to_owned(),
                 action,
                 rationale: Some(note.to_owned()),
-                at: now.wall,
+                at: super::audit::audit_time(now.wall),
             })
             .await?;
         journal.remove(&record.request_id);

@@ -130,7 +130,7 @@ async fn approval_releases_the_waiting_client_after_the_audit() {
     }
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![A::Held, A::ApprovedFinal]
+        vec![A::Requested, A::Approve]
     );
     let final_entry = audit.entries().pop().unwrap();
     assert_eq!(final_entry.actor, "alice");
@@ -172,13 +172,9 @@ async fn quorum_counts_distinct_people() {
     }
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![
-            A::Held,
-            A::Approved,
-            A::RefusedAlreadyVoted,
-            A::ApprovedFinal
-        ]
+        vec![A::Requested, A::Approve, A::Refused, A::Approve]
     );
+    assert_eq!(audit.refusals_for(id.as_str()), ["already_voted"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -212,9 +208,10 @@ async fn requester_never_approves_its_own_request() {
     let refused = audit
         .entries()
         .into_iter()
-        .filter(|e| e.action == A::RefusedSelfApproval)
+        .filter(|e| e.action == A::Refused)
         .count();
     assert_eq!(refused, 4);
+    assert_eq!(audit.refusals_for(id.as_str()), ["self_approval"; 4]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -239,7 +236,11 @@ async fn only_listed_approvers_count() {
     not_yet(&mut waiter);
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![A::Held, A::RefusedNotApprover, A::RefusedNotApprover]
+        vec![A::Requested, A::Refused, A::Refused]
+    );
+    assert_eq!(
+        audit.refusals_for(id.as_str()),
+        ["not_an_approver", "not_an_approver"]
     );
     assert_eq!(
         reg.approve(&RequestId::new("nope"), "alice", Channel::Api, None)
@@ -289,12 +290,11 @@ async fn first_final_verdict_wins() {
     );
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![
-            A::Held,
-            A::Denied,
-            A::RefusedAlreadyDecided,
-            A::RefusedAlreadyDecided
-        ]
+        vec![A::Requested, A::Deny, A::Refused, A::Refused]
+    );
+    assert_eq!(
+        audit.refusals_for(id.as_str()),
+        ["already_decided", "already_decided"]
     );
 }
 
@@ -336,7 +336,11 @@ async fn rationale_is_required_to_deny_and_optionally_to_approve() {
     not_yet(&mut waiter);
     assert_eq!(
         audit.actions_for(id.as_str())[1..],
-        [A::RefusedRationaleRequired, A::RefusedRationaleRequired]
+        [A::Refused, A::Refused]
+    );
+    assert_eq!(
+        audit.refusals_for(id.as_str()),
+        ["rationale_required", "rationale_required"]
     );
     // Approve without rationale is fine by default.
     assert!(matches!(
@@ -409,9 +413,9 @@ async fn hold_timeout_releases_the_client_and_a_late_approval_leaves_one_grant()
     assert_eq!(
         audit.actions_for(id.as_str()),
         vec![
-            A::Held,
-            A::HoldExpired,
-            A::ApprovedFinal,
+            A::Requested,
+            A::Expire,
+            A::Approve,
             A::GrantIssued,
             A::GrantUsed
         ]
@@ -495,8 +499,9 @@ async fn requests_expire_after_the_approvable_window() {
     );
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![A::Held, A::HoldExpired, A::Expired, A::RefusedExpired]
+        vec![A::Requested, A::Expire, A::Expire, A::Refused]
     );
+    assert_eq!(audit.refusals_for(id.as_str()), ["expired"]);
     assert_eq!(reg.pending_count().await, 0);
 }
 
@@ -546,9 +551,9 @@ async fn cancel_withdraws_and_closes_the_request() {
     assert_eq!(view.state, RequestState::Withdrawn);
     assert_eq!(view.closed_reason.as_deref(), Some("cancel"));
     let withdrawn = &audit.entries()[1];
-    assert_eq!(withdrawn.action, A::Withdrawn);
+    assert_eq!(withdrawn.action, A::Withdraw);
     assert_eq!(withdrawn.actor, "agent");
-    assert_eq!(withdrawn.channel, Channel::Client);
+    assert_eq!(withdrawn.channel, "client");
     assert_eq!(withdrawn.rationale.as_deref(), Some("cancel"));
 }
 
@@ -596,7 +601,7 @@ async fn dropping_the_waiter_counts_as_a_disconnect() {
     );
     assert_eq!(
         audit.actions_for(id.as_str()),
-        vec![A::Held, A::Withdrawn, A::RefusedAlreadyDecided]
+        vec![A::Requested, A::Withdraw, A::Refused]
     );
 }
 
@@ -638,7 +643,7 @@ async fn a_rerun_reattaches_to_its_open_request() {
     let reattached = audit
         .entries()
         .into_iter()
-        .find(|e| e.action == A::Reattached)
+        .find(|e| e.action == A::Reattach)
         .unwrap();
     assert_eq!(reattached.decision_id, "dec-rerun");
 }
@@ -913,4 +918,36 @@ async fn history_is_bounded_but_keeps_unused_grants() {
     );
     // The grant outlived the trimming and still works.
     assert!(reg.take_grant(&binding, "dec-rerun").await.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_withdraw_handle_outlives_a_dropped_verdict_future() {
+    let (reg, audit) = open().await;
+    let (id, mut waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
+    let handle = waiter.withdraw_handle();
+    // The session's verdict future owns the waiter; a cancel drops that future first.
+    let verdict = async move { waiter.wait().await };
+    drop(verdict);
+    assert_eq!(
+        handle.clone().withdraw(WithdrawReason::Cancel).await,
+        WithdrawResult::Withdrawn
+    );
+    let view = reg.get(&id).await.unwrap();
+    assert_eq!(
+        view.closed_reason.as_deref(),
+        Some("cancel"),
+        "not mistaken for a disconnect"
+    );
+    assert_eq!(
+        audit.actions_for(id.as_str()),
+        vec![A::Requested, A::Withdraw]
+    );
+    // Withdrawing twice changes nothing.
+    assert_eq!(
+        handle.withdraw(WithdrawReason::Disconnect).await,
+        WithdrawResult::AlreadyClosed(RequestState::Withdrawn)
+    );
 }

@@ -104,9 +104,41 @@ impl Waiter {
         outcome
     }
 
+    /// A handle that can withdraw this wait later, separately from the waiter (for a
+    /// session that moves the waiter into its verdict future and keeps a withdraw callback).
+    pub fn withdraw_handle(&self) -> WithdrawHandle {
+        WithdrawHandle {
+            registry: self.registry.clone(),
+            id: self.id.clone(),
+            seq: self.seq,
+        }
+    }
+
     /// Withdraws the request because the client cancelled or disconnected. The request closes
     /// (approvers are told it was withdrawn) unless a verdict or the hold timeout already
     /// released this session, which the result says.
+    pub async fn withdraw(self, reason: WithdrawReason) -> WithdrawResult {
+        self.registry
+            .withdraw_attached(&self.id, self.seq, reason)
+            .await
+    }
+}
+
+/// Withdraws one particular wait on a request (see [`Waiter::withdraw_handle`]). It can only
+/// close the request while that wait is the one attached: once a verdict or the hold timeout
+/// released it, withdrawing reports that instead and changes nothing.
+#[derive(Clone)]
+pub struct WithdrawHandle {
+    registry: Arc<Registry>,
+    id: RequestId,
+    seq: u64,
+}
+
+impl WithdrawHandle {
+    pub fn id(&self) -> &RequestId {
+        &self.id
+    }
+
     pub async fn withdraw(self, reason: WithdrawReason) -> WithdrawResult {
         self.registry
             .withdraw_attached(&self.id, self.seq, reason)

@@ -72,6 +72,7 @@ impl AdminServer {
             registry.clone(),
             Arc::new(Metrics::new()),
             LinkSecret::from_config(LINK_SECRET),
+            None,
         )
         .expect("admin state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

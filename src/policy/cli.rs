@@ -1,0 +1,1 @@
+//! `airlock policy check` and `airlock explain`.
