@@ -27,7 +27,7 @@ pub fn cluster() -> &'static TempCluster {
             superuser_password: "postgres-pw".into(),
             extra_conf: vec![
                 "log_statement = 'all'".into(),
-                "log_line_prefix = '%d|%a|'".into(),
+                "log_line_prefix = '%m|%d|%a|'".into(),
             ],
         })
         .unwrap_or_else(|e| {
@@ -159,6 +159,42 @@ impl Gw {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+}
+
+impl Gw {
+    /// Every audit record so far (after a flush), decoded.
+    pub fn audit_records(&self) -> Vec<airlock::audit::Record> {
+        let audit = self.gateway.inspector.audit.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(audit.flush())
+        })
+        .join()
+        .unwrap()
+        .expect("audit flush");
+        let store = self.gateway.inspector.audit.store();
+        store
+            .scan(0)
+            .map(|r| {
+                let r = r.expect("audit read");
+                airlock::audit::Record::decode(r.seq, &r.bytes).expect("decode record")
+            })
+            .collect()
+    }
+
+    /// Decision entries, in order.
+    pub fn decisions(&self) -> Vec<(airlock::audit::Record, airlock::audit::DecisionEntry)> {
+        self.audit_records()
+            .into_iter()
+            .filter_map(|r| match &r.entry {
+                airlock::audit::Entry::Decision(d) => Some((r.clone(), d.clone())),
+                _ => None,
+            })
+            .collect()
     }
 }
 
