@@ -182,9 +182,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("starting the gateway")?,
     );
-    let server = airlock::server::Server::bind(gateway).await?;
+    let server = airlock::server::Server::bind(gateway.clone()).await?;
     let closing = CancellationToken::new();
     spawn_signal_handler(closing.clone());
+    // SIGHUP re-reads the policy; an invalid one keeps the previous policy.
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            gateway.reload_policy();
+        }
+    });
     server.run(closing).await;
     Ok(())
 }
