@@ -40,6 +40,7 @@ const MAX_FIELD_CHARS: usize = 200;
 const MAX_LIST_ITEMS: usize = 30;
 const MAX_REASON_CHARS: usize = 500;
 const MAX_APPROVERS_SHOWN: usize = 20;
+const ELLIPSIS: &str = "…";
 
 /// What a card shows about one held request. The approval registry builds it from its own view
 /// of the request; the SQL text must already be redacted (no passwords).
@@ -445,9 +446,9 @@ fn assemble(
         format!("Statement cut for Teams: first {shown} of {total} bytes shown. The approval page has all of it.")
     };
     let frame = serialized_len(&build("", Some(note(total))));
-    let budget = MAX_CARD_BYTES.saturating_sub(frame);
+    let budget = MAX_CARD_BYTES.saturating_sub(frame + ELLIPSIS.len());
     let shown = text::prefix_within(&sql, budget);
-    let cut = build(&format!("{shown}…"), Some(note(shown.len())));
+    let cut = build(&format!("{shown}{ELLIPSIS}"), Some(note(shown.len())));
     if serialized_len(&cut) <= MAX_CARD_BYTES {
         cut
     } else {
@@ -572,6 +573,10 @@ mod tests {
             assert!(len <= MAX_CARD_BYTES, "{len}");
             assert!(len > MAX_CARD_BYTES - 2048, "statement space wasted: {len}");
             assert!(texts(&c).contains("Statement cut for Teams"));
+            assert!(
+                texts(&c).contains("SELECT \\\"é"),
+                "the statement's start is shown"
+            );
         }
     }
 
