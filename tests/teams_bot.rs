@@ -57,6 +57,7 @@ struct Harness {
     deliveries: mpsc::UnboundedReceiver<Delivery>,
     endpoint: String,
     http: reqwest::Client,
+    cfg: BotConfig,
 }
 
 fn retry() -> RetryConfig {
@@ -123,6 +124,7 @@ async fn harness(conversation_id: Option<&str>) -> Harness {
         deliveries,
         endpoint: format!("http://{addr}/api/teams/messages"),
         http: reqwest::Client::new(),
+        cfg,
     }
 }
 
@@ -540,6 +542,39 @@ async fn registry_settling_updates_the_card() {
     let card = &update.json()["attachments"][0]["content"];
     assert_valid_card(card);
     assert!(serde_json::to_string(card).unwrap().contains("Expired"));
+    assert_eq!(
+        recv(&mut h.deliveries, "update report").await,
+        Delivery::Ok("r-exp".into(), Channel::TeamsBot, DeliveryKind::Settled)
+    );
+
+    // An approver's client refreshing the card now gets the final state, not buttons.
+    let token = h.token();
+    let (s, b) = h
+        .call(
+            Some(&token),
+            &invoke(&h.service_url, "refresh", "r-exp", "aad-alice", ""),
+        )
+        .await;
+    let card = response_card(s, &b);
+    assert!(verbs(&card).is_empty());
+    assert!(serde_json::to_string(&card).unwrap().contains("Expired"));
+
+    // The registry announcing the same outcome again does not update the card twice.
+    h.notifier.settled(CardOutcome {
+        request_id: "r-exp".into(),
+        state: OutcomeState::Expired,
+        by: vec![],
+        rationale: None,
+        decided_at: time::OffsetDateTime::now_utc(),
+    });
+    h.notifier.held(request("r-after"));
+    let next = recv(&mut h.teams.connector, "next connector call").await;
+    assert_eq!(next.method, "POST", "no second PUT before the next post");
+    recv(&mut h.deliveries, "next post report").await;
+    assert!(
+        h.teams.connector.try_recv().is_err(),
+        "no second PUT at all"
+    );
 }
 
 #[tokio::test]
@@ -737,4 +772,28 @@ async fn other_activities_are_acknowledged_and_malformed_ones_refused() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn a_refused_client_secret_is_reported_once_and_never_leaked() {
+    let mut h = harness(None).await;
+    let (report, mut deliveries) = report();
+    let wrong =
+        BotNotifier::new(&h.cfg, Secret::new("wrong-secret-value"), retry(), report).unwrap();
+    wrong.held(request("r-secret"));
+    match recv(&mut deliveries, "failure report").await {
+        Delivery::Failed(f) => {
+            assert_eq!(f.channel, Channel::TeamsBot);
+            assert_eq!(f.kind, DeliveryKind::Held);
+            assert_eq!(f.attempts, 1, "a 401 from Entra is not retried");
+            assert!(f.error.contains("token endpoint"), "{}", f.error);
+            assert!(!f.error.contains("wrong-secret-value"), "{}", f.error);
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    recv(&mut h.teams.token_requests, "the token request").await;
+    assert!(
+        h.teams.connector.try_recv().is_err(),
+        "nothing posted without a token"
+    );
 }

@@ -191,9 +191,7 @@ async fn on_card_action(state: &BotState, activity: &Activity) -> Response {
     let request = inner.notifier.request(&request_id);
 
     let approve = match invoke.action.verb.as_str() {
-        VERB_REFRESH => {
-            return refresh(state, &request_id, request.as_ref(), approver.is_some()).await
-        }
+        VERB_REFRESH => return refresh(state, &request_id, request.as_ref(), approver.is_some()),
         VERB_APPROVE => true,
         VERB_DENY => false,
         _ => return error_response(StatusCode::BAD_REQUEST, "BadRequest", "unknown verb"),
@@ -340,13 +338,13 @@ fn approver_view(request_id: &str, request: Option<&CardRequest>, n: &Notice) ->
 }
 
 /// An approver's client asking for its view of the card.
-async fn refresh(
+fn refresh(
     state: &BotState,
     request_id: &str,
     request: Option<&CardRequest>,
     is_approver: bool,
 ) -> Response {
-    if let Some(outcome) = state.inner.notifier.outcome(request_id).await {
+    if let Some(outcome) = state.inner.notifier.outcome(request_id) {
         return card_response(card::verdict_card(request, &outcome));
     }
     match request {

@@ -93,10 +93,13 @@ impl BotNotifier {
         state.posted.clone()
     }
 
-    /// The final state the request's card shows, once updated.
-    pub(crate) async fn outcome(&self, request_id: &str) -> Option<CardOutcome> {
+    /// The final state the request's card shows, once updated. Never waits: an invoke must be
+    /// answered within seconds, and a post or update in flight may be retrying; until it is
+    /// done the request counts as not settled (a click then learns from the registry that it
+    /// is already decided).
+    pub(crate) fn outcome(&self, request_id: &str) -> Option<CardOutcome> {
         let entry = self.inner.tracker.get(request_id)?;
-        let state = entry.state.lock().await;
+        let state = entry.state.try_lock().ok()?;
         state.settled.clone()
     }
 
@@ -128,6 +131,7 @@ impl BotNotifier {
                 Ok(()) => {
                     state.settled = Some(outcome.clone());
                     state.posted = Some(target);
+                    drop(state);
                     this.inner
                         .report
                         .delivered(id, Channel::TeamsBot, DeliveryKind::Settled);
@@ -179,6 +183,7 @@ impl Notifier for BotNotifier {
                 Ok(p) => {
                     tracing::debug!(target: "airlock::notify", request_id = %id, activity_id = %p.activity_id, "teams bot card posted");
                     guard.posted = Some(p);
+                    drop(guard);
                     inner
                         .report
                         .delivered(&id, Channel::TeamsBot, DeliveryKind::Held);
