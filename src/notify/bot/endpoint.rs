@@ -120,8 +120,20 @@ async fn messages(State(state): State<BotState>, headers: HeaderMap, body: Bytes
     match (activity.kind.as_str(), activity.name.as_deref()) {
         ("invoke", Some(INVOKE_ADAPTIVE_CARD_ACTION)) => on_card_action(&state, &activity).await,
         ("invoke", _) => StatusCode::NOT_IMPLEMENTED.into_response(),
-        // Messages, installs, member changes: acknowledged, nothing to do.
-        _ => StatusCode::OK.into_response(),
+        // Messages, installs, member changes: acknowledged, nothing to do. Logged because the
+        // install is where an operator finds the serviceUrl and channel id for the config.
+        _ => {
+            tracing::info!(
+                target: "airlock::notify",
+                activity_type = %activity.kind,
+                service_url = %activity.service_url,
+                conversation_id = activity.conversation.as_ref().and_then(|c| c.id.as_deref()).unwrap_or(""),
+                channel_id = activity.channel_data.as_ref().and_then(|d| d.pointer("/channel/id")).and_then(Value::as_str).unwrap_or(""),
+                tenant_id = activity.tenant_id().unwrap_or(""),
+                "teams activity acknowledged"
+            );
+            StatusCode::OK.into_response()
+        }
     }
 }
 
