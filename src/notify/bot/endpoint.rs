@@ -123,13 +123,25 @@ async fn messages(State(state): State<BotState>, headers: HeaderMap, body: Bytes
         // Messages, installs, member changes: acknowledged, nothing to do. Logged because the
         // install is where an operator finds the serviceUrl and channel id for the config.
         _ => {
+            let conversation_id = activity
+                .conversation
+                .as_ref()
+                .and_then(|c| c.id.as_deref())
+                .unwrap_or("");
+            let channel_id = activity
+                .channel_data
+                .as_ref()
+                .and_then(|d| d.pointer("/channel/id"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            let tenant_id = activity.tenant_id().unwrap_or("");
             tracing::info!(
                 target: "airlock::notify",
                 activity_type = %activity.kind,
                 service_url = %activity.service_url,
-                conversation_id = activity.conversation.as_ref().and_then(|c| c.id.as_deref()).unwrap_or(""),
-                channel_id = activity.channel_data.as_ref().and_then(|d| d.pointer("/channel/id")).and_then(Value::as_str).unwrap_or(""),
-                tenant_id = activity.tenant_id().unwrap_or(""),
+                conversation_id,
+                channel_id,
+                tenant_id,
                 "teams activity acknowledged"
             );
             StatusCode::OK.into_response()
