@@ -448,12 +448,14 @@ async fn registry_refusals_are_shown_in_the_card() {
         ),
         (VerdictResult::NotAnApprover, "approve", "not an approver"),
         (
-            VerdictResult::Recorded {
-                approvals: 1,
-                required: 2,
-            },
+            VerdictResult::Recorded { remaining: 1 },
             "approve",
-            "1 of 2 needed",
+            "1 more approver is needed",
+        ),
+        (
+            VerdictResult::AlreadyVoted,
+            "approve",
+            "already approved this request",
         ),
     ];
     for (answer, verb, expected) in cases {

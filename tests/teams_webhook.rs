@@ -303,3 +303,41 @@ fn the_schema_check_rejects_what_teams_would_reject() {
         .push(serde_json::json!({"type": "TextBlock"}));
     assert!(!validator.is_valid(&bad), "TextBlock needs text");
 }
+
+#[test]
+fn every_card_variant_validates() {
+    let mut r = request("r-all");
+    r.approver_aad_ids = vec!["aad-1".into()];
+    r.application_name = None;
+    r.tables.clear();
+    assert_valid_card(&card::webhook_card(&r));
+    assert_valid_card(&card::bot_base_card(&r, None));
+    assert_valid_card(&card::bot_approver_card(&r, None));
+    for tone in [card::Tone::Good, card::Tone::Warning, card::Tone::Attention] {
+        let n = card::Notice {
+            text: "notice".into(),
+            tone,
+        };
+        assert_valid_card(&card::bot_approver_card(&r, Some(&n)));
+        assert_valid_card(&card::bot_base_card(&r, Some(&n)));
+        assert_valid_card(&card::notice_card("r-all", &n));
+    }
+    for state in [
+        OutcomeState::Approved,
+        OutcomeState::Denied,
+        OutcomeState::Expired,
+        OutcomeState::Withdrawn,
+        OutcomeState::Abandoned,
+        OutcomeState::Aborted,
+    ] {
+        let o = CardOutcome {
+            request_id: "r-all".into(),
+            state,
+            by: vec!["alice".into(), "bob".into()],
+            rationale: Some("why\nnot".into()),
+            decided_at: time::OffsetDateTime::now_utc(),
+        };
+        assert_valid_card(&card::verdict_card(Some(&r), &o));
+        assert_valid_card(&card::verdict_card(None, &o));
+    }
+}

@@ -81,6 +81,8 @@ pub enum OutcomeState {
     Withdrawn,
     /// The gateway restarted while the request was pending.
     Abandoned,
+    /// A final verdict could not be written to the audit, so nothing ran.
+    Aborted,
 }
 
 impl OutcomeState {
@@ -91,6 +93,7 @@ impl OutcomeState {
             OutcomeState::Expired => "expired",
             OutcomeState::Withdrawn => "withdrawn",
             OutcomeState::Abandoned => "abandoned",
+            OutcomeState::Aborted => "aborted",
         }
     }
 
@@ -101,13 +104,14 @@ impl OutcomeState {
             OutcomeState::Expired => "Expired without a decision",
             OutcomeState::Withdrawn => "Withdrawn by the client",
             OutcomeState::Abandoned => "Abandoned (gateway restarted)",
+            OutcomeState::Aborted => "Not run: the verdict could not be recorded",
         }
     }
 
     fn color(self) -> &'static str {
         match self {
             OutcomeState::Approved => "good",
-            OutcomeState::Denied => "attention",
+            OutcomeState::Denied | OutcomeState::Aborted => "attention",
             _ => "warning",
         }
     }

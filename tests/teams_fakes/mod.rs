@@ -88,7 +88,8 @@ pub fn assert_valid_card(card: &Value) {
         .expect("card is an object")
         .remove("msteams");
     strip_code_blocks(&mut c);
-    let validator = schema_validator();
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(schema_validator);
     let errors: Vec<String> = validator
         .iter_errors(&c)
         .map(|e| format!("{} at {}", e, e.instance_path))

@@ -291,15 +291,23 @@ async fn on_card_action(state: &BotState, activity: &Activity) -> Response {
             drop(inner.notifier.settle(outcome, clicked_card));
             card_response(card)
         }
-        VerdictResult::Recorded {
-            approvals,
-            required,
-        } => approver_view(
+        VerdictResult::Recorded { remaining } => approver_view(
             &request_id,
             request.as_ref(),
             &notice(
-                format!("Your approval is recorded: {approvals} of {required} needed."),
+                format!(
+                    "Your approval is recorded; {remaining} more approver{} needed.",
+                    if remaining == 1 { " is" } else { "s are" }
+                ),
                 Tone::Good,
+            ),
+        ),
+        VerdictResult::AlreadyVoted => approver_view(
+            &request_id,
+            request.as_ref(),
+            &notice(
+                "You already approved this request; another approver has to approve too.",
+                Tone::Warning,
             ),
         ),
         VerdictResult::SelfApproval => approver_view(
@@ -388,6 +396,7 @@ fn result_name(r: &VerdictResult) -> &'static str {
     match r {
         VerdictResult::Decided(_) => "decided",
         VerdictResult::Recorded { .. } => "recorded",
+        VerdictResult::AlreadyVoted => "already-voted",
         VerdictResult::AlreadyDecided(_) => "already-decided",
         VerdictResult::SelfApproval => "self-approval",
         VerdictResult::NotAnApprover => "not-an-approver",

@@ -48,8 +48,10 @@ pub enum RefusalReason {
 pub enum VerdictResult {
     /// Recorded, and it settled the request (a denial, or the approval that met the quorum).
     Decided(CardOutcome),
-    /// Approval recorded; the rule needs more distinct approvers.
-    Recorded { approvals: u32, required: u32 },
+    /// Approval recorded; the rule needs `remaining` more distinct approvers.
+    Recorded { remaining: u32 },
+    /// This approver already approved; the quorum counts distinct people.
+    AlreadyVoted,
     /// Someone (or the clock, or the client) settled it first.
     AlreadyDecided(CardOutcome),
     /// The approver is the requester.
