@@ -36,6 +36,8 @@ pub enum ServerError {
     Policy(#[from] crate::policy::PolicyError),
     #[error("audit: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("approvals: {0}")]
+    Approval(String),
 }
 
 /// Everything sessions share. Built once from the config and passed down explicitly.
@@ -46,6 +48,13 @@ pub struct Gateway {
     pub cancels: CancelMap,
     /// Classifier, policy and audit: what every decision goes through.
     pub inspector: Arc<Inspector>,
+    /// Held statements waiting for people.
+    pub registry: Arc<crate::approval::Registry>,
+    /// State of the admin HTTP listener (None when `[admin] listen` is empty).
+    pub admin: Option<crate::admin::AdminState>,
+    /// What sessions need to hold statements.
+    pub holds: Option<crate::session::hold::HoldContext>,
+    pub metrics: Arc<crate::admin::Metrics>,
     /// The audit writer, awaited at shutdown so the last records are flushed.
     audit_writer: parking_lot::Mutex<Option<crate::audit::AuditWriter>>,
     /// Idle upstream connections for reuse (None when `upstream.pool = false`).
@@ -59,12 +68,37 @@ impl Gateway {
     /// tokio runtime (the audit writer starts here).
     pub async fn open(config: Arc<Config>) -> Result<Gateway, ServerError> {
         let upstream = Upstream::from_config(&config.upstream)?;
-        let policy = crate::policy::Policy::load(&config.policy.path)?;
-        let (audit, audit_writer) = crate::audit::Audit::open(&config.audit).await?;
-        let inspector = Arc::new(Inspector::new(
-            crate::policy::PolicyStore::new(policy),
-            audit,
+        let policy = Arc::new(crate::policy::PolicyStore::new(
+            crate::policy::Policy::load(&config.policy.path)?,
         ));
+        let (audit, audit_writer) = crate::audit::Audit::open(&config.audit).await?;
+        let metrics = Arc::new(crate::admin::Metrics::new());
+        let registry = crate::approval::Registry::open(
+            config.approval.clone(),
+            Arc::new(audit.clone()),
+            Vec::new(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(|e| ServerError::Approval(e.to_string()))?;
+        let admin = if config.admin.listen.is_empty() {
+            None
+        } else {
+            let state = crate::admin::AdminState::new(
+                &config.admin,
+                registry.clone(),
+                metrics.clone(),
+                crate::approval::LinkSecret::from_config(&config.admin.link_secret),
+                Some(policy.clone()),
+            )
+            .map_err(|e| ServerError::Approval(e.to_string()))?;
+            Some(state)
+        };
+        let holds = Some(crate::session::hold::HoldContext {
+            registry: registry.clone(),
+            public_url: config.admin.public_url.clone(),
+        });
+        let inspector = Arc::new(Inspector::new(policy, audit, Some(metrics.clone())));
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_tls(cert, key)?)),
             _ => None,
@@ -79,6 +113,10 @@ impl Gateway {
         Ok(Gateway {
             config,
             inspector,
+            registry,
+            admin,
+            holds,
+            metrics,
             audit_writer: parking_lot::Mutex::new(Some(audit_writer)),
             pool,
             upstream,
@@ -112,6 +150,7 @@ impl Gateway {
 /// A bound listener, so callers (tests, the demo) can learn the port before serving.
 pub struct Server {
     listener: TcpListener,
+    admin: Option<TcpListener>,
     gateway: Arc<Gateway>,
 }
 
@@ -121,7 +160,22 @@ impl Server {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Listen { addr, source })?;
-        Ok(Server { listener, gateway })
+        let admin = match &gateway.admin {
+            Some(_) => {
+                let addr = gateway.config.admin.listen.clone();
+                Some(
+                    TcpListener::bind(&addr)
+                        .await
+                        .map_err(|source| ServerError::Listen { addr, source })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Server {
+            listener,
+            admin,
+            gateway,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -134,11 +188,34 @@ impl Server {
         &self.gateway
     }
 
+    /// Where the admin API and approval pages listen, when enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Accepts until `closing` fires, then waits up to the grace period for sessions.
     pub async fn run(self, closing: CancellationToken) {
         let gw = self.gateway;
         let limit = Arc::new(Semaphore::new(gw.config.server.max_connections));
         let tracker = TaskTracker::new();
+        let admin_stop = CancellationToken::new();
+        if let (Some(listener), Some(state)) = (self.admin, gw.admin.clone()) {
+            let audit = &gw.inspector.audit;
+            let audit_api = crate::admin::audit_api::audit_routes(
+                crate::admin::audit_api::AuditApiState::new(audit.store(), state.token_check())
+                    .with_live(audit.subscribe()),
+            );
+            state.readiness().set_ready(true);
+            let app = crate::admin::router(state).merge(audit_api);
+            let stop = admin_stop.clone();
+            info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin API listening");
+            tokio::spawn(async move {
+                if let Err(e) = crate::admin::serve(listener, app, stop.cancelled_owned()).await {
+                    warn!(error = %e, "admin listener failed");
+                }
+            });
+        }
+        tokio::spawn(gw.registry.clone().run_sweeper(admin_stop.clone().cancelled_owned()));
         info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), upstream = %gw.upstream.describe(), "airlock listening");
         loop {
             let accepted = tokio::select! {
@@ -185,6 +262,11 @@ impl Server {
             gw.force_close.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         }
+        if let Some(state) = &gw.admin {
+            state.readiness().set_ready(false);
+        }
+        gw.registry.shutdown().await;
+        admin_stop.cancel();
         gw.close_audit().await;
         info!("airlock stopped");
     }

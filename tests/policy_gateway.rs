@@ -16,8 +16,11 @@ fn demo_db(label: &str) -> TestDb {
     db
 }
 
+/// A gateway with the demo policy, where approver alice denies every held request at once.
 fn demo_gw() -> Gw {
-    Gw::start(|c| c.policy.path = shipped_policy("demo.toml"))
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_deny("alice");
+    gw
 }
 
 /// Runs one statement as the agent; (stdout, stderr).
@@ -232,4 +235,28 @@ fn every_statement_upstream_ran_was_audited_first() {
 fn pg_time_us(ts: &str) -> i64 {
     let t = ts.trim_end_matches(" UTC").replace(' ', "T") + "Z";
     airlock::audit::parse_time(&t).unwrap_or_else(|| panic!("bad log time {ts}"))
+}
+
+#[test]
+fn policy_reload_applies_and_an_invalid_policy_keeps_the_old_one() {
+    let db = demo_db("reload");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::copy(shipped_policy("demo.toml"), &path).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    gw.auto_deny("alice");
+    let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
+    assert!(err.is_empty(), "{err}");
+    // Deny reads of orders from now on.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[rule]]\nid = \"no-orders\"\naction = \"deny\"\ntables = [\"public.orders\"]\nreason = \"orders are off limits\"\n");
+    std::fs::write(&path, &text).unwrap();
+    gw.gateway.reload_policy();
+    let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
+    assert!(err.contains("no-orders"), "{err}");
+    // A broken file is refused and the previous policy stays in force.
+    std::fs::write(&path, "this is [not toml").unwrap();
+    gw.gateway.reload_policy();
+    let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
+    assert!(err.contains("no-orders"), "{err}");
 }

@@ -108,6 +108,19 @@ pub fn notice(buf: &mut BytesMut, code: &str, message: &str, detail: Option<&str
     encode_into(buf, &NoticeResponse::new(f));
 }
 
+/// A NoticeResponse with detail and hint (what a held statement's client sees).
+pub fn notice_with_hint(buf: &mut BytesMut, code: &str, message: &str, detail: &str, hint: &str) {
+    let f = vec![
+        (b'S', "NOTICE".to_string()),
+        (b'V', "NOTICE".to_string()),
+        (b'C', code.to_string()),
+        (b'M', message.to_string()),
+        (b'D', detail.to_string()),
+        (b'H', hint.to_string()),
+    ];
+    encode_into(buf, &NoticeResponse::new(f));
+}
+
 /// Transaction status as reported in ReadyForQuery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxStatus {

@@ -8,8 +8,9 @@ use bytes::{Bytes, BytesMut};
 use pgwire::messages::extendedquery::{Bind, Close, Parse};
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 
-use super::inspect::{query_message, simple_outcome, SessionInspector};
-use crate::policy::{Action, Decision};
+use super::hold::{self, HoldContext};
+use super::inspect::{query_message, simple_outcome, Decided, SessionInspector};
+use crate::policy::Action;
 use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
 use crate::protocol::Frame;
@@ -85,6 +86,7 @@ impl UnitDecision {
 /// Per-session gate state.
 pub struct Gate {
     inspector: SessionInspector,
+    holds: Option<HoldContext>,
     statements: HashMap<String, String>,
     portals: HashMap<String, String>,
     /// Prepared statements whose Parse was rewritten by a mask: executing them later runs the
@@ -93,9 +95,10 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(inspector: SessionInspector) -> Gate {
+    pub fn new(inspector: SessionInspector, holds: Option<HoldContext>) -> Gate {
         Gate {
             inspector,
+            holds,
             statements: HashMap::new(),
             portals: HashMap::new(),
             masked: HashSet::new(),
@@ -104,23 +107,51 @@ impl Gate {
 
     /// Decides a unit: classify, policy, write-ahead audit; then what to forward.
     pub async fn decide(&mut self, unit: &Unit, frames: &[Frame]) -> UnitDecision {
-        let (decision, id, _classified) = self.inspector.decide(unit).await;
-        if decision.action != Action::Mask {
-            return simple_outcome(&decision, id);
+        let decided = self.inspector.decide(unit).await;
+        let id = decided.id.clone();
+        let decision = &decided.decision;
+        match decision.action {
+            Action::Allow | Action::Deny => simple_outcome(decision, id),
+            Action::Hold => self.hold(unit, decided).await,
+            Action::Mask => {
+                let rewritten = decision.rewritten.clone();
+                let replacement = match (unit, rewritten.as_deref()) {
+                    (Unit::Simple { .. }, Some(sql)) => Some(query_message(sql)),
+                    (Unit::Extended { .. }, Some(sql)) => self.rewrite_parse(frames, sql),
+                    _ => None,
+                };
+                match replacement {
+                    Some(replacement) => UnitDecision::Forward {
+                        decision_id: id,
+                        replacement: Some(replacement),
+                    },
+                    // A mask that cannot be applied safely becomes a hold, never an allow.
+                    None => {
+                        let mut decided = decided;
+                        decided.decision.action = Action::Hold;
+                        decided.decision.rewritten = None;
+                        self.hold(unit, decided).await
+                    }
+                }
+            }
         }
-        match (unit, decision.rewritten.as_deref()) {
-            (Unit::Simple { .. }, Some(sql)) => UnitDecision::Forward {
-                decision_id: id,
-                replacement: Some(query_message(sql)),
-            },
-            (Unit::Extended { .. }, Some(sql)) => match self.rewrite_parse(frames, sql) {
-                Some(replacement) => UnitDecision::Forward {
-                    decision_id: id,
-                    replacement: Some(replacement),
-                },
-                None => simple_outcome(&Decision { action: Action::Hold, ..decision }, id),
-            },
-            _ => simple_outcome(&Decision { action: Action::Hold, ..decision }, id),
+    }
+
+    async fn hold(&mut self, unit: &Unit, d: Decided) -> UnitDecision {
+        match &self.holds {
+            Some(ctx) => {
+                hold::hold(
+                    ctx,
+                    unit,
+                    &self.inspector.info,
+                    d.decision,
+                    d.id,
+                    &d.classified,
+                    d.params,
+                )
+                .await
+            }
+            None => simple_outcome(&d.decision, d.id),
         }
     }
 

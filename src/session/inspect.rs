@@ -23,16 +23,23 @@ use crate::upstream::UpstreamConn;
 /// that opens it).
 pub struct Inspector {
     classifiers: RwLock<HashMap<String, Arc<Classifier>>>,
-    pub policy: PolicyStore,
+    pub policy: Arc<PolicyStore>,
     pub audit: AuditHandle,
+    /// Counters for /metrics (statements by kind and decision).
+    pub metrics: Option<Arc<crate::admin::Metrics>>,
 }
 
 impl Inspector {
-    pub fn new(policy: PolicyStore, audit: AuditHandle) -> Inspector {
+    pub fn new(
+        policy: Arc<PolicyStore>,
+        audit: AuditHandle,
+        metrics: Option<Arc<crate::admin::Metrics>>,
+    ) -> Inspector {
         Inspector {
             classifiers: RwLock::new(HashMap::new()),
             policy,
             audit,
+            metrics,
         }
     }
 
@@ -79,6 +86,16 @@ impl Inspector {
     }
 }
 
+/// The outcome of deciding a unit.
+pub struct Decided {
+    pub decision: Decision,
+    /// Audit id of the decision record (None when the audit failed: the unit is refused).
+    pub id: Option<String>,
+    pub classified: Arc<Classified>,
+    /// Bound parameters as display text, redacted per policy.
+    pub params: Vec<Option<String>>,
+}
+
 /// One session's view: who it is, its SQL-level state, and which prepared statements were
 /// rewritten by a mask when they were parsed.
 pub struct SessionInspector {
@@ -111,7 +128,7 @@ impl SessionInspector {
     }
 
     /// Decides a unit. Any failure to decide or to audit refuses it: nothing runs unaudited.
-    pub async fn decide(&mut self, unit: &Unit) -> (Decision, Option<String>, Arc<Classified>) {
+    pub async fn decide(&mut self, unit: &Unit) -> Decided {
         let classifier = self.classifier.clone();
         let (classified, text, params, protocol) = match unit {
             Unit::Simple { text } => (
@@ -134,20 +151,33 @@ impl SessionInspector {
             protocol,
             sql: classified.redacted.clone(),
             rewritten_sql: decision.rewritten.clone(),
-            params,
+            params: params.clone(),
             fingerprint: classified.fingerprint.clone(),
             facts: classified.statements.clone(),
             decision: decision.clone(),
         };
+        if let Some(m) = &self.inspector.metrics {
+            for f in &classified.statements {
+                m.statement(f.kind, decision.action);
+            }
+        }
         match self.inspector.audit.decision(entry).await {
-            Ok(id) => (decision, Some(id), classified),
+            Ok(id) => Decided {
+                decision,
+                id: Some(id),
+                classified,
+                params,
+            },
             Err(e) => {
                 tracing::error!(error = %e, "audit write failed; refusing the statement");
-                (
-                    Decision::fail_closed(format!("the audit store is unavailable: {e}")),
-                    None,
+                Decided {
+                    decision: Decision::fail_closed(format!(
+                        "the audit store is unavailable: {e}"
+                    )),
+                    id: None,
                     classified,
-                )
+                    params,
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod cancel;
 mod front;
 pub mod gate;
 pub mod handshake;
+pub mod hold;
 pub mod inspect;
 
 use std::net::SocketAddr;
@@ -207,11 +208,10 @@ impl Session {
             application_name: startup.application_name.clone(),
             database: database.clone(),
         };
-        let gate = Gate::new(inspect::SessionInspector::new(
-            gw.inspector.clone(),
-            classifier,
-            info,
-        ));
+        let gate = Gate::new(
+            inspect::SessionInspector::new(gw.inspector.clone(), classifier, info),
+            gw.holds.clone(),
+        );
         let (key, cancel_handle) = gw.cancels.register();
         *cancel_handle.upstream.lock() = Some(gw.upstream.cancel_target(&upstream));
         messages::auth_ok(&mut greeting);

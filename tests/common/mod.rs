@@ -198,6 +198,37 @@ impl Gw {
     }
 }
 
+impl Gw {
+    /// Plays an approver who denies every held request as soon as it appears, so tests of
+    /// held statements see the refusal instead of waiting out the hold. Stops with the Gw.
+    pub fn auto_deny(&self, approver: &str) {
+        let registry = self.gateway.registry.clone();
+        let stop = self.closing.clone();
+        let approver = approver.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                while !stop.is_cancelled() {
+                    for view in registry.list(airlock::approval::ListFilter::Pending).await {
+                        let _ = registry
+                            .deny(
+                                &view.id,
+                                &approver,
+                                airlock::approval::Channel::Api,
+                                Some("denied by the test approver".into()),
+                            )
+                            .await;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            });
+        });
+    }
+}
+
 impl Drop for Gw {
     fn drop(&mut self) {
         self.closing.cancel();
