@@ -90,7 +90,7 @@ async fn an_approver_signs_in_and_approves_in_the_browser() {
         }
         other => panic!("expected approval, got {other:?}"),
     }
-    let actions = server.audit.actions_for(id.as_str());
+    let actions = server.audit.as_ref().unwrap().actions_for(id.as_str());
     assert_eq!(
         actions,
         vec![

@@ -60,7 +60,7 @@ pub enum ApprovalsCommand {
         #[arg(long, short = 'r')]
         reason: String,
     },
-    /// Make a new approver token and print the `[admin.tokens]` line holding its hash.
+    /// Make a new token and print its hash for the policy (`[approvers.NAME] token_sha256`).
     Token { name: String },
 }
 
@@ -462,7 +462,13 @@ fn print_new_token(
             "token for {name} (shown once; hand it to {name} and keep it secret):"
         )?;
         writeln!(out, "  {token}")?;
-        writeln!(out, "add to the gateway config:")?;
+        writeln!(out, "approver tokens live in the policy file:")?;
+        writeln!(out, "  [approvers.{}]", toml_key(name))?;
+        writeln!(out, "  token_sha256 = \"{hash}\"")?;
+        writeln!(
+            out,
+            "or, for someone who only reads the admin API, in the gateway config:"
+        )?;
         writeln!(out, "  [admin.tokens]")?;
         writeln!(out, "  {} = \"{hash}\"", toml_key(name))?;
     }

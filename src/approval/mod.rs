@@ -21,6 +21,7 @@ mod audit;
 pub mod cli;
 mod entry;
 mod journal;
+mod lifecycle;
 mod link;
 mod notice;
 mod notifier;

@@ -951,3 +951,25 @@ async fn a_withdraw_handle_outlives_a_dropped_verdict_future() {
         WithdrawResult::AlreadyClosed(RequestState::Withdrawn)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_records_expiry_without_anyone_asking() {
+    let (reg, audit) = open().await;
+    let (id, waiter) = reg
+        .submit(hold("DROP TABLE a", &["alice"], 1))
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sweeper = tokio::spawn(reg.clone().run_sweeper(async {
+        let _ = stopped.await;
+    }));
+    // Past the hold deadline and the approvable window; only the sweeper runs meanwhile.
+    tokio::time::sleep(Duration::from_secs(60 + 600 + 2)).await;
+    assert_eq!(
+        audit.actions_for(id.as_str()),
+        vec![A::Requested, A::Expire, A::Expire]
+    );
+    stop.send(()).unwrap();
+    sweeper.await.unwrap();
+    drop(waiter);
+}

@@ -28,7 +28,8 @@ pub fn token(name: &str) -> String {
 pub struct AdminServer {
     pub url: String,
     pub registry: Arc<Registry>,
-    pub audit: MemoryAudit,
+    /// The in-memory approval trail, when this server made its own registry.
+    pub audit: Option<MemoryAudit>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -49,15 +50,13 @@ impl AdminServer {
         )
         .await
         .expect("registry");
-        Self::start_with(registry, audit, names).await
+        let mut server = Self::start_with(registry, names).await;
+        server.audit = Some(audit);
+        server
     }
 
     /// The admin listener in front of an existing registry (the gateway's, in an E2E test).
-    pub async fn start_with(
-        registry: Arc<Registry>,
-        audit: MemoryAudit,
-        names: &[&str],
-    ) -> AdminServer {
+    pub async fn start_with(registry: Arc<Registry>, names: &[&str]) -> AdminServer {
         let mut tokens = BTreeMap::new();
         for n in names {
             tokens.insert(n.to_string(), hash_token(&token(n)));
@@ -90,7 +89,7 @@ impl AdminServer {
         AdminServer {
             url,
             registry,
-            audit,
+            audit: None,
             shutdown: Some(tx),
             task: Some(task),
         }
