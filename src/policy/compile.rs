@@ -227,7 +227,11 @@ impl Builder {
         Ok(())
     }
 
-    fn principal_name(&mut self, f: &SourceFile, name: &Spanned<String>) -> Result<(), PolicyError> {
+    fn principal_name(
+        &mut self,
+        f: &SourceFile,
+        name: &Spanned<String>,
+    ) -> Result<(), PolicyError> {
         if !valid_name(name.get_ref()) {
             return f.err(
                 name.span(),
@@ -314,7 +318,12 @@ impl Builder {
     fn settings(&mut self, f: &SourceFile) -> Result<(), PolicyError> {
         let raw = &f.raw;
         if let Some(r) = &raw.redact_params {
-            once(&mut self.seen, "redact_params", f.at(r.span()), "`redact_params`")?;
+            once(
+                &mut self.seen,
+                "redact_params",
+                f.at(r.span()),
+                "`redact_params`",
+            )?;
             self.redact_params = Some(match r.get_ref() {
                 RawGlobalRedaction::None => GlobalRedaction::None,
                 RawGlobalRedaction::Pii => GlobalRedaction::Pii,
@@ -324,12 +333,20 @@ impl Builder {
         for (kind, action) in raw.defaults.kinds() {
             let Some(action) = action else { continue };
             let key = format!("defaults.{}", kind.as_str());
-            once(&mut self.seen, &key, f.at(action.span()), &format!("`{key}`"))?;
+            once(
+                &mut self.seen,
+                &key,
+                f.at(action.span()),
+                &format!("`{key}`"),
+            )?;
             let a = *action.get_ref();
             if a == Action::Mask && !matches!(kind, Kind::Read | Kind::Export) {
                 return f.err(
                     action.span(),
-                    format!("`mask` only applies to read and export, not {}", kind.as_str()),
+                    format!(
+                        "`mask` only applies to read and export, not {}",
+                        kind.as_str()
+                    ),
                 );
             }
             self.defaults[kind_index(kind)] = Some(Setting {
@@ -340,28 +357,51 @@ impl Builder {
         }
         let d = &raw.defaults;
         if let Some(t) = &d.hold_timeout_secs {
-            once(&mut self.seen, "defaults.hold_timeout_secs", f.at(t.span()), "`[defaults] hold_timeout_secs`")?;
+            once(
+                &mut self.seen,
+                "defaults.hold_timeout_secs",
+                f.at(t.span()),
+                "`[defaults] hold_timeout_secs`",
+            )?;
             if *t.get_ref() == 0 {
                 return f.err(t.span(), "hold_timeout_secs must be at least 1");
             }
             self.hold_timeout = Some(Duration::from_secs(*t.get_ref()));
         }
         if let Some(q) = &d.quorum {
-            once(&mut self.seen, "defaults.quorum", f.at(q.span()), "`[defaults] quorum`")?;
+            once(
+                &mut self.seen,
+                "defaults.quorum",
+                f.at(q.span()),
+                "`[defaults] quorum`",
+            )?;
             if *q.get_ref() == 0 {
                 return f.err(q.span(), "quorum must be at least 1");
             }
             self.hold_quorum = Some((*q.get_ref(), f.at(q.span())));
         }
         if let Some(list) = &d.approvers {
-            let at = list.first().map(|s| f.at(s.span())).unwrap_or_else(|| f.name.clone());
-            once(&mut self.seen, "defaults.approvers", at, "`[defaults] approvers`")?;
+            let at = list
+                .first()
+                .map(|s| f.at(s.span()))
+                .unwrap_or_else(|| f.name.clone());
+            once(
+                &mut self.seen,
+                "defaults.approvers",
+                at,
+                "`[defaults] approvers`",
+            )?;
             self.hold_approvers = Some(self.resolve_approvers(f, list)?);
         }
         for (flag, action) in Flag::ALL.into_iter().zip(raw.flags.entries()) {
             let Some(action) = action else { continue };
             let key = format!("flags.{}", flag.name());
-            once(&mut self.seen, &key, f.at(action.span()), &format!("`{key}`"))?;
+            once(
+                &mut self.seen,
+                &key,
+                f.at(action.span()),
+                &format!("`{key}`"),
+            )?;
             let a = *action.get_ref();
             let ok = match a {
                 Action::Hold | Action::Deny => true,
@@ -373,7 +413,11 @@ impl Builder {
                     action.span(),
                     format!(
                         "`{key}` may only be {}",
-                        if flag.may_allow() { "allow, hold or deny" } else { "hold or deny" }
+                        if flag.may_allow() {
+                            "allow, hold or deny"
+                        } else {
+                            "hold or deny"
+                        }
                     ),
                 );
             }
@@ -385,7 +429,10 @@ impl Builder {
         }
         for s in &raw.functions.safe {
             if s.get_ref().trim().is_empty() || s.get_ref().contains(char::is_whitespace) {
-                return f.err(s.span(), format!("`{}` is not a function name", s.get_ref()));
+                return f.err(
+                    s.span(),
+                    format!("`{}` is not a function name", s.get_ref()),
+                );
             }
             self.safe_functions.push(s.get_ref().clone());
         }
@@ -464,15 +511,26 @@ impl Builder {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return f.err(r.id.span(), format!("rule id `{id}` may only use letters, digits, `_ - .`"));
+            return f.err(
+                r.id.span(),
+                format!("rule id `{id}` may only use letters, digits, `_ - .`"),
+            );
         }
-        if ["default.", "flags.", "built-in."].iter().any(|p| id.starts_with(p)) {
+        if ["default.", "flags.", "built-in."]
+            .iter()
+            .any(|p| id.starts_with(p))
+        {
             return f.err(
                 r.id.span(),
                 format!("rule id `{id}` uses a reserved prefix (default., flags., built-in.)"),
             );
         }
-        once(&mut self.seen, &format!("rule {id}"), here.clone(), &format!("rule `{id}`"))?;
+        once(
+            &mut self.seen,
+            &format!("rule {id}"),
+            here.clone(),
+            &format!("rule `{id}`"),
+        )?;
         let action = *r.action.get_ref();
 
         // Hold settings only make sense on hold rules; anywhere else they are a mistake.
@@ -480,7 +538,10 @@ impl Builder {
             let stray = [
                 r.hold_timeout_secs.as_ref().map(|s| s.span()),
                 r.quorum.as_ref().map(|s| s.span()),
-                r.approvers.as_ref().and_then(|a| a.first()).map(|s| s.span()),
+                r.approvers
+                    .as_ref()
+                    .and_then(|a| a.first())
+                    .map(|s| s.span()),
             ];
             if let Some(span) = stray.into_iter().flatten().next() {
                 return f.err(
@@ -498,7 +559,10 @@ impl Builder {
             if action == Action::Mask && !matches!(k.get_ref(), Kind::Read | Kind::Export) {
                 return f.err(
                     k.span(),
-                    format!("rule `{id}`: `mask` only applies to read and export, not {}", k.get_ref().as_str()),
+                    format!(
+                        "rule `{id}`: `mask` only applies to read and export, not {}",
+                        k.get_ref().as_str()
+                    ),
                 );
             }
             kinds |= 1 << kind_index(*k.get_ref());
@@ -510,7 +574,8 @@ impl Builder {
 
         let who = self.who(f, id, &r.users, &r.groups)?;
         let except = self.who(f, id, &r.except_users, &r.except_groups)?;
-        let globs = |list: &[Spanned<String>]| list.iter().map(|s| Glob::new(s.get_ref())).collect();
+        let globs =
+            |list: &[Spanned<String>]| list.iter().map(|s| Glob::new(s.get_ref())).collect();
         let mut tables = Vec::new();
         for t in &r.tables {
             tables.push(TablePattern::parse(t.get_ref()).or_else(|m| f.err(t.span(), m))?);
@@ -527,7 +592,11 @@ impl Builder {
                     let names: Vec<&str> = Flag::ALL.iter().map(|f| f.name()).collect();
                     return f.err(
                         s.span(),
-                        format!("unknown flag `{}` (one of {})", s.get_ref(), names.join(", ")),
+                        format!(
+                            "unknown flag `{}` (one of {})",
+                            s.get_ref(),
+                            names.join(", ")
+                        ),
                     );
                 }
             }
@@ -628,7 +697,10 @@ impl Builder {
         }
         for g in groups {
             let Some(group) = self.groups.iter().find(|x| &x.name == g.get_ref()) else {
-                return f.err(g.span(), format!("rule `{id}`: unknown group `{}`", g.get_ref()));
+                return f.err(
+                    g.span(),
+                    format!("rule `{id}`: unknown group `{}`", g.get_ref()),
+                );
             };
             for m in &group.members {
                 if !who.members.contains(m) {
@@ -641,7 +713,8 @@ impl Builder {
 }
 
 fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
-    let bytes = hex::decode(s.trim()).map_err(|_| "token_sha256 must be 64 hex digits".to_string())?;
+    let bytes =
+        hex::decode(s.trim()).map_err(|_| "token_sha256 must be 64 hex digits".to_string())?;
     bytes
         .try_into()
         .map_err(|_| "token_sha256 must be 64 hex digits (a SHA-256)".to_string())

@@ -381,7 +381,10 @@ impl Policy {
         let mut found = None;
         for a in &self.approvers {
             if let Some(h) = &a.token_sha256 {
-                let diff = h.iter().zip(digest.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+                let diff = h
+                    .iter()
+                    .zip(digest.iter())
+                    .fold(0u8, |acc, (x, y)| acc | (x ^ y));
                 if diff == 0 && found.is_none() {
                     found = Some(a);
                 }

@@ -175,7 +175,9 @@ fn split_dotted(text: &str) -> Result<Vec<Glob>, String> {
                     return Err(format!("misplaced quote in `{text}`"));
                 }
                 if c.is_whitespace() {
-                    return Err(format!("whitespace in `{text}` (quote the name if it is real)"));
+                    return Err(format!(
+                        "whitespace in `{text}` (quote the name if it is real)"
+                    ));
                 }
                 s.push(c);
                 chars.next();

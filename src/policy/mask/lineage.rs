@@ -342,9 +342,10 @@ impl<'a> Env<'a> {
                         }
                     }
                 }
-                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), o)
-                    if plain_wildcard(o) =>
-                {
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(n),
+                    o,
+                ) if plain_wildcard(o) => {
                     let src = self.find_source_in_top(n)?;
                     match &src.columns {
                         Some(c) => out.extend(c.iter().cloned()),
@@ -375,7 +376,8 @@ impl<'a> Env<'a> {
             .sources
             .iter()
             .find(|s| {
-                s.refname.as_ref() == Some(table) && (schema.is_none() || s.schema.as_ref() == schema)
+                s.refname.as_ref() == Some(table)
+                    && (schema.is_none() || s.schema.as_ref() == schema)
             })
             .ok_or_else(|| unsafe_(format!("`{n}.*` names no FROM item")))
     }
@@ -397,7 +399,10 @@ impl<'a> Env<'a> {
                     | JoinOperator::CrossJoin(c) => c,
                     other => return Err(unsafe_(format!("unsupported join `{other:?}`"))),
                 };
-                if matches!(constraint, JoinConstraint::Using(_) | JoinConstraint::Natural) {
+                if matches!(
+                    constraint,
+                    JoinConstraint::Using(_) | JoinConstraint::Natural
+                ) {
                     self.top().merges_columns = true;
                 }
             }
@@ -410,8 +415,8 @@ impl<'a> Env<'a> {
             TableFactor::Table {
                 name, alias, args, ..
             } => {
-                let idents =
-                    object_parts(name).ok_or_else(|| unsafe_(format!("unsupported name `{name}`")))?;
+                let idents = object_parts(name)
+                    .ok_or_else(|| unsafe_(format!("unsupported name `{name}`")))?;
                 let parts: Vec<String> = idents.iter().map(fold).collect();
                 let written = idents.last().cloned();
                 if let Some(args) = args {
@@ -420,8 +425,13 @@ impl<'a> Env<'a> {
                     for a in &args.args {
                         l = l.join(self.arg_lineage(a)?);
                     }
-                    opaque_source(alias, written, l.computed(|| format!("`{f}` computes from PII")))
-                } else if let (Some(cte), [n]) = (self.find_cte(&parts[0]).cloned(), parts.as_slice())
+                    opaque_source(
+                        alias,
+                        written,
+                        l.computed(|| format!("`{f}` computes from PII")),
+                    )
+                } else if let (Some(cte), [n]) =
+                    (self.find_cte(&parts[0]).cloned(), parts.as_slice())
                 {
                     debug_assert_eq!(&cte.name, n);
                     let mut s = Source {
@@ -479,7 +489,11 @@ impl<'a> Env<'a> {
                     l = l.join(self.arg_lineage(a)?);
                 }
                 let written = name.0.last().and_then(|p| p.as_ident().cloned());
-                opaque_source(alias, written, l.computed(|| format!("`{f}` computes from PII")))
+                opaque_source(
+                    alias,
+                    written,
+                    l.computed(|| format!("`{f}` computes from PII")),
+                )
             }
             TableFactor::UNNEST {
                 alias, array_exprs, ..
@@ -496,7 +510,11 @@ impl<'a> Env<'a> {
             }
             TableFactor::TableFunction { expr, alias } => {
                 let l = self.expr_lineage(expr)?;
-                opaque_source(alias, None, l.computed(|| format!("`{f}` computes from PII")))
+                opaque_source(
+                    alias,
+                    None,
+                    l.computed(|| format!("`{f}` computes from PII")),
+                )
             }
             TableFactor::NestedJoin {
                 table_with_joins,
@@ -526,9 +544,9 @@ impl<'a> Env<'a> {
         match e {
             Expr::Identifier(id) => Ok(self.resolve(std::slice::from_ref(id))),
             Expr::CompoundIdentifier(ids) => Ok(self.resolve(ids)),
-            Expr::Nested(inner) | Expr::Cast { expr: inner, .. } | Expr::Collate { expr: inner, .. } => {
-                self.expr_lineage(inner)
-            }
+            Expr::Nested(inner)
+            | Expr::Cast { expr: inner, .. }
+            | Expr::Collate { expr: inner, .. } => self.expr_lineage(inner),
             _ => {
                 let mut w = Walker {
                     env: self,
@@ -591,7 +609,8 @@ impl<'a> Env<'a> {
                     }
                     None => {
                         opaque = Some(
-                            opaque.map_or_else(|| src.opaque.clone(), |a| a.join(src.opaque.clone())),
+                            opaque
+                                .map_or_else(|| src.opaque.clone(), |a| a.join(src.opaque.clone())),
                         )
                     }
                 }
@@ -615,7 +634,9 @@ impl<'a> Env<'a> {
     fn resolve_qualified(&self, schema: Option<&String>, t: &str, c: &str) -> Option<Lineage> {
         for frame in self.frames.iter().rev() {
             for src in &frame.sources {
-                if src.refname.as_deref() != Some(t) || (schema.is_some() && src.schema.as_ref() != schema) {
+                if src.refname.as_deref() != Some(t)
+                    || (schema.is_some() && src.schema.as_ref() != schema)
+                {
                     continue;
                 }
                 return Some(match &src.columns {
@@ -666,7 +687,12 @@ fn opaque_source(alias: &Option<TableAlias>, written: Option<Ident>, l: Lineage)
         s.refname = Some(fold(&a.name));
         s.qualifier = Some(a.name.clone());
         if !a.columns.is_empty() {
-            s.columns = Some(a.columns.iter().map(|c| (fold(&c.name), l.clone())).collect());
+            s.columns = Some(
+                a.columns
+                    .iter()
+                    .map(|c| (fold(&c.name), l.clone()))
+                    .collect(),
+            );
         }
     }
     s
@@ -753,10 +779,12 @@ impl Visitor for Walker<'_, '_> {
                     let l = match arg {
                         FunctionArgExpr::Expr(_) => continue, // visited as an expression
                         FunctionArgExpr::Wildcard if is_count => continue,
-                        FunctionArgExpr::QualifiedWildcard(n) => match self.env.find_source_in_top(n) {
-                            Ok(s) => s.whole_row(&n.to_string()),
-                            Err(e) => Lineage::Tainted(e.to_string()),
-                        },
+                        FunctionArgExpr::QualifiedWildcard(n) => {
+                            match self.env.find_source_in_top(n) {
+                                Ok(s) => s.whole_row(&n.to_string()),
+                                Err(e) => Lineage::Tainted(e.to_string()),
+                            }
+                        }
                         _ => self.all_rows(),
                     };
                     self.add(l);
