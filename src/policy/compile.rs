@@ -446,10 +446,13 @@ impl Builder {
             }
         }
         for p in &raw.pii {
-            if p.columns.is_empty() {
-                return f.err(0..0, "a [[pii]] entry needs at least one column");
+            if p.columns.get_ref().is_empty() {
+                return f.err(
+                    p.columns.span(),
+                    "a [[pii]] entry needs at least one column",
+                );
             }
-            for c in &p.columns {
+            for c in p.columns.get_ref() {
                 let pat = ColumnPattern::parse(c.get_ref()).or_else(|m| f.err(c.span(), m))?;
                 self.pii.insert(pat, p.mask);
             }

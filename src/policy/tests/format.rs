@@ -169,7 +169,7 @@ fn bad_values_name_their_line() {
     );
     assert_err(
         "[[pii]]\ncolumns = []\nmask = \"hash\"\n",
-        1,
+        2,
         "at least one column",
     );
 }

@@ -1,6 +1,7 @@
 //! Policy tests: file format and errors, evaluation semantics, the shipped default policy
 //! (a table of statements), and reload. Mask rewrites are tested in `mask::tests`.
 
+mod cli;
 mod defaults_table;
 mod evaluate;
 mod format;
