@@ -1,1 +1,191 @@
-//! See the crate docs for where this sits in the flow.
+//! The accept loop and what every session shares: config, upstream, TLS, cancel keys.
+//! Shutdown is passed in as tokens: `closing` stops accepting, and once running sessions have
+//! had `shutdown_grace_secs` to finish, `force_close` ends the rest.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::protocol::messages::PgError;
+use crate::protocol::sqlstate;
+use crate::protocol::startup::ServerTls;
+use crate::session::cancel::CancelMap;
+use crate::session::inspect::Inspector;
+use crate::upstream::{Upstream, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+/// Everything sessions share. Built once from the config and passed down explicitly.
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub upstream: Upstream,
+    pub tls: Option<Arc<ServerTls>>,
+    pub cancels: CancelMap,
+    /// Classifier, policy and audit: what every decision goes through.
+    pub inspector: Arc<Inspector>,
+    /// The audit writer, awaited at shutdown so the last records are flushed.
+    audit_writer: parking_lot::Mutex<Option<crate::audit::AuditWriter>>,
+    /// Idle upstream connections for reuse (None when `upstream.pool = false`).
+    pub pool: Option<Arc<crate::upstream::pool::Pool>>,
+    /// Set at the end of the shutdown grace period: sessions still running are closed.
+    pub force_close: CancellationToken,
+}
+
+impl Gateway {
+    /// Loads the policy, opens the audit store and prepares the upstream. Must run inside a
+    /// tokio runtime (the audit writer starts here).
+    pub async fn open(config: Arc<Config>) -> Result<Gateway, ServerError> {
+        let upstream = Upstream::from_config(&config.upstream)?;
+        let policy = crate::policy::Policy::load(&config.policy.path)?;
+        let (audit, audit_writer) = crate::audit::Audit::open(&config.audit).await?;
+        let inspector = Arc::new(Inspector::new(
+            crate::policy::PolicyStore::new(policy),
+            audit,
+        ));
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_tls(cert, key)?)),
+            _ => None,
+        };
+        let pool = config.upstream.pool.then(|| {
+            Arc::new(crate::upstream::pool::Pool::new(
+                config.upstream.pool_max_idle,
+                Duration::from_secs(config.upstream.pool_idle_timeout_secs),
+                config.upstream.reset_query.clone(),
+            ))
+        });
+        Ok(Gateway {
+            config,
+            inspector,
+            audit_writer: parking_lot::Mutex::new(Some(audit_writer)),
+            pool,
+            upstream,
+            tls,
+            cancels: CancelMap::default(),
+            force_close: CancellationToken::new(),
+        })
+    }
+
+    /// Flushes and stops the audit writer (after the last session).
+    pub async fn close_audit(&self) {
+        self.inspector.audit.shutdown().await;
+        let writer = self.audit_writer.lock().take();
+        if let Some(w) = writer {
+            if let Err(e) = w.wait().await {
+                warn!(error = %e, "audit writer stopped with an error");
+            }
+        }
+    }
+
+    /// Re-reads the policy (SIGHUP). An invalid policy keeps the old one and logs why.
+    pub fn reload_policy(&self) {
+        match self.inspector.reload_policy(&self.config.policy.path) {
+            Ok(()) => info!(path = %self.config.policy.path.display(), "policy reloaded"),
+            Err(e) => warn!(error = %e, "policy reload failed; keeping the previous policy"),
+        }
+        self.inspector.invalidate_catalogs();
+    }
+}
+
+/// A bound listener, so callers (tests, the demo) can learn the port before serving.
+pub struct Server {
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+}
+
+impl Server {
+    pub async fn bind(gateway: Arc<Gateway>) -> Result<Server, ServerError> {
+        let addr = gateway.config.server.listen.clone();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        Ok(Server { listener, gateway })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Accepts until `closing` fires, then waits up to the grace period for sessions.
+    pub async fn run(self, closing: CancellationToken) {
+        let gw = self.gateway;
+        let limit = Arc::new(Semaphore::new(gw.config.server.max_connections));
+        let tracker = TaskTracker::new();
+        info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), upstream = %gw.upstream.describe(), "airlock listening");
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = closing.cancelled() => break,
+            };
+            let (mut socket, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracker.spawn(async move {
+                    let e = PgError::fatal(
+                        sqlstate::TOO_MANY_CONNECTIONS,
+                        "sorry, too many clients already",
+                    );
+                    let _ = socket.write_all(&e.to_bytes()).await;
+                });
+                continue;
+            };
+            let gw = gw.clone();
+            tracker.spawn(async move {
+                crate::session::serve(gw, socket, peer).await;
+                drop(permit);
+            });
+        }
+        tracker.close();
+        let grace = Duration::from_secs(gw.config.server.shutdown_grace_secs);
+        info!(
+            sessions = tracker.len(),
+            grace_secs = grace.as_secs(),
+            "no longer accepting; waiting for sessions"
+        );
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!(
+                sessions = tracker.len(),
+                "grace period over; closing remaining sessions"
+            );
+            gw.force_close.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        }
+        gw.close_audit().await;
+        info!("airlock stopped");
+    }
+}

@@ -1,5 +1,7 @@
 //! See the crate docs for where this sits in the flow.
 
+pub mod audit_api;
+
 use serde::{Deserialize, Serialize};
 
 /// `[admin]` section: the HTTP listener for the approvals API, page, audit API and metrics.

@@ -167,15 +167,12 @@ fn print_summary(p: &Policy, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// The one place `explain` asks the classifier.
-// Until the `sql` branch is merged, the body is an error; afterwards it is
-// `Ok(crate::sql::Classifier::new(catalog, options).classify(sql))`.
 fn classify(
     catalog: Arc<Catalog>,
     options: ClassifierOptions,
     sql: &str,
 ) -> Result<Arc<Classified>, String> {
-    let _ = (catalog, options, sql);
-    Err("this build has no SQL classifier yet; pass the facts with --facts FILE".into())
+    Ok(crate::sql::Classifier::new(catalog, options).classify(sql))
 }
 
 pub fn run_explain(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -236,7 +233,7 @@ pub fn run_explain(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write)
     let printed = if args.json {
         print_json(&policy, &classified, &decision, &ctx, out)
     } else {
-        print_explanation(&policy, &classified, &decision, &ctx, out)
+        print_explanation(&policy, &args.sql, &classified, &decision, &ctx, out)
     };
     match printed {
         Ok(()) => code,
@@ -282,6 +279,7 @@ fn flag_names(f: &Facts) -> Vec<&'static str> {
 /// The human printer.
 pub fn print_explanation(
     policy: &Policy,
+    sql: &str,
     classified: &Classified,
     d: &Decision,
     ctx: &RequestContext,
@@ -302,7 +300,11 @@ pub fn print_explanation(
         or_none(&ctx.application_name),
         or_none(&ctx.database)
     )?;
-    if classified.redacted != classified.fingerprint && !classified.fingerprint.is_empty() {
+    if !classified.redacted.is_empty() && classified.redacted != sql {
+        // Secrets (passwords) are never echoed back, not even to the person asking.
+        writeln!(out, "redacted   {}", classified.redacted)?;
+    }
+    if !classified.fingerprint.is_empty() {
         writeln!(out, "fingerprint {}", classified.fingerprint)?;
     }
     for (i, f) in classified.statements.iter().enumerate() {

@@ -233,3 +233,59 @@ fn catalog_file_loads_relations_views_and_functions() {
     std::fs::write(&bad, r#"{"tables": []}"#).unwrap();
     assert!(load_catalog_file(&bad).unwrap_err().contains("tables"));
 }
+
+fn explain_sql(sql: &str, policy: &str, app: &str) -> (i32, String, String) {
+    let args = ExplainArgs {
+        sql: sql.into(),
+        user: "agent".into(),
+        app: app.into(),
+        db: "demo".into(),
+        policy: repo(policy),
+        catalog_file: Some(repo("docs/demo-catalog.json")),
+        facts: None,
+        quiet: false,
+        json: false,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_explain(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn explain_classifies_the_sql_itself() {
+    let (code, out, err) = explain_sql(
+        "SELECT name, email FROM customers",
+        "policies/demo.toml",
+        "reporting",
+    );
+    assert_eq!(code, EXIT_ALLOW, "{err}");
+    assert!(out.contains("decision   MASK"), "{out}");
+    assert!(
+        out.contains("rewritten  SELECT name, CASE WHEN (email) IS NULL"),
+        "{out}"
+    );
+
+    let (code, out, _) = explain_sql("DROP TABLE orders", "policies/demo.toml", "");
+    assert_eq!(code, EXIT_DENY, "{out}");
+    assert!(out.contains("rule       agent-no-drop"), "{out}");
+
+    let (code, out, _) = explain_sql("SELECT ssn FROM customers", "policies/default.toml", "");
+    assert_eq!(code, EXIT_HOLD, "{out}");
+    assert!(
+        out.contains("rule       default.export (") && out.contains("policies/default.toml:"),
+        "{out}"
+    );
+
+    // Secrets are not echoed back.
+    let (code, out, _) = explain_sql(
+        "CREATE ROLE x LOGIN PASSWORD 'hunter2'",
+        "policies/default.toml",
+        "",
+    );
+    assert_eq!(code, EXIT_HOLD, "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod defaults_table;
+mod end_to_end;
 mod evaluate;
 mod format;
 

@@ -1,0 +1,205 @@
+//! Per-session SQL state: SQL-level prepared statements and the session's search_path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::classify::Entry;
+use super::scope::union_into;
+use super::statement::{wrap_explain, Effect, Wrap};
+use super::{Catalog, Classified, Facts, Flags, Kind};
+
+/// Redefinitions of one prepared-statement name kept before giving up (and holding EXECUTE).
+const MAX_CANDIDATES: usize = 8;
+
+/// What the classifier must remember about one client session. Owned by the session; passed to
+/// [`super::Classifier::classify_in_session`].
+#[derive(Debug, Clone, Default)]
+pub struct SessionSqlState {
+    /// `PREPARE name AS …` → every definition seen since the name was last deallocated, one
+    /// `Facts` per candidate in `statements` (a PREPARE the server refused still counts, so that
+    /// EXECUTE is judged by the riskiest thing the name could mean).
+    pub prepared: HashMap<String, Arc<Classified>>,
+    /// The search_path unqualified names resolve with, `$user` omitted.
+    pub search_path: Vec<String>,
+}
+
+impl SessionSqlState {
+    /// A fresh session: nothing prepared, the server's default search_path.
+    pub fn new(catalog: &Catalog) -> SessionSqlState {
+        SessionSqlState {
+            prepared: HashMap::new(),
+            search_path: catalog.search_path.clone(),
+        }
+    }
+
+    fn prepare(&mut self, name: &str, facts: Facts) {
+        let mut statements = self
+            .prepared
+            .get(name)
+            .map(|c| c.statements.clone())
+            .unwrap_or_default();
+        if !statements.contains(&facts) {
+            statements.push(facts);
+        }
+        if statements.len() > MAX_CANDIDATES {
+            statements = vec![Facts::unknown(format!(
+                "prepared statement {name} redefined too often"
+            ))];
+        }
+        self.prepared.insert(
+            name.to_owned(),
+            Arc::new(Classified {
+                statements,
+                fingerprint: String::new(),
+                redacted: String::new(),
+            }),
+        );
+    }
+
+    fn execute(&self, name: &str, params: &Facts, wrap: Wrap) -> Facts {
+        let mut f = match self.prepared.get(name) {
+            None => Facts::unknown(format!("EXECUTE {name} (not prepared in this session)")),
+            Some(c) => {
+                let merged = merge(&c.statements);
+                Facts {
+                    label: format!("EXECUTE {name}: {}", merged.label),
+                    ..merged
+                }
+            }
+        };
+        for func in &params.functions {
+            if !f.functions.contains(func) {
+                f.functions.push(func.clone());
+            }
+        }
+        or_flags(&mut f.flags, &params.flags);
+        match wrap {
+            Wrap::None => f,
+            Wrap::Explain => wrap_explain(f, false),
+            Wrap::ExplainAnalyze => wrap_explain(f, true),
+        }
+    }
+}
+
+/// How much a kind asks of the policy, for merging candidates.
+fn risk(k: Kind) -> u8 {
+    match k {
+        Kind::Read | Kind::Catalog => 0,
+        Kind::Txn | Kind::Session => 1,
+        Kind::Utility => 2,
+        Kind::Write => 3,
+        Kind::Export => 4,
+        Kind::Ddl => 5,
+        Kind::Role => 6,
+        Kind::Unknown => 7,
+    }
+}
+
+fn or_flags(a: &mut Flags, b: &Flags) {
+    a.data_modifying_cte |= b.data_modifying_cte;
+    a.explain_analyze |= b.explain_analyze;
+    a.creates_table |= b.creates_table;
+    a.unbounded_write |= b.unbounded_write;
+    a.truncate |= b.truncate;
+    a.unsafe_function |= b.unsafe_function;
+    a.server_side_copy |= b.server_side_copy;
+    a.has_secret |= b.has_secret;
+}
+
+/// One `Facts` covering every candidate: the riskiest kind, everything touched.
+fn merge(candidates: &[Facts]) -> Facts {
+    let mut it = candidates.iter();
+    let Some(first) = it.next() else {
+        return Facts::unknown("empty prepared statement");
+    };
+    let mut m = first.clone();
+    for c in it {
+        if risk(c.kind) > risk(m.kind) {
+            m.kind = c.kind;
+            m.label = c.label.clone();
+        }
+        union_into(&mut m.columns, &c.columns);
+        union_into(&mut m.output_columns, &c.output_columns);
+        for t in &c.tables_read {
+            if !m.tables_read.contains(t) {
+                m.tables_read.push(t.clone());
+            }
+        }
+        for t in &c.tables_written {
+            if !m.tables_written.contains(t) {
+                m.tables_written.push(t.clone());
+            }
+        }
+        for f in &c.functions {
+            if !m.functions.contains(f) {
+                m.functions.push(f.clone());
+            }
+        }
+        or_flags(&mut m.flags, &c.flags);
+    }
+    m
+}
+
+/// Walk the statements of a classified text in order, applying and resolving their session
+/// effects. `reclassify` classifies the same text under another search_path (after a
+/// `SET search_path` in the middle of it).
+pub(crate) fn resolve_in_session(
+    state: &mut SessionSqlState,
+    entry: Arc<Entry>,
+    default_path: &[String],
+    reclassify: impl Fn(&[String]) -> Arc<Entry>,
+) -> Arc<Classified> {
+    let mut cur = entry;
+    let n = cur.classified.statements.len();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let facts = cur.classified.statements[i].clone();
+        let effect = cur.effects.as_ref().and_then(|e| e.get(i)).cloned();
+        let mut path_changed = false;
+        match effect.unwrap_or(Effect::None) {
+            Effect::None => out.push(facts),
+            Effect::Prepare { name, inner } => {
+                state.prepare(&name, *inner);
+                out.push(facts);
+            }
+            Effect::Execute { name, params, wrap } => {
+                let mut f = state.execute(&name, &params, wrap);
+                f.flags.has_secret |= facts.flags.has_secret;
+                out.push(f);
+            }
+            Effect::Deallocate(Some(name)) => {
+                state.prepared.remove(&name);
+                out.push(facts);
+            }
+            Effect::Deallocate(None) => {
+                state.prepared.clear();
+                out.push(facts);
+            }
+            Effect::SetSearchPath(p) => {
+                path_changed = state.search_path != p;
+                state.search_path = p;
+                out.push(facts);
+            }
+            Effect::ResetSearchPath => {
+                path_changed = state.search_path != default_path;
+                state.search_path = default_path.to_vec();
+                out.push(facts);
+            }
+            Effect::DiscardAll => {
+                state.prepared.clear();
+                path_changed = state.search_path != default_path;
+                state.search_path = default_path.to_vec();
+                out.push(facts);
+            }
+        }
+        if path_changed && i + 1 < n {
+            // Later statements of this text resolve names with the new path.
+            cur = reclassify(&state.search_path);
+        }
+    }
+    Arc::new(Classified {
+        statements: out,
+        fingerprint: cur.classified.fingerprint.clone(),
+        redacted: cur.classified.redacted.clone(),
+    })
+}
