@@ -305,7 +305,7 @@ pub fn print_explanation(
         writeln!(out, "redacted   {}", classified.redacted)?;
     }
     if !classified.fingerprint.is_empty() {
-        writeln!(out, "fingerprint {}", classified.fingerprint)?;
+        writeln!(out, "normalized {}", classified.fingerprint)?;
     }
     for (i, f) in classified.statements.iter().enumerate() {
         writeln!(out)?;

@@ -670,3 +670,41 @@ fn mask_in_a_multi_statement_string_rewrites_only_masked_statements() {
     );
     assert!(rw.ends_with("END AS email FROM customers; COMMIT"), "{rw}");
 }
+
+#[test]
+fn unknown_columns_of_an_unknown_relation_count_as_pii_when_they_could_be() {
+    // The classifier reports `t.*` for a relation missing from the catalog.
+    let p = Policy::from_str(
+        "[defaults]\nread = \"allow\"\nexport = \"hold\"\n[[pii]]\ncolumns = [\"crm.*.email\", \"public.customers.ssn\"]\nmask = \"hash\"\n",
+        "p.toml",
+    )
+    .unwrap();
+    let star = |t: &str| {
+        F::new(Kind::Read, "SELECT")
+            .reads(&[t])
+            .out(&[&format!("{t}.*")])
+    };
+    let u = ctx("u", "", "");
+    assert_eq!(
+        p.is_pii(&c("crm.new_leads.*")),
+        Some(crate::policy::MaskMethod::Hash)
+    );
+    assert_eq!(
+        eval(&p, vec![star("crm.new_leads")], &u).action,
+        Action::Hold
+    );
+    assert_eq!(
+        eval(&p, vec![star("public.customers")], &u).action,
+        Action::Hold
+    );
+    assert_eq!(
+        eval(&p, vec![star("public.orders")], &u).action,
+        Action::Allow
+    );
+    // Under the shipped policy, `*.*.email` can be in any table: unknown columns are held.
+    let d = eval(&default_policy(), vec![star("public.brand_new")], &u);
+    assert_eq!(
+        (d.action, d.rule_id.as_str()),
+        (Action::Hold, "default.export")
+    );
+}
