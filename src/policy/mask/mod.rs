@@ -17,7 +17,9 @@
 //! not a query — it returns an error and the policy holds the statement. It never lets
 //! unmasked PII through by falling back to the original text.
 
+mod from;
 mod lineage;
+mod resolve;
 #[cfg(test)]
 mod tests;
 
