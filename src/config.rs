@@ -244,6 +244,9 @@ impl Config {
         if self.server.max_message_bytes < 1024 {
             return Err("[server] max_message_bytes must be at least 1024".into());
         }
+        self.notify
+            .validate()
+            .map_err(|e| format!("[notify] {e}"))?;
         crate::upstream::UpstreamTarget::parse(&self.upstream.url)
             .map_err(|e| format!("[upstream] url: {e}"))?;
         if self.auth.method == AuthMethod::ScramSha256 {

@@ -54,6 +54,8 @@ enum Command {
     Policy(airlock::policy::cli::PolicyArgs),
     /// Show how the policy decides a statement: facts, decision, rule and rewrite.
     Explain(airlock::policy::cli::ExplainArgs),
+    /// List, show, approve and deny held statements through the admin API.
+    Approvals(airlock::approval::cli::ApprovalsArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -141,6 +143,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = airlock::policy::cli::run_explain(&args, &mut out, &mut err);
             Ok(ExitCode::from(code as u8))
         }
+        Command::Approvals(args) => {
+            use airlock::approval::cli::{self as approvals, CliError};
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match runtime.block_on(approvals::run(args, None, &mut std::io::stdout())) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                // `airlock approvals ls | head` is not an error.
+                Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("airlock approvals: {e}");
+                    Ok(ExitCode::from(e.exit_code() as u8))
+                }
+            }
+        }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match Config::load(&file, std::env::vars()) {
@@ -177,9 +196,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("starting the gateway")?,
     );
-    let server = airlock::server::Server::bind(gateway).await?;
+    let server = airlock::server::Server::bind(gateway.clone()).await?;
     let closing = CancellationToken::new();
     spawn_signal_handler(closing.clone());
+    // SIGHUP re-reads the policy; an invalid one keeps the previous policy.
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            gateway.reload_policy();
+        }
+    });
     server.run(closing).await;
     Ok(())
 }

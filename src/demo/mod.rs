@@ -14,6 +14,9 @@ use cluster::{ClusterError, ClusterOptions, TempCluster};
 /// The demo schema: customers carry PII (email, ssn, phone); orders and products do not.
 pub const DEMO_SCHEMA: &str = include_str!("schema.sql");
 
+/// The demo policy (policies/demo.toml), built in so the binary runs from anywhere.
+pub const DEMO_POLICY: &str = include_str!("../../policies/demo.toml");
+
 /// The agent account the demo creates, and its password.
 pub const DEMO_AGENT: (&str, &str) = ("agent", "agent-password");
 
@@ -57,6 +60,9 @@ impl Demo {
             crate::protocol::scram::Verifier::for_password(DEMO_AGENT.1),
         );
         config.audit.path = cluster.path().join("audit");
+        let policy = cluster.path().join("demo-policy.toml");
+        std::fs::write(&policy, DEMO_POLICY)?;
+        config.policy.path = policy;
         config.admin.listen = opts.admin_listen.clone();
         config.admin.public_url = format!("http://{}", opts.admin_listen);
         config.validate().map_err(DemoError::Config)?;

@@ -88,6 +88,8 @@ impl Pool {
 /// connection is not reusable.
 async fn reset(conn: &mut UpstreamConn, query: &str) -> std::io::Result<()> {
     let bad = |m: &str| std::io::Error::other(m.to_string());
+    // Marked so the gateway's own statements are recognisable in upstream logs.
+    let query = format!("/* airlock: reset */ {query}");
     if !conn.rest.is_empty() {
         return Err(bad("unread bytes on a returned connection"));
     }

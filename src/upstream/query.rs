@@ -67,11 +67,11 @@ fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
     Some(out)
 }
 
+/// Marks the gateway's own statements so they are recognisable in upstream logs.
+pub const CATALOG_MARK: &str = "/* airlock: catalog */ ";
+
 impl crate::sql::CatalogSource for UpstreamConn {
-    fn query(
-        &mut self,
-        sql: &str,
-    ) -> impl std::future::Future<Output = Result<Vec<Vec<Option<String>>>, String>> + Send {
-        self.simple_rows(sql)
+    async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+        self.simple_rows(&format!("{CATALOG_MARK}{sql}")).await
     }
 }

@@ -27,7 +27,7 @@ pub fn cluster() -> &'static TempCluster {
             superuser_password: "postgres-pw".into(),
             extra_conf: vec![
                 "log_statement = 'all'".into(),
-                "log_line_prefix = '%d|%a|'".into(),
+                "log_line_prefix = '%m|%d|%a|'".into(),
             ],
         })
         .unwrap_or_else(|e| {
@@ -92,6 +92,7 @@ impl TestDb {
 pub struct Gw {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    pub audit_dir: tempfile::TempDir,
     closing: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -108,14 +109,16 @@ impl Gw {
             airlock::protocol::scram::Verifier::for_password(AGENT_PASSWORD),
         );
         cfg.server.shutdown_grace_secs = 0;
+        let audit_dir = tempfile::tempdir().expect("audit dir");
+        cfg.audit.path = audit_dir.path().join("audit");
+        cfg.policy.path = fixture("relay-policy.toml");
+        cfg.admin.listen = String::new();
         tweak(&mut cfg);
         cfg.validate().expect("valid test config");
         // The gateway gets its own runtime on its own thread, so tests may be sync or async.
-        let gateway = Arc::new(Gateway::new(Arc::new(cfg)).expect("gateway"));
         let closing = CancellationToken::new();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = {
-            let gateway = gateway.clone();
             let closing = closing.clone();
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_multi_thread()
@@ -124,16 +127,18 @@ impl Gw {
                     .build()
                     .expect("runtime");
                 rt.block_on(async move {
-                    let server = Server::bind(gateway).await.expect("bind");
-                    tx.send(server.local_addr()).expect("report address");
+                    let gateway = Arc::new(Gateway::open(Arc::new(cfg)).await.expect("gateway"));
+                    let server = Server::bind(gateway.clone()).await.expect("bind");
+                    tx.send((server.local_addr(), gateway)).expect("report address");
                     server.run(closing).await;
                 });
             })
         };
-        let addr = rx.recv().expect("gateway started");
+        let (addr, gateway) = rx.recv().expect("gateway started");
         Gw {
             addr,
             gateway,
+            audit_dir,
             closing,
             thread: Some(thread),
         }
@@ -157,6 +162,42 @@ impl Gw {
     }
 }
 
+impl Gw {
+    /// Every audit record so far (after a flush), decoded.
+    pub fn audit_records(&self) -> Vec<airlock::audit::Record> {
+        let audit = self.gateway.inspector.audit.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(audit.flush())
+        })
+        .join()
+        .unwrap()
+        .expect("audit flush");
+        let store = self.gateway.inspector.audit.store();
+        store
+            .scan(0)
+            .map(|r| {
+                let r = r.expect("audit read");
+                airlock::audit::Record::decode(r.seq, &r.bytes).expect("decode record")
+            })
+            .collect()
+    }
+
+    /// Decision entries, in order.
+    pub fn decisions(&self) -> Vec<(airlock::audit::Record, airlock::audit::DecisionEntry)> {
+        self.audit_records()
+            .into_iter()
+            .filter_map(|r| match &r.entry {
+                airlock::audit::Entry::Decision(d) => Some((r.clone(), d.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl Drop for Gw {
     fn drop(&mut self) {
         self.closing.cancel();
@@ -164,6 +205,16 @@ impl Drop for Gw {
             let _ = t.join();
         }
     }
+}
+
+/// A file under tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A policy shipped in policies/.
+pub fn shipped_policy(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies").join(name)
 }
 
 /// Path of a client tool, or a panic that says how to install it.
