@@ -50,6 +50,10 @@ enum Command {
     },
     /// Inspect the audit: grep, show, tail, verify, export.
     Audit(airlock::inspect::AuditArgs),
+    /// Policy files: `airlock policy check PATH…`.
+    Policy(airlock::policy::cli::PolicyArgs),
+    /// Show how the policy decides a statement: facts, decision, rule and rewrite.
+    Explain(airlock::policy::cli::ExplainArgs),
     /// List, show, approve and deny held statements through the admin API.
     Approvals(airlock::approval::cli::ApprovalsArgs),
     /// Configuration tools.
@@ -129,6 +133,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(args) => Ok(ExitCode::from(airlock::inspect::run(args) as u8)),
+        Command::Policy(args) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            let code = airlock::policy::cli::run_policy(&args, &mut out, &mut err);
+            Ok(ExitCode::from(code as u8))
+        }
+        Command::Explain(args) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            let code = airlock::policy::cli::run_explain(&args, &mut out, &mut err);
+            Ok(ExitCode::from(code as u8))
+        }
         Command::Approvals(args) => {
             use airlock::approval::cli::{self as approvals, CliError};
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -211,8 +211,23 @@ impl Policy {
     /// The kind rules and defaults see for a statement: a read (or RETURNING, catalog read…)
     /// whose output includes a declared PII column is an `export`.
     pub fn effective_kind(&self, facts: &Facts) -> Kind {
-        let returns_pii = facts.output_columns.iter().any(|c| self.pii.method(c).is_some());
+        let returns_pii = facts
+            .output_columns
+            .iter()
+            .any(|c| self.pii.method(c).is_some());
         effective_kind(facts.kind, returns_pii)
+    }
+
+    /// One statement's action and the id of what decided it, before the string-level
+    /// combination and before any mask rewrite (for `explain` and per-statement audit views).
+    pub fn statement_action(&self, facts: &Facts, ctx: &RequestContext) -> (Action, String) {
+        let v = self.decide(facts, ctx);
+        let id = match v.origin {
+            Origin::Rule(i) => self.rules[i].id.clone(),
+            Origin::Default(k) => self.defaults[kind_index(k)].id.clone(),
+            Origin::Flag(f) => self.flags[f.index()].id.clone(),
+        };
+        (v.action, id)
     }
 
     fn decide(&self, facts: &Facts, ctx: &RequestContext) -> Verdict {
@@ -238,7 +253,10 @@ impl Policy {
         }
         let (mut action, mut origin) = match best {
             Some((a, i)) => (a, Origin::Rule(i)),
-            None => (self.defaults[kind_index(kind)].action, Origin::Default(kind)),
+            None => (
+                self.defaults[kind_index(kind)].action,
+                Origin::Default(kind),
+            ),
         };
         for flag in Flag::ALL {
             if flag.is_set(&facts.flags) {
@@ -322,7 +340,12 @@ fn rule_matches(r: &Rule, facts: &Facts, kind: Kind, ctx: &RequestContext) -> bo
     if r.except.contains(&ctx.user) {
         return false;
     }
-    if !r.applications.is_empty() && !r.applications.iter().any(|g| g.matches(&ctx.application_name)) {
+    if !r.applications.is_empty()
+        && !r
+            .applications
+            .iter()
+            .any(|g| g.matches(&ctx.application_name))
+    {
         return false;
     }
     if !r.databases.is_empty() && !r.databases.iter().any(|g| g.matches(&ctx.database)) {

@@ -126,7 +126,7 @@ pub(super) struct RawSession {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPii {
-    pub columns: Vec<Spanned<String>>,
+    pub columns: Spanned<Vec<Spanned<String>>>,
     pub mask: MaskMethod,
     #[serde(default)]
     #[allow(dead_code)] // documentation for people reading the file

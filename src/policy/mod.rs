@@ -26,7 +26,9 @@ pub mod cli;
 mod tests;
 
 pub use decision::*;
-pub use model::{Agent, Approver, Group, MaskMethod, ParamRedaction, Policy, RuleInfo, REDACTED_PARAM};
+pub use model::{
+    Agent, Approver, Group, MaskMethod, ParamRedaction, Policy, RuleInfo, REDACTED_PARAM,
+};
 pub use store::PolicyStore;
 
 use serde::{Deserialize, Serialize};

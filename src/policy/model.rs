@@ -304,7 +304,14 @@ impl PiiSet {
     }
 
     /// The strictest method among the declarations covering `c`.
+    ///
+    /// The classifier reports the column `*` for a relation the catalog does not describe
+    /// (`SELECT * FROM new_table`): its columns are unknown, so it counts as PII when any
+    /// declaration could cover a column of that table.
     pub fn method(&self, c: &ColumnRef) -> Option<MaskMethod> {
+        if c.column == "*" {
+            return self.any_in_table(c);
+        }
         let mut best = self.exact.get(c).copied();
         for (p, m) in &self.globs {
             if p.matches(c) {
@@ -312,6 +319,20 @@ impl PiiSet {
             }
         }
         best
+    }
+
+    fn any_in_table(&self, c: &ColumnRef) -> Option<MaskMethod> {
+        let exact = self
+            .exact
+            .iter()
+            .filter(|(e, _)| e.table == c.table)
+            .map(|(_, m)| *m);
+        let globs = self
+            .globs
+            .iter()
+            .filter(|(p, _)| p.matches_table(&c.table))
+            .map(|(_, m)| *m);
+        exact.chain(globs).max()
     }
 }
 
@@ -381,7 +402,10 @@ impl Policy {
         let mut found = None;
         for a in &self.approvers {
             if let Some(h) = &a.token_sha256 {
-                let diff = h.iter().zip(digest.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+                let diff = h
+                    .iter()
+                    .zip(digest.iter())
+                    .fold(0u8, |acc, (x, y)| acc | (x ^ y));
                 if diff == 0 && found.is_none() {
                     found = Some(a);
                 }

@@ -125,6 +125,11 @@ impl ColumnPattern {
             && self.schema.matches(&c.table.schema)
     }
 
+    /// Whether some column of table `t` could match.
+    pub fn matches_table(&self, t: &TableRef) -> bool {
+        self.table.matches(&t.name) && self.schema.matches(&t.schema)
+    }
+
     /// The exact column this pattern names, when no segment is a wildcard: such patterns go
     /// into a hash set instead of the glob list.
     pub fn exact(&self) -> Option<ColumnRef> {
@@ -175,7 +180,9 @@ fn split_dotted(text: &str) -> Result<Vec<Glob>, String> {
                     return Err(format!("misplaced quote in `{text}`"));
                 }
                 if c.is_whitespace() {
-                    return Err(format!("whitespace in `{text}` (quote the name if it is real)"));
+                    return Err(format!(
+                        "whitespace in `{text}` (quote the name if it is real)"
+                    ));
                 }
                 s.push(c);
                 chars.next();

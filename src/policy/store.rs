@@ -71,7 +71,11 @@ mod tests {
         let before = store.current();
         assert_eq!(before.rules()[0].id, "one");
 
-        std::fs::write(&path, "[[rule]]\nid = \"two\"\naction = \"deny\"\nbogus = 1\n").unwrap();
+        std::fs::write(
+            &path,
+            "[[rule]]\nid = \"two\"\naction = \"deny\"\nbogus = 1\n",
+        )
+        .unwrap();
         let err = store.reload(&path).unwrap_err().to_string();
         assert!(err.contains("p.toml:4"), "{err}");
         assert_eq!(store.current().rules()[0].id, "one");

@@ -219,7 +219,10 @@ impl SessionInspector {
 pub fn denied_error(d: &Decision) -> Bytes {
     PgError::error(
         sqlstate::INSUFFICIENT_PRIVILEGE,
-        format!("airlock denied this statement (rule {}): {}", d.rule_id, d.reason),
+        format!(
+            "airlock denied this statement (rule {}): {}",
+            d.rule_id, d.reason
+        ),
     )
     .with_detail(format!("Rule {} at {}.", d.rule_id, d.rule_source))
     .to_bytes()

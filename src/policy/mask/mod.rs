@@ -17,7 +17,9 @@
 //! not a query — it returns an error and the policy holds the statement. It never lets
 //! unmasked PII through by falling back to the original text.
 
+mod from;
 mod lineage;
+mod resolve;
 #[cfg(test)]
 mod tests;
 
@@ -155,7 +157,9 @@ impl Masker<'_, '_> {
             SetExpr::Values(v) => {
                 for row in &v.rows {
                     for e in row.iter() {
-                        if let l @ (Lineage::Pii(..) | Lineage::Tainted(_)) = self.env.expr_lineage(e)? {
+                        if let l @ (Lineage::Pii(..) | Lineage::Tainted(_)) =
+                            self.env.expr_lineage(e)?
+                        {
                             return Err(MaskError::Unsafe(describe(&l, e)));
                         }
                     }
@@ -182,7 +186,9 @@ impl Masker<'_, '_> {
         for item in items {
             match item {
                 SelectItem::UnnamedExpr(e) => self.item(e, None, &mut out)?,
-                SelectItem::ExprWithAlias { expr, alias } => self.item(expr, Some(alias), &mut out)?,
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    self.item(expr, Some(alias), &mut out)?
+                }
                 SelectItem::Wildcard(o) => {
                     let frame = self.env.frames.last().expect("frame");
                     if frame.sources.iter().all(source_is_clean) {
@@ -190,7 +196,9 @@ impl Masker<'_, '_> {
                         continue;
                     }
                     if !plain_wildcard(&o) {
-                        return Err(MaskError::Unsafe(format!("`*` options cannot be masked: {o}")));
+                        return Err(MaskError::Unsafe(format!(
+                            "`*` options cannot be masked: {o}"
+                        )));
                     }
                     if frame.merges_columns {
                         return Err(MaskError::Unsafe(
@@ -202,7 +210,10 @@ impl Masker<'_, '_> {
                         self.expand(src, &mut out)?;
                     }
                 }
-                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), o) => {
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(n),
+                    o,
+                ) => {
                     let src = self.env.find_source_in_top(&n)?.clone();
                     if source_is_clean(&src) {
                         out.push(SelectItem::QualifiedWildcard(
@@ -212,7 +223,9 @@ impl Masker<'_, '_> {
                         continue;
                     }
                     if !plain_wildcard(&o) {
-                        return Err(MaskError::Unsafe(format!("`{n}.*` options cannot be masked")));
+                        return Err(MaskError::Unsafe(format!(
+                            "`{n}.*` options cannot be masked"
+                        )));
                     }
                     self.expand(&src, &mut out)?;
                 }
@@ -227,7 +240,12 @@ impl Masker<'_, '_> {
         Ok(())
     }
 
-    fn item(&mut self, e: Expr, alias: Option<Ident>, out: &mut Vec<SelectItem>) -> Result<(), MaskError> {
+    fn item(
+        &mut self,
+        e: Expr,
+        alias: Option<Ident>,
+        out: &mut Vec<SelectItem>,
+    ) -> Result<(), MaskError> {
         match self.env.expr_lineage(&e)? {
             Lineage::Clean => out.push(match alias {
                 Some(alias) => SelectItem::ExprWithAlias { expr: e, alias },

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::file::{RawGlobalRedaction, RawPolicy, RawRule, RawRuleRedaction};
+mod rules;
+
+use super::file::{RawGlobalRedaction, RawPolicy};
 use super::model::{
-    kind_index, Agent, Approver, Flag, GlobalRedaction, Group, HoldSpec, ParamRedaction, PiiSet,
-    Policy, Rule, Setting, Who, KINDS,
+    kind_index, Agent, Approver, Flag, GlobalRedaction, Group, HoldSpec, PiiSet, Policy, Rule,
+    Setting, KINDS,
 };
-use super::pattern::{ColumnPattern, Glob, TablePattern};
+use super::pattern::ColumnPattern;
 use super::{Action, PolicyError};
 use crate::sql::Kind;
 
@@ -227,7 +229,11 @@ impl Builder {
         Ok(())
     }
 
-    fn principal_name(&mut self, f: &SourceFile, name: &Spanned<String>) -> Result<(), PolicyError> {
+    fn principal_name(
+        &mut self,
+        f: &SourceFile,
+        name: &Spanned<String>,
+    ) -> Result<(), PolicyError> {
         if !valid_name(name.get_ref()) {
             return f.err(
                 name.span(),
@@ -314,7 +320,12 @@ impl Builder {
     fn settings(&mut self, f: &SourceFile) -> Result<(), PolicyError> {
         let raw = &f.raw;
         if let Some(r) = &raw.redact_params {
-            once(&mut self.seen, "redact_params", f.at(r.span()), "`redact_params`")?;
+            once(
+                &mut self.seen,
+                "redact_params",
+                f.at(r.span()),
+                "`redact_params`",
+            )?;
             self.redact_params = Some(match r.get_ref() {
                 RawGlobalRedaction::None => GlobalRedaction::None,
                 RawGlobalRedaction::Pii => GlobalRedaction::Pii,
@@ -324,12 +335,20 @@ impl Builder {
         for (kind, action) in raw.defaults.kinds() {
             let Some(action) = action else { continue };
             let key = format!("defaults.{}", kind.as_str());
-            once(&mut self.seen, &key, f.at(action.span()), &format!("`{key}`"))?;
+            once(
+                &mut self.seen,
+                &key,
+                f.at(action.span()),
+                &format!("`{key}`"),
+            )?;
             let a = *action.get_ref();
             if a == Action::Mask && !matches!(kind, Kind::Read | Kind::Export) {
                 return f.err(
                     action.span(),
-                    format!("`mask` only applies to read and export, not {}", kind.as_str()),
+                    format!(
+                        "`mask` only applies to read and export, not {}",
+                        kind.as_str()
+                    ),
                 );
             }
             self.defaults[kind_index(kind)] = Some(Setting {
@@ -340,28 +359,51 @@ impl Builder {
         }
         let d = &raw.defaults;
         if let Some(t) = &d.hold_timeout_secs {
-            once(&mut self.seen, "defaults.hold_timeout_secs", f.at(t.span()), "`[defaults] hold_timeout_secs`")?;
+            once(
+                &mut self.seen,
+                "defaults.hold_timeout_secs",
+                f.at(t.span()),
+                "`[defaults] hold_timeout_secs`",
+            )?;
             if *t.get_ref() == 0 {
                 return f.err(t.span(), "hold_timeout_secs must be at least 1");
             }
             self.hold_timeout = Some(Duration::from_secs(*t.get_ref()));
         }
         if let Some(q) = &d.quorum {
-            once(&mut self.seen, "defaults.quorum", f.at(q.span()), "`[defaults] quorum`")?;
+            once(
+                &mut self.seen,
+                "defaults.quorum",
+                f.at(q.span()),
+                "`[defaults] quorum`",
+            )?;
             if *q.get_ref() == 0 {
                 return f.err(q.span(), "quorum must be at least 1");
             }
             self.hold_quorum = Some((*q.get_ref(), f.at(q.span())));
         }
         if let Some(list) = &d.approvers {
-            let at = list.first().map(|s| f.at(s.span())).unwrap_or_else(|| f.name.clone());
-            once(&mut self.seen, "defaults.approvers", at, "`[defaults] approvers`")?;
+            let at = list
+                .first()
+                .map(|s| f.at(s.span()))
+                .unwrap_or_else(|| f.name.clone());
+            once(
+                &mut self.seen,
+                "defaults.approvers",
+                at,
+                "`[defaults] approvers`",
+            )?;
             self.hold_approvers = Some(self.resolve_approvers(f, list)?);
         }
         for (flag, action) in Flag::ALL.into_iter().zip(raw.flags.entries()) {
             let Some(action) = action else { continue };
             let key = format!("flags.{}", flag.name());
-            once(&mut self.seen, &key, f.at(action.span()), &format!("`{key}`"))?;
+            once(
+                &mut self.seen,
+                &key,
+                f.at(action.span()),
+                &format!("`{key}`"),
+            )?;
             let a = *action.get_ref();
             let ok = match a {
                 Action::Hold | Action::Deny => true,
@@ -373,7 +415,11 @@ impl Builder {
                     action.span(),
                     format!(
                         "`{key}` may only be {}",
-                        if flag.may_allow() { "allow, hold or deny" } else { "hold or deny" }
+                        if flag.may_allow() {
+                            "allow, hold or deny"
+                        } else {
+                            "hold or deny"
+                        }
                     ),
                 );
             }
@@ -385,7 +431,10 @@ impl Builder {
         }
         for s in &raw.functions.safe {
             if s.get_ref().trim().is_empty() || s.get_ref().contains(char::is_whitespace) {
-                return f.err(s.span(), format!("`{}` is not a function name", s.get_ref()));
+                return f.err(
+                    s.span(),
+                    format!("`{}` is not a function name", s.get_ref()),
+                );
             }
             self.safe_functions.push(s.get_ref().clone());
         }
@@ -399,10 +448,13 @@ impl Builder {
             }
         }
         for p in &raw.pii {
-            if p.columns.is_empty() {
-                return f.err(0..0, "a [[pii]] entry needs at least one column");
+            if p.columns.get_ref().is_empty() {
+                return f.err(
+                    p.columns.span(),
+                    "a [[pii]] entry needs at least one column",
+                );
             }
-            for c in &p.columns {
+            for c in p.columns.get_ref() {
                 let pat = ColumnPattern::parse(c.get_ref()).or_else(|m| f.err(c.span(), m))?;
                 self.pii.insert(pat, p.mask);
             }
@@ -455,193 +507,11 @@ impl Builder {
         }
         Ok(())
     }
-
-    fn rule(&mut self, f: &SourceFile, r: &RawRule) -> Result<Rule, PolicyError> {
-        let id = r.id.get_ref();
-        let here = f.at(r.id.span());
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return f.err(r.id.span(), format!("rule id `{id}` may only use letters, digits, `_ - .`"));
-        }
-        if ["default.", "flags.", "built-in."].iter().any(|p| id.starts_with(p)) {
-            return f.err(
-                r.id.span(),
-                format!("rule id `{id}` uses a reserved prefix (default., flags., built-in.)"),
-            );
-        }
-        once(&mut self.seen, &format!("rule {id}"), here.clone(), &format!("rule `{id}`"))?;
-        let action = *r.action.get_ref();
-
-        // Hold settings only make sense on hold rules; anywhere else they are a mistake.
-        if action != Action::Hold {
-            let stray = [
-                r.hold_timeout_secs.as_ref().map(|s| s.span()),
-                r.quorum.as_ref().map(|s| s.span()),
-                r.approvers.as_ref().and_then(|a| a.first()).map(|s| s.span()),
-            ];
-            if let Some(span) = stray.into_iter().flatten().next() {
-                return f.err(
-                    span,
-                    format!(
-                        "rule `{id}` is `{}`: hold_timeout_secs, quorum and approvers only apply to `hold`",
-                        action.as_str()
-                    ),
-                );
-            }
-        }
-
-        let mut kinds = 0u16;
-        for k in &r.kinds {
-            if action == Action::Mask && !matches!(k.get_ref(), Kind::Read | Kind::Export) {
-                return f.err(
-                    k.span(),
-                    format!("rule `{id}`: `mask` only applies to read and export, not {}", k.get_ref().as_str()),
-                );
-            }
-            kinds |= 1 << kind_index(*k.get_ref());
-        }
-        if action == Action::Mask && kinds == 0 {
-            // A mask rule is about what a read returns; it must never let a write or DDL through.
-            kinds = (1 << kind_index(Kind::Read)) | (1 << kind_index(Kind::Export));
-        }
-
-        let who = self.who(f, id, &r.users, &r.groups)?;
-        let except = self.who(f, id, &r.except_users, &r.except_groups)?;
-        let globs = |list: &[Spanned<String>]| list.iter().map(|s| Glob::new(s.get_ref())).collect();
-        let mut tables = Vec::new();
-        for t in &r.tables {
-            tables.push(TablePattern::parse(t.get_ref()).or_else(|m| f.err(t.span(), m))?);
-        }
-        let mut columns = Vec::new();
-        for c in &r.columns {
-            columns.push(ColumnPattern::parse(c.get_ref()).or_else(|m| f.err(c.span(), m))?);
-        }
-        let mut flags = Vec::new();
-        for s in &r.flags {
-            match Flag::parse(s.get_ref()) {
-                Some(fl) => flags.push(fl),
-                None => {
-                    let names: Vec<&str> = Flag::ALL.iter().map(|f| f.name()).collect();
-                    return f.err(
-                        s.span(),
-                        format!("unknown flag `{}` (one of {})", s.get_ref(), names.join(", ")),
-                    );
-                }
-            }
-        }
-
-        let hold = if action == Action::Hold {
-            let mut h = self.hold.clone();
-            if let Some(t) = &r.hold_timeout_secs {
-                if *t.get_ref() == 0 {
-                    return f.err(t.span(), "hold_timeout_secs must be at least 1");
-                }
-                h.timeout = Some(Duration::from_secs(*t.get_ref()));
-            }
-            if let Some(a) = &r.approvers {
-                if a.is_empty() {
-                    return f.err(r.id.span(), format!("rule `{id}`: approvers is empty"));
-                }
-                h.approvers = self.resolve_approvers(f, a)?;
-            }
-            if let Some(q) = &r.quorum {
-                if *q.get_ref() == 0 {
-                    return f.err(q.span(), "quorum must be at least 1");
-                }
-                h.quorum = *q.get_ref();
-            }
-            if !h.approvers.is_empty() && h.quorum as usize > h.approvers.len() {
-                let at = r.quorum.as_ref().map_or(r.id.span(), |q| q.span());
-                return f.err(
-                    at,
-                    format!(
-                        "rule `{id}`: quorum {} but only {} approver(s): {}",
-                        h.quorum,
-                        h.approvers.len(),
-                        h.approvers.join(", ")
-                    ),
-                );
-            }
-            Some(h)
-        } else {
-            None
-        };
-
-        let redact_params = match &r.redact_params {
-            None => None,
-            Some(s) => Some(match s.get_ref() {
-                RawRuleRedaction::All(true) => ParamRedaction::All,
-                RawRuleRedaction::All(false) => ParamRedaction::None,
-                RawRuleRedaction::Positions(p) => {
-                    if p.contains(&0) {
-                        return f.err(s.span(), "redact_params positions start at 1 ($1)");
-                    }
-                    ParamRedaction::Positions(p.clone())
-                }
-            }),
-        };
-
-        Ok(Rule {
-            id: id.clone(),
-            action,
-            reason: r.reason.clone(),
-            source: here,
-            who,
-            except,
-            applications: globs(&r.applications),
-            databases: globs(&r.databases),
-            kinds,
-            labels: globs(&r.labels),
-            tables,
-            columns,
-            flags,
-            hold,
-            redact_params,
-        })
-    }
-
-    /// `users` are globs; a name without wildcards must be a declared principal, so a typo
-    /// is an error rather than a rule that silently never matches.
-    fn who(
-        &self,
-        f: &SourceFile,
-        id: &str,
-        users: &[Spanned<String>],
-        groups: &[Spanned<String>],
-    ) -> Result<Who, PolicyError> {
-        let mut who = Who::default();
-        for u in users {
-            let g = Glob::new(u.get_ref());
-            if matches!(g, Glob::Literal(_)) && !self.is_principal(u.get_ref()) {
-                return f.err(
-                    u.span(),
-                    format!(
-                        "rule `{id}`: user `{}` is not a declared agent or approver (declare it under [agents] or use a glob)",
-                        u.get_ref()
-                    ),
-                );
-            }
-            who.users.push(g);
-        }
-        for g in groups {
-            let Some(group) = self.groups.iter().find(|x| &x.name == g.get_ref()) else {
-                return f.err(g.span(), format!("rule `{id}`: unknown group `{}`", g.get_ref()));
-            };
-            for m in &group.members {
-                if !who.members.contains(m) {
-                    who.members.push(m.clone());
-                }
-            }
-        }
-        Ok(who)
-    }
 }
 
 fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
-    let bytes = hex::decode(s.trim()).map_err(|_| "token_sha256 must be 64 hex digits".to_string())?;
+    let bytes =
+        hex::decode(s.trim()).map_err(|_| "token_sha256 must be 64 hex digits".to_string())?;
     bytes
         .try_into()
         .map_err(|_| "token_sha256 must be 64 hex digits (a SHA-256)".to_string())
@@ -656,7 +526,6 @@ fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// Which hold spec and how many rules/defaults: used in tests and `policy check`.
 #[cfg(test)]
 pub(super) fn line_of(text: &str, offset: usize) -> usize {
     LineIndex::new(text).line(offset)
