@@ -6,11 +6,12 @@
 //! | key                         | value            | purpose                              |
 //! |-----------------------------|------------------|--------------------------------------|
 //! | `r` seq(8, BE)              | hash ‖ body      | the records, in chain order          |
-//! | `i` id                      | seq              | `show ID`                            |
 //! | `t` unix second(8, BE)      | first seq in it  | `--since` without a full scan        |
 //! | `l` decision seq ‖ seq      | (empty)          | outcome and approvals of a decision  |
 //! | `m` `head`                  | seq ‖ hash       | reveals records cut from the end     |
 //!
+//! Ids need no index: a record id carries its sequence number (see
+//! [`crate::audit::chain::record_id`]), which halves the inserts per record.
 //! The time index is sparse (one key per second that has records), which keeps the append
 //! cost low; record times never go backwards, so the first record of a second bounds a scan.
 
@@ -20,15 +21,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use super::chain::{seq_in_id, RecordHeader};
 use super::store::{AuditStore, Head, RawRecord, RecordIter, SealedRecord};
 use super::AuditError;
 
 const TREE: &str = "airlock.audit.v1";
 const REC: u8 = b'r';
-const ID: u8 = b'i';
 const TIME: u8 = b't';
 const LINK: u8 = b'l';
 const HEAD_KEY: &[u8] = b"mhead";
+
+/// How long [`SledStore::open`] waits for a lock held by a store that is shutting down.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The sled-backed audit store. One process at a time: sled locks the directory.
 pub struct SledStore {
@@ -46,13 +50,6 @@ pub struct SledStore {
 fn rec_key(seq: u64) -> [u8; 9] {
     let mut k = [REC; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn id_key(id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + id.len());
-    k.push(ID);
-    k.extend_from_slice(id.as_bytes());
     k
 }
 
@@ -79,12 +76,25 @@ fn second_of(time_us: i64) -> u64 {
 
 impl SledStore {
     /// Opens the store at `path`, creating it when missing (the gateway).
+    ///
+    /// A store closed a moment ago in this same process can stay locked for a few milliseconds
+    /// while sled's I/O threads finish their last writes (they hold the file), so a lock is
+    /// retried for up to [`LOCK_WAIT`] before it is reported as [`AuditError::Locked`].
     pub fn open(path: &Path) -> Result<SledStore, AuditError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| open_error(path, e))?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+                .map_err(|e| open_error(path, e));
+            match opened {
+                Err(AuditError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         let tree = db.open_tree(TREE)?;
         let last_indexed_sec = tree
             .scan_prefix([TIME])
@@ -175,7 +185,6 @@ impl AuditStore for SledStore {
         let mut new_indexed = *indexed;
         for r in records {
             batch.insert(&rec_key(r.seq)[..], r.bytes.as_slice());
-            batch.insert(id_key(&r.id), &r.seq.to_be_bytes()[..]);
             let sec = second_of(r.time_us);
             if new_indexed.is_none_or(|s| sec > s) {
                 batch.insert(&time_key(sec)[..], &r.seq.to_be_bytes()[..]);
@@ -246,7 +255,15 @@ impl AuditStore for SledStore {
     }
 
     fn seq_of_id(&self, id: &str) -> Result<Option<u64>, AuditError> {
-        Ok(self.tree.get(id_key(id))?.and_then(|v| be_u64(&v)))
+        let Some(seq) = seq_in_id(id) else {
+            return Ok(None);
+        };
+        let Some(raw) = self.get(seq)? else {
+            return Ok(None);
+        };
+        // The id names a position; only a record that really carries this id is a match.
+        let header = RecordHeader::decode(seq, &raw.bytes, false)?;
+        Ok((header.id == id).then_some(seq))
     }
 
     fn seq_for_time(&self, time_us: i64) -> Result<u64, AuditError> {
@@ -256,17 +273,6 @@ impl AuditStore for SledStore {
             .next_back()
             .transpose()?;
         Ok(found.and_then(|(_, v)| be_u64(&v)).unwrap_or(0))
-    }
-
-    fn id_of_seq(&self, seq: u64) -> Result<Option<String>, AuditError> {
-        let want = seq.to_be_bytes();
-        for item in self.tree.scan_prefix([ID]) {
-            let (k, v) = item?;
-            if v.as_ref() == want {
-                return Ok(Some(String::from_utf8_lossy(&k[1..]).into_owned()));
-            }
-        }
-        Ok(None)
     }
 
     fn scan(&self, from: u64) -> RecordIter<'_> {
@@ -311,7 +317,7 @@ mod tests {
     fn rec(seq: u64, time_us: i64, link: Option<&str>) -> SealedRecord {
         seal(
             seq,
-            format!("ID{seq:04}"),
+            crate::audit::chain::record_id(time_us, seq),
             time_us,
             if link.is_some() {
                 RecordKind::Outcome
@@ -329,20 +335,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         assert!(store.last().unwrap().is_none());
-        store
-            .append(&[rec(1, 1_000_000, None), rec(2, 1_500_000, None)])
-            .unwrap();
+        let r1 = rec(1, 1_000_000, None);
+        let id1 = r1.id.clone();
+        store.append(&[r1, rec(2, 1_500_000, None)]).unwrap();
+        let r4 = rec(4, 3_000_000, None);
+        let id4 = r4.id.clone();
         store
             .append(&[
-                rec(3, 2_000_000, Some("ID0001")),
-                rec(4, 3_000_000, Some("ID0004")),
-                rec(5, 3_100_000, Some("ID0004")),
+                rec(3, 2_000_000, Some(&id1)),
+                r4,
+                rec(5, 3_100_000, Some(&id4)),
             ])
             .unwrap();
         assert_eq!(store.last().unwrap().unwrap().seq, 5);
         assert_eq!(store.head().unwrap().unwrap().seq, 5);
-        assert_eq!(store.seq_of_id("ID0003").unwrap(), Some(3));
+        assert_eq!(store.seq_of_id(&id4).unwrap(), Some(4));
+        assert_eq!(store.seq_of_id(&id1).unwrap(), Some(1));
         assert_eq!(store.seq_of_id("nope").unwrap(), None);
+        // A well-formed id pointing at a record that has another id is not that record.
+        let forged = crate::audit::chain::record_id(1_000_000, 2);
+        assert_eq!(store.seq_of_id(&forged).unwrap(), None);
         assert_eq!(store.get(2).unwrap().unwrap().seq, 2);
         let seqs: Vec<u64> = store.scan(2).map(|r| r.unwrap().seq).collect();
         assert_eq!(seqs, vec![2, 3, 4, 5]);

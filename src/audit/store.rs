@@ -56,18 +56,12 @@ pub trait AuditStore: Send + Sync {
     /// The record with this sequence number.
     fn get(&self, seq: u64) -> Result<Option<RawRecord>, AuditError>;
 
-    /// Sequence number of the record with this id.
+    /// Sequence number of the record with this id (`None` when no record has it).
     fn seq_of_id(&self, id: &str) -> Result<Option<u64>, AuditError>;
 
     /// A sequence number from which a forward scan meets every record at or after `time_us`
     /// (and few before it), found through the time index rather than a scan.
     fn seq_for_time(&self, time_us: i64) -> Result<u64, AuditError>;
-
-    /// The id a (possibly deleted) record had, from the id index. Only `verify` uses it, to
-    /// name a missing record; it may scan the index.
-    fn id_of_seq(&self, _seq: u64) -> Result<Option<String>, AuditError> {
-        Ok(None)
-    }
 
     /// Records with `seq >= from`, in order.
     fn scan(&self, from: u64) -> RecordIter<'_>;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{RecordHeader, GENESIS_HASH};
+use super::chain::{Record, RecordHeader, GENESIS_HASH};
 use super::store::AuditStore;
 use super::AuditError;
 
@@ -32,7 +32,7 @@ pub struct Break {
     pub kind: BreakKind,
     /// Sequence number of the record at fault (for `missing`, the first missing one).
     pub seq: u64,
-    /// Its id, when it can be known (for `missing`: from the id index, if it survived).
+    /// Its id, when it can be known (for `missing`: from records that refer to it).
     pub id: Option<String>,
     pub detail: String,
 }
@@ -54,6 +54,22 @@ impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.broken.is_none()
     }
+}
+
+/// The id a deleted record had, when it can still be known: a deleted decision is named by the
+/// outcome or approval records that refer to it.
+fn name_missing(store: &dyn AuditStore, seq: u64) -> Result<Option<String>, AuditError> {
+    for linked in store.linked(seq)? {
+        let Some(raw) = store.get(linked)? else {
+            continue;
+        };
+        if let Ok(record) = Record::decode(raw.seq, &raw.bytes) {
+            if let Some(id) = record.entry.decision_id() {
+                return Ok(Some(id.to_owned()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Walks the whole chain from the first record and stops at the first break.
@@ -90,7 +106,7 @@ pub fn verify(store: &dyn AuditStore) -> Result<VerifyReport, AuditError> {
             detail,
         };
         if raw.seq != expected {
-            let missing_id = store.id_of_seq(expected)?;
+            let missing_id = name_missing(store, expected)?;
             report.broken = Some(fail(
                 BreakKind::Missing,
                 expected,
@@ -147,7 +163,7 @@ pub fn verify(store: &dyn AuditStore) -> Result<VerifyReport, AuditError> {
             report.broken = Some(Break {
                 kind: BreakKind::Missing,
                 seq: last_seq + 1,
-                id: store.id_of_seq(last_seq + 1)?,
+                id: name_missing(store, last_seq + 1)?,
                 detail: format!(
                     "records {}..={} were cut from the end of the chain",
                     last_seq + 1,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::chain::{seal, RecordHeader, RecordKind, GENESIS_HASH};
+use super::chain::{record_id, seal, RecordHeader, RecordKind, GENESIS_HASH};
 use super::clock::now_micros;
 use super::record::{ApprovalEntry, DecisionEntry, GatewayEvent, OutcomeEntry, SessionEvent};
 use super::redact::redact_passwords;
@@ -251,14 +251,6 @@ impl Chain {
     }
 }
 
-/// A ULID whose random part starts with the sequence number, so ids sort exactly like the
-/// chain even within one millisecond and across restarts.
-fn record_id(time_us: i64, seq: u64) -> String {
-    let ms = (time_us.max(0) / 1_000) as u64;
-    let low: u16 = rand::random();
-    ulid::Ulid::from_parts(ms, (u128::from(seq) << 16) | u128::from(low)).to_string()
-}
-
 pub(super) async fn start(
     store: Arc<dyn AuditStore>,
     durability: Durability,
@@ -308,6 +300,31 @@ pub(super) async fn start(
     ))
 }
 
+/// The periodic flush of batched mode, run on the blocking pool so appends go on meanwhile.
+struct BackgroundFlush {
+    /// Appended records not yet covered by a flush.
+    dirty: bool,
+    running: Option<tokio::task::JoinHandle<()>>,
+    last_start: tokio::time::Instant,
+}
+
+impl BackgroundFlush {
+    /// Starts a flush unless one is still running (the next chance will pick the rest up).
+    fn start(&mut self, store: &Arc<dyn AuditStore>) {
+        if self.running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let store = store.clone();
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.flush() {
+                tracing::error!(error = %e, "audit flush failed");
+            }
+        }));
+        self.dirty = false;
+        self.last_start = tokio::time::Instant::now();
+    }
+}
+
 struct Writer {
     store: Arc<dyn AuditStore>,
     chain: Chain,
@@ -324,8 +341,11 @@ impl Writer {
             self.flush_interval,
         );
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut dirty = false;
-        let mut background: Option<tokio::task::JoinHandle<()>> = None;
+        let mut flusher = BackgroundFlush {
+            dirty: false,
+            running: None,
+            last_start: tokio::time::Instant::now(),
+        };
         let mut msgs = Vec::with_capacity(MAX_BATCH);
         loop {
             tokio::select! {
@@ -334,16 +354,9 @@ impl Writer {
                     Some(m) => msgs.push(m),
                     None => break, // every handle dropped
                 },
-                _ = ticker.tick(), if batched && dirty => {
-                    if background.as_ref().is_none_or(|h| h.is_finished()) {
-                        let store = self.store.clone();
-                        background = Some(tokio::task::spawn_blocking(move || {
-                            if let Err(e) = store.flush() {
-                                tracing::error!(error = %e, "audit flush failed");
-                            }
-                        }));
-                        dirty = false;
-                    }
+                // Idle with unflushed records: the timer flushes them.
+                _ = ticker.tick(), if batched && flusher.dirty => {
+                    flusher.start(&self.store);
                     continue;
                 }
             }
@@ -353,16 +366,21 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let stop = self.commit(&mut msgs, &mut dirty);
+            let stop = self.commit(&mut msgs, &mut flusher.dirty);
             if let Some(reply) = stop {
                 // Take what is still queued, then stop for good.
                 rx.close();
                 while let Some(m) = rx.recv().await {
                     msgs.push(m);
                 }
-                let _ = self.commit(&mut msgs, &mut dirty);
+                let _ = self.commit(&mut msgs, &mut flusher.dirty);
                 let _ = reply.send(());
                 return Ok(());
+            }
+            // Under sustained load the queue is never empty and the timer branch above never
+            // runs: flush on schedule from here too.
+            if batched && flusher.dirty && flusher.last_start.elapsed() >= self.flush_interval {
+                flusher.start(&self.store);
             }
         }
         self.store.flush()

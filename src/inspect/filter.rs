@@ -355,7 +355,7 @@ impl Filter {
 
     /// The part that needs the outcome and approval trail (see [`Filter::needs_linked`]).
     pub fn matches_linked(&self, v: &StatementView) -> bool {
-        if self.errors && !v.outcome.as_ref().is_some_and(|o| o.error.is_some()) {
+        if self.errors && v.outcome.as_ref().is_none_or(|o| o.error.is_none()) {
             return false;
         }
         if let Some(g) = &self.approver {
