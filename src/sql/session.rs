@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::classify::Entry;
 use super::scope::union_into;
 use super::statement::{wrap_explain, Effect, Wrap};
+use super::text::safe_name;
 use super::{Catalog, Classified, Facts, Flags, Kind};
 
 /// Redefinitions of one prepared-statement name kept before giving up (and holding EXECUTE).
@@ -58,11 +59,14 @@ impl SessionSqlState {
 
     fn execute(&self, name: &str, params: &Facts, wrap: Wrap) -> Facts {
         let mut f = match self.prepared.get(name) {
-            None => Facts::unknown(format!("EXECUTE {name} (not prepared in this session)")),
+            None => Facts::unknown(format!(
+                "EXECUTE {} (not prepared in this session)",
+                safe_name(name)
+            )),
             Some(c) => {
                 let merged = merge(&c.statements);
                 Facts {
-                    label: format!("EXECUTE {name}: {}", merged.label),
+                    label: format!("EXECUTE {}: {}", safe_name(name), merged.label),
                     ..merged
                 }
             }

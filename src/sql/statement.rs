@@ -13,7 +13,7 @@ use super::lexer::Tok;
 use super::names::{fold, fold_name};
 use super::query::{analyze_query, write_target};
 use super::scope::{relation_source, union_into, Acc, Ctx, Env, OutCol};
-use super::text::token_label;
+use super::text::{safe_name, token_label};
 use super::{ColumnRef, Facts, Flags, Kind};
 
 /// What a statement does to the per-session SQL state (prepared statements, search_path).
@@ -201,7 +201,7 @@ fn set_statement(cx: &Ctx<'_>, set: &Set) -> (Facts, Effect) {
             if acc.flags.unsafe_function {
                 kind = Kind::Unknown;
             }
-            let facts = build(kind, format!("SET {name}"), acc, &[]);
+            let facts = build(kind, format!("SET {}", safe_name(&name)), acc, &[]);
             let effect = if name == "search_path" {
                 match search_path_values(values) {
                     Some(p) => Effect::SetSearchPath(p),
@@ -480,7 +480,7 @@ pub(crate) fn classify_statement(
             let facts = Facts {
                 functions: params.functions.clone(),
                 flags: params.flags.clone(),
-                ..Facts::unknown(format!("EXECUTE {name}"))
+                ..Facts::unknown(format!("EXECUTE {}", safe_name(&name)))
             };
             (
                 facts,
@@ -508,7 +508,10 @@ pub(crate) fn classify_statement(
             Reset::SessionAuthorization => none(simple(Kind::Role, "RESET SESSION AUTHORIZATION")),
             Reset::ConfigurationParameter(n) => {
                 let name = setting(n);
-                let f = simple(setting_kind(cx, &name), format!("RESET {name}"));
+                let f = simple(
+                    setting_kind(cx, &name),
+                    format!("RESET {}", safe_name(&name)),
+                );
                 if name == "search_path" {
                     (f, Effect::ResetSearchPath)
                 } else {
@@ -521,7 +524,10 @@ pub(crate) fn classify_statement(
                 .iter()
                 .map(|i| i.value.to_ascii_lowercase())
                 .collect();
-            none(simple(Kind::Catalog, format!("SHOW {}", name.join(" "))))
+            none(simple(
+                Kind::Catalog,
+                format!("SHOW {}", safe_name(&name.join(" ")).replace('.', ".")),
+            ))
         }
         Statement::StartTransaction {
             statements,
@@ -590,7 +596,7 @@ pub(crate) fn classify_statement(
                 return none(Facts::unknown("CALL"));
             };
             let v = cx.functions.verdict(cx.catalog, cx.path, &parts);
-            let label = format!("CALL {}", v.qualified);
+            let label = format!("CALL {}", safe_name(&v.qualified));
             let safe = v.safe;
             acc.function(v.qualified, safe, false);
             walk(cx, &Env::default(), &mut acc, &f.args);
