@@ -55,8 +55,10 @@ struct Knobs {
     allowed_settings: HashSet<String>,
 }
 
+type Shard = Mutex<LruCache<u64, Arc<Entry>>>;
+
 struct Cache {
-    shards: Box<[Mutex<LruCache<u64, Arc<Entry>>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
 }
 

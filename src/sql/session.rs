@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::classify::Entry;
+use super::commands::wrap_explain;
 use super::scope::union_into;
-use super::statement::{wrap_explain, Effect, Wrap};
+use super::statement::{Effect, Wrap};
 use super::text::safe_name;
 use super::{Catalog, Classified, Facts, Flags, Kind};
 
