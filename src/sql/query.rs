@@ -10,7 +10,7 @@ use super::dml;
 use super::expr::{walk, walk_with};
 use super::from::analyze_table_with_joins;
 use super::names::{fold, fold_name};
-use super::scope::{rename, union_into, Acc, CteDef, Ctx, Env, OutCol};
+use super::scope::{rename, union_into, unique, Acc, CteDef, Ctx, Env, OutCol};
 
 /// Recursive CTEs are re-analyzed until their lineage stops growing; a column can only move
 /// one position per round, so this bound is generous.
@@ -172,10 +172,7 @@ fn merge_positional(mut l: Vec<OutCol>, r: Vec<OutCol>) -> Vec<OutCol> {
         return l;
     }
     // Arity unknown on one side (a `*` over an unknown relation): every column may be anything.
-    let mut all = Vec::new();
-    for c in l.iter().chain(&r) {
-        union_into(&mut all, &c.lineage);
-    }
+    let all = unique(l.iter().chain(&r).flat_map(|c| &c.lineage));
     for c in &mut l {
         c.lineage = all.clone();
     }

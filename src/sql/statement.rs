@@ -16,7 +16,7 @@ use super::expr::walk;
 use super::lexer::Tok;
 use super::names::{fold, fold_name};
 use super::query::analyze_query;
-use super::scope::{union_into, Acc, Ctx, Env, OutCol};
+use super::scope::{unique, Acc, Ctx, Env, OutCol};
 use super::text::{safe_name, token_label};
 use super::{ColumnRef, Facts, Kind};
 
@@ -61,10 +61,7 @@ impl Source<'_> {
 }
 
 pub(crate) fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[OutCol]) -> Facts {
-    let mut output_columns: Vec<ColumnRef> = Vec::new();
-    for c in output {
-        union_into(&mut output_columns, &c.lineage);
-    }
+    let output_columns: Vec<ColumnRef> = unique(output.iter().flat_map(|c| &c.lineage));
     let label = label.into();
     let (kind, label) = match &acc.unsupported {
         Some(what) => (Kind::Unknown, format!("{label} (unsupported: {what})")),
