@@ -173,13 +173,17 @@ impl Classifier {
     ///
     /// State changes are applied when the text is classified, before the policy decides. That
     /// is safe whatever the decision: a name prepared twice keeps every candidate definition
-    /// (EXECUTE is judged by the riskiest), and a forgotten name makes EXECUTE `unknown`.
+    /// (EXECUTE is judged by the riskiest), a forgotten name makes EXECUTE `unknown`, and after
+    /// a SET of search_path names resolve under both the old and the new path until the session
+    /// confirms which one the server has.
     pub fn classify_in_session(&self, state: &mut SessionSqlState, sql: &str) -> Arc<Classified> {
-        let entry = self.entry(sql, &state.search_path);
-        if entry.effects.is_none() {
-            return entry.classified.clone();
+        if state.other_search_paths.is_empty() && !state.search_path_lost {
+            let entry = self.entry(sql, &state.search_path);
+            if entry.effects.is_none() {
+                return entry.classified.clone();
+            }
         }
-        resolve_in_session(state, entry, &self.catalog.search_path, |path| {
+        resolve_in_session(state, &self.catalog.search_path, |path| {
             self.entry(sql, path)
         })
     }

@@ -162,21 +162,42 @@ pub(crate) fn copy(cx: &Ctx<'_>, source: &CopySource, to: bool, target: &CopyTar
     build(kind, label, acc, &out)
 }
 
+/// Does an EXPLAIN option list make the statement run? `ANALYZE` (or `ANALYSE`) unless set
+/// false; an option the classifier does not know counts as running it (fail closed).
 pub(crate) fn explain_analyze_option(options: &Option<Vec<UtilityOption>>) -> bool {
+    const PLAN_ONLY: &[&str] = &[
+        "verbose",
+        "costs",
+        "settings",
+        "buffers",
+        "wal",
+        "timing",
+        "summary",
+        "format",
+        "generic_plan",
+        "serialize",
+        "memory",
+    ];
     options.iter().flatten().any(|o| {
-        o.name.value.eq_ignore_ascii_case("analyze")
-            && match &o.arg {
-                None => true,
-                Some(Expr::Value(v)) => !matches!(
-                    v.value.to_string().to_ascii_lowercase().trim_matches('\''),
-                    "false" | "off" | "0" | "no"
-                ),
-                Some(Expr::Identifier(i)) => !matches!(
-                    i.value.to_ascii_lowercase().as_str(),
-                    "false" | "off" | "no"
-                ),
-                Some(_) => true,
-            }
+        let name = o.name.value.to_ascii_lowercase();
+        if PLAN_ONLY.contains(&name.as_str()) {
+            return false;
+        }
+        if name != "analyze" && name != "analyse" {
+            return true;
+        }
+        match &o.arg {
+            None => true,
+            Some(Expr::Value(v)) => !matches!(
+                v.value.to_string().to_ascii_lowercase().trim_matches('\''),
+                "false" | "off" | "0" | "no"
+            ),
+            Some(Expr::Identifier(i)) => !matches!(
+                i.value.to_ascii_lowercase().as_str(),
+                "false" | "off" | "no"
+            ),
+            Some(_) => true,
+        }
     })
 }
 

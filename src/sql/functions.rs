@@ -101,6 +101,10 @@ const HARMLESS_VOLATILE: &[&str] = &[
     "txid_current_if_assigned",
     "pg_current_xact_id",
     "pg_current_xact_id_if_assigned",
+    // releasing the session's own advisory locks (connection pools do it on release)
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
 ];
 
 /// Common immutable/stable pg_catalog functions, for snapshots that do not list pg_proc (tests,

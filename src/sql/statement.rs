@@ -273,7 +273,9 @@ pub(crate) fn classify_statement(
         }
         Statement::Set(set) => set_statement(cx, set),
         Statement::Reset(r) => match &r.reset {
-            Reset::ALL => (simple(Kind::Role, "RESET ALL"), Effect::ResetSearchPath),
+            // `role` and `session_authorization` are exempt from RESET ALL in the server:
+            // it puts session settings back to their values at connection start.
+            Reset::ALL => (simple(Kind::Session, "RESET ALL"), Effect::ResetSearchPath),
             Reset::SessionAuthorization => none(simple(Kind::Role, "RESET SESSION AUTHORIZATION")),
             Reset::ConfigurationParameter(n) => {
                 let name = setting(n);

@@ -304,5 +304,8 @@ fn wide_tables_cost_linear_time() {
     }
     let took = start.elapsed();
     // Quadratic behaviour takes seconds here; linear takes milliseconds even unoptimized.
-    assert!(took < std::time::Duration::from_millis(1500), "took {took:?}");
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
 }

@@ -133,9 +133,21 @@ fn search_path_changes_resolution_for_the_rest_of_the_session() {
         "not an allowed setting by default"
     );
     assert_eq!(s.search_path, vec!["app", "public"]);
+    // The SET may yet be refused: until the session confirms it, names resolve both ways.
+    let r = c.classify_in_session(&mut s, "SELECT ssn FROM customers");
+    assert_eq!(
+        sorted(&r.statements[0].tables_read),
+        vec!["app.customers", "public.customers"]
+    );
+    assert!(sorted(&r.statements[0].output_columns).contains(&"public.customers.ssn".to_string()));
+    s.confirm_search_path(vec!["app".into(), "public".into()]);
     let r = c.classify_in_session(&mut s, "SELECT * FROM customers");
     assert_eq!(sorted(&r.statements[0].tables_read), vec!["app.customers"]);
-    // Within one text, statements after the SET resolve with the new path.
+    assert_eq!(
+        sorted(&r.statements[0].output_columns),
+        vec!["app.customers.id", "app.customers.nickname"]
+    );
+    // Within one text, statements after the SET resolve with the new path as well.
     let mut s = SessionSqlState::new(c.catalog());
     let cl = c.classify_in_session(
         &mut s,
@@ -145,14 +157,32 @@ fn search_path_changes_resolution_for_the_rest_of_the_session() {
         sorted(&cl.statements[0].tables_read),
         vec!["public.customers"]
     );
-    assert_eq!(sorted(&cl.statements[2].tables_read), vec!["app.customers"]);
-    // RESET and DISCARD ALL go back to the server default.
+    assert_eq!(
+        sorted(&cl.statements[2].tables_read),
+        vec!["app.customers", "public.customers"]
+    );
+    // RESET and DEFAULT go back to the server default (once confirmed).
     c.classify_in_session(&mut s, "RESET search_path");
     assert_eq!(s.search_path, vec!["public"]);
     c.classify_in_session(&mut s, "SET search_path = 'App'");
     assert_eq!(s.search_path, vec!["App"]);
     c.classify_in_session(&mut s, "SET search_path TO DEFAULT");
     assert_eq!(s.search_path, vec!["public"]);
+}
+
+#[test]
+fn too_many_unconfirmed_search_paths_hold_everything() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    for p in ["a", "b", "c", "d", "e"] {
+        c.classify_in_session(&mut s, &format!("SET search_path = {p}"));
+    }
+    assert!(s.search_path_lost);
+    let r = c.classify_in_session(&mut s, "SELECT 1");
+    assert_eq!(r.statements[0].kind, Kind::Unknown);
+    s.confirm_search_path(vec!["public".into()]);
+    let r = c.classify_in_session(&mut s, "SELECT 1");
+    assert_eq!(r.statements[0].kind, Kind::Read);
 }
 
 #[test]
