@@ -65,7 +65,7 @@ JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace \
 WHERE v.relkind IN ('v', 'm') AND vn.nspname NOT IN ('pg_catalog', 'information_schema')";
 
 const Q_FUNCTIONS: &str =
-    "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef::text, l.lanname \
+    "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef, l.lanname \
 FROM pg_catalog.pg_proc p \
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang";
@@ -150,7 +150,7 @@ impl Catalog {
                 "s" => Volatility::Stable,
                 _ => Volatility::Volatile,
             };
-            let security_definer = col(&row, 3, "functions")? == "t";
+            let security_definer = matches!(col(&row, 3, "functions")?, "t" | "true");
             let language = col(&row, 4, "functions")?;
             merge_function(
                 &mut cat,

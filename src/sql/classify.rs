@@ -28,8 +28,8 @@ use super::scope::Ctx;
 use super::session::resolve_in_session;
 pub use super::session::SessionSqlState;
 use super::statement::{classify_statement, Effect, Source};
-use super::text::{fingerprint, redact, split_statements, token_kind, token_label};
-use super::{Catalog, Classified, ClassifierOptions, Facts};
+use super::text::{fingerprint, redact, redact_raw, split_statements, token_kind, token_label};
+use super::{Catalog, Classified, ClassifierOptions, Facts, Kind};
 
 /// Texts longer than this are classified but not cached (a multi-megabyte INSERT would evict
 /// thousands of useful entries).
@@ -55,8 +55,10 @@ struct Knobs {
     allowed_settings: HashSet<String>,
 }
 
+type Shard = Mutex<LruCache<u64, Arc<Entry>>>;
+
 struct Cache {
-    shards: Box<[Mutex<LruCache<u64, Arc<Entry>>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
 }
 
@@ -171,13 +173,17 @@ impl Classifier {
     ///
     /// State changes are applied when the text is classified, before the policy decides. That
     /// is safe whatever the decision: a name prepared twice keeps every candidate definition
-    /// (EXECUTE is judged by the riskiest), and a forgotten name makes EXECUTE `unknown`.
+    /// (EXECUTE is judged by the riskiest), a forgotten name makes EXECUTE `unknown`, and after
+    /// a SET of search_path names resolve under both the old and the new path until the session
+    /// confirms which one the server has.
     pub fn classify_in_session(&self, state: &mut SessionSqlState, sql: &str) -> Arc<Classified> {
-        let entry = self.entry(sql, &state.search_path);
-        if entry.effects.is_none() {
-            return entry.classified.clone();
+        if state.other_search_paths.is_empty() && !state.search_path_lost {
+            let entry = self.entry(sql, &state.search_path);
+            if entry.effects.is_none() {
+                return entry.classified.clone();
+            }
         }
-        resolve_in_session(state, entry, &self.catalog.search_path, |path| {
+        resolve_in_session(state, &self.catalog.search_path, |path| {
             self.entry(sql, path)
         })
     }
@@ -242,15 +248,18 @@ impl Classifier {
 /// Classify a whole text (uncached).
 pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str) -> (Classified, Vec<Effect>) {
     let lexed = lex(sql, true);
-    let (redacted, secrets) = redact(sql, &lexed.toks);
+    let (redacted, secrets) = redact(sql, &lexed.toks, lexed.unterminated);
     let fingerprint = fingerprint(sql, &lexed.toks);
     if lexed.backslash_in_plain_string && !same_structure(&lexed, &lex(sql, false)) {
         // Where a string ends depends on standard_conforming_strings, which a session could
         // have turned off: there are two readings of the text, so neither can be trusted. Redact
         // what either reading would call a secret.
-        let (redacted, more) = redact(&redacted, &lex(&redacted, false).toks);
+        let (redacted_all, fingerprint) = redact_thoroughly(sql);
+        let alt = lex(&redacted_all, false);
+        let (redacted, more) = redact(&redacted_all, &alt.toks, alt.unterminated);
+        let redacted = redact_raw(&redacted).into_owned();
         let mut f = Facts::unknown("string constants with backslashes (ambiguous quoting)");
-        f.flags.has_secret = !secrets.is_empty() || !more.is_empty();
+        f.flags.has_secret = !secrets.is_empty() || !more.is_empty() || redacted_all != sql;
         return (
             Classified {
                 statements: vec![f],
@@ -262,15 +271,48 @@ pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str) -> (Classified, Vec<Effect>)
     }
     let mut statements = Vec::new();
     let mut effects = Vec::new();
+    let mut all_parsed = !lexed.unterminated;
     for range in split_statements(sql, &lexed.toks) {
         let toks = &lexed.toks[range.clone()];
-        let (mut facts, effect) = classify_chunk(cx, sql, toks);
+        let (mut facts, effect, parsed) = classify_chunk(cx, sql, toks);
+        all_parsed &= parsed;
         if secrets.iter().any(|i| range.contains(i)) {
             facts.flags.has_secret = true;
         }
         statements.push(facts);
         effects.push(effect);
     }
+    if lexed.unterminated {
+        // The server rejects an unterminated comment, string or quoted identifier; whatever came
+        // before it in this text is not to be taken at face value either.
+        let label = "unterminated comment, string or quoted identifier";
+        match statements.last_mut() {
+            Some(last) if last.kind != Kind::Unknown => {
+                let had_secret = last.flags.has_secret;
+                *last = Facts::unknown(format!("{} ({label})", last.label));
+                last.flags.has_secret = had_secret;
+            }
+            Some(_) => {}
+            None => {
+                statements.push(Facts::unknown(label));
+                effects.push(Effect::None);
+            }
+        }
+    }
+    // Text the server would not run as the tokens say (unparsable, unterminated) may hide a
+    // password where the token rules do not look: redact it as raw text first, then by tokens,
+    // and fingerprint what is left.
+    let (redacted, fingerprint) = if !all_parsed {
+        let (r, fp) = redact_thoroughly(sql);
+        if r != redacted {
+            for f in statements.iter_mut() {
+                f.flags.has_secret = true;
+            }
+        }
+        (r, fp)
+    } else {
+        (redacted, fingerprint)
+    };
     (
         Classified {
             statements,
@@ -281,6 +323,18 @@ pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str) -> (Classified, Vec<Effect>)
     )
 }
 
+/// Redaction for text whose tokens cannot be trusted: raw-text rules on the original, then the
+/// token rules on the result, then raw again; the fingerprint is taken from the redacted text.
+fn redact_thoroughly(sql: &str) -> (String, String) {
+    let raw = redact_raw(sql);
+    let l = lex(&raw, true);
+    let (tok, _) = redact(&raw, &l.toks, l.unterminated);
+    let out = redact_raw(&tok).into_owned();
+    let l = lex(&out, true);
+    let fp = redact_raw(&fingerprint(&out, &l.toks)).into_owned();
+    (out, fp)
+}
+
 fn same_structure(a: &Lexed, b: &Lexed) -> bool {
     a.toks.len() == b.toks.len()
         && a.toks
@@ -289,10 +343,10 @@ fn same_structure(a: &Lexed, b: &Lexed) -> bool {
             .all(|(x, y)| x.kind == y.kind && x.start == y.start && x.end == y.end)
 }
 
-/// Facts for one statement's tokens (no semicolons).
-fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect) {
+/// Facts for one statement's tokens (no semicolons), and whether sqlparser understood it.
+fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool) {
     let (Some(first), Some(last)) = (toks.first(), toks.last()) else {
-        return (Facts::unknown("empty statement"), Effect::None);
+        return (Facts::unknown("empty statement"), Effect::None, false);
     };
     let text = &sql[first.start..last.end];
     let unparsed = || {
@@ -304,6 +358,7 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect) {
                 ..Facts::unknown(token_label(sql, toks))
             },
             Effect::None,
+            false,
         )
     };
     let dialect = PostgreSqlDialect {};
@@ -314,6 +369,7 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect) {
         return (
             Facts::unknown(format!("{} (ambiguous tokens)", token_label(sql, toks))),
             Effect::None,
+            false,
         );
     }
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(sp_toks);
@@ -321,7 +377,8 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect) {
         Ok(s) if parser.peek_token().token == Token::EOF => s,
         _ => return unparsed(),
     };
-    classify_statement(cx, &stmt, &Source { text: sql, toks })
+    let (facts, effect) = classify_statement(cx, &stmt, &Source { text: sql, toks });
+    (facts, effect, true)
 }
 
 /// The parts of a statement that decide what runs: identifiers/keywords (with their text) and

@@ -8,10 +8,9 @@ use sqlparser::ast::{
 };
 
 use super::expr::walk;
+use super::from::{analyze_factor, analyze_table_with_joins, write_target};
 use super::names::{fold, relation_parts};
-use super::query::{
-    analyze_factor, analyze_query, analyze_table_with_joins, select_items, write_target,
-};
+use super::query::{analyze_query, select_items};
 use super::scope::{Acc, Ctx, Env, OutCol, Source};
 use super::ColumnRef;
 
@@ -34,11 +33,11 @@ pub(crate) fn analyze_dml(
     }
 }
 
+/// A folded relation name and its optional alias (with column renames).
+type Target = (Vec<String>, Option<(String, Vec<String>)>);
+
 /// The folded name and alias of an UPDATE/DELETE/MERGE target (see `relation_parts`).
-fn target_name(
-    name: &ObjectName,
-    alias: &Option<TableAlias>,
-) -> Option<(Vec<String>, Option<(String, Vec<String>)>)> {
+fn target_name(name: &ObjectName, alias: &Option<TableAlias>) -> Option<Target> {
     let implicit = alias.as_ref().filter(|a| !a.explicit).map(|a| &a.name);
     let (parts, consumed) = relation_parts(name, implicit)?;
     let alias = alias

@@ -13,7 +13,7 @@ use sqlparser::ast::{
 use super::functions::is_info_function;
 use super::names::{fold, fold_name};
 use super::query::analyze_query;
-use super::scope::{union_into, Acc, Ctx, Env, Lineage, OutCol, Resolution};
+use super::scope::{union_into, unique, Acc, Ctx, Env, Lineage, OutCol, Resolution};
 
 /// SQL value keywords sqlparser may hand over as bare identifiers: never columns.
 const VALUE_KEYWORDS: &[&str] = &[
@@ -271,10 +271,9 @@ impl Visitor for Walker<'_, '_, '_> {
             Expr::Function(f) => self.function(f, e),
             Expr::Wildcard(_) => {
                 let (cols, uids) = self.env.star();
-                for c in cols {
-                    self.acc.columns(&c.lineage);
-                    self.flow(&c.lineage);
-                }
+                let lin = unique(cols.iter().flat_map(|c| &c.lineage));
+                self.acc.columns(&lin);
+                self.flow(&lin);
                 self.acc.touched.extend(uids);
             }
             Expr::QualifiedWildcard(q, _) => match fold_name(q) {

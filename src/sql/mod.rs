@@ -18,10 +18,12 @@
 mod catalog;
 mod catalog_load;
 mod classify;
+mod commands;
 mod dml;
 mod expr;
 mod facts;
 mod flags;
+mod from;
 mod functions;
 mod lexer;
 mod names;

@@ -95,7 +95,10 @@ impl Catalog {
     /// True when the snapshot holds pg_catalog's own relations (a snapshot read from a server
     /// does; one built by hand for tests usually does not).
     pub(crate) fn has_system_relations(&self) -> bool {
-        self.relations.keys().any(|t| t.schema == "pg_catalog")
+        self.relations.contains_key(&TableRef {
+            schema: "pg_catalog".into(),
+            name: "pg_class".into(),
+        })
     }
 
     /// Resolve a folded, possibly qualified relation name (`[name]`, `[schema, name]` or

@@ -17,12 +17,32 @@ use super::{Catalog, ColumnRef, Flags, RelationKind, TableRef};
 /// Set of base columns a value may come from (small; kept in first-seen order).
 pub(crate) type Lineage = Vec<ColumnRef>;
 
+/// Add the columns of `src` that `dst` lacks. Linear for the usual handful of columns, hashed
+/// for wide tables (a `*` over hundreds of columns must not cost quadratic time).
 pub(crate) fn union_into(dst: &mut Lineage, src: &[ColumnRef]) {
-    for c in src {
-        if !dst.contains(c) {
-            dst.push(c.clone());
+    if dst.len() + src.len() <= 32 {
+        for c in src {
+            if !dst.contains(c) {
+                dst.push(c.clone());
+            }
+        }
+        return;
+    }
+    let mut seen: HashSet<&ColumnRef> = dst.iter().collect();
+    let new: Vec<ColumnRef> = src.iter().filter(|c| seen.insert(c)).cloned().collect();
+    dst.extend(new);
+}
+
+/// The distinct columns of several lineages, in first-seen order.
+pub(crate) fn unique<'a>(items: impl IntoIterator<Item = &'a ColumnRef>) -> Lineage {
+    let mut seen: HashSet<&ColumnRef> = HashSet::new();
+    let mut out = Vec::new();
+    for c in items {
+        if seen.insert(c) {
+            out.push(c.clone());
         }
     }
+    out
 }
 
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
@@ -67,6 +87,7 @@ pub(crate) struct Acc {
     /// Ids of the sources column references resolved to, in order (see `Source::uid`).
     pub touched: Vec<usize>,
     next_uid: usize,
+    columns_seen: HashSet<ColumnRef>,
 }
 
 impl Acc {
@@ -97,7 +118,11 @@ impl Acc {
     }
 
     pub fn columns(&mut self, cols: &[ColumnRef]) {
-        union_into(&mut self.columns, cols);
+        for c in cols {
+            if self.columns_seen.insert(c.clone()) {
+                self.columns.push(c.clone());
+            }
+        }
     }
 
     pub fn function(&mut self, qualified: String, safe: bool, info: bool) {
@@ -169,11 +194,10 @@ impl Source {
 
     /// Every column: what `*`, `t.*` and a whole-row reference expand to.
     pub fn all(&self) -> Lineage {
-        let mut lin = Vec::new();
-        for c in self.out_cols() {
-            union_into(&mut lin, &c.lineage);
+        match &self.columns {
+            Some(cols) => unique(cols.iter().flat_map(|c| &c.lineage)),
+            None => self.unknown_column("*"),
         }
-        lin
     }
 
     pub fn out_cols(&self) -> Vec<OutCol> {

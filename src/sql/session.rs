@@ -4,31 +4,81 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::classify::Entry;
+use super::commands::wrap_explain;
 use super::scope::union_into;
-use super::statement::{wrap_explain, Effect, Wrap};
+use super::statement::{Effect, Wrap};
+use super::text::safe_name;
 use super::{Catalog, Classified, Facts, Flags, Kind};
 
 /// Redefinitions of one prepared-statement name kept before giving up (and holding EXECUTE).
 const MAX_CANDIDATES: usize = 8;
 
+/// Search paths kept while the server's is uncertain; past this, names cannot be resolved.
+const MAX_PATHS: usize = 4;
+
 /// What the classifier must remember about one client session. Owned by the session; passed to
 /// [`super::Classifier::classify_in_session`].
+///
+/// Effects are recorded when a statement is classified, before the policy decides, and a
+/// statement may then be refused. So the state keeps every possibility: a name prepared twice
+/// keeps both definitions, and after `SET search_path` both the old and the new path stay
+/// candidates until the session confirms which one the server has
+/// ([`SessionSqlState::confirm_search_path`]).
 #[derive(Debug, Clone, Default)]
 pub struct SessionSqlState {
     /// `PREPARE name AS …` → every definition seen since the name was last deallocated, one
     /// `Facts` per candidate in `statements` (a PREPARE the server refused still counts, so that
     /// EXECUTE is judged by the riskiest thing the name could mean).
     pub prepared: HashMap<String, Arc<Classified>>,
-    /// The search_path unqualified names resolve with, `$user` omitted.
+    /// The search_path of the session's latest SET/RESET, `$user` omitted.
     pub search_path: Vec<String>,
+    /// Other paths the server may still be using (an earlier SET was refused or failed).
+    /// Names resolve against `search_path` and each of these; the results are merged.
+    pub other_search_paths: Vec<Vec<String>>,
+    /// Too many uncertain SETs: every statement is `unknown` until the path is confirmed.
+    pub search_path_lost: bool,
 }
 
 impl SessionSqlState {
     /// A fresh session: nothing prepared, the server's default search_path.
     pub fn new(catalog: &Catalog) -> SessionSqlState {
         SessionSqlState {
-            prepared: HashMap::new(),
             search_path: catalog.search_path.clone(),
+            ..SessionSqlState::default()
+        }
+    }
+
+    /// Tell the state which search_path the server has (after a SET/RESET of it completed, or
+    /// from `SHOW search_path`): the other candidates are dropped.
+    pub fn confirm_search_path(&mut self, path: Vec<String>) {
+        self.search_path = path;
+        self.other_search_paths.clear();
+        self.search_path_lost = false;
+    }
+
+    /// Every path the server may be using, the latest first.
+    pub(crate) fn candidates(&self) -> Vec<Vec<String>> {
+        let mut all = vec![self.search_path.clone()];
+        for p in &self.other_search_paths {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        all
+    }
+
+    fn switch_search_path(&mut self, new: Vec<String>) {
+        if new == self.search_path {
+            return;
+        }
+        let old = std::mem::replace(&mut self.search_path, new);
+        if !self.other_search_paths.contains(&old) {
+            self.other_search_paths.push(old);
+        }
+        self.other_search_paths.retain(|p| *p != self.search_path);
+        if self.other_search_paths.len() + 1 > MAX_PATHS {
+            self.search_path_lost = true;
+            self.other_search_paths.truncate(MAX_PATHS - 1);
         }
     }
 
@@ -58,11 +108,14 @@ impl SessionSqlState {
 
     fn execute(&self, name: &str, params: &Facts, wrap: Wrap) -> Facts {
         let mut f = match self.prepared.get(name) {
-            None => Facts::unknown(format!("EXECUTE {name} (not prepared in this session)")),
+            None => Facts::unknown(format!(
+                "EXECUTE {} (not prepared in this session)",
+                safe_name(name)
+            )),
             Some(c) => {
                 let merged = merge(&c.statements);
                 Facts {
-                    label: format!("EXECUTE {name}: {}", merged.label),
+                    label: format!("EXECUTE {}: {}", safe_name(name), merged.label),
                     ..merged
                 }
             }
@@ -141,21 +194,42 @@ fn merge(candidates: &[Facts]) -> Facts {
 }
 
 /// Walk the statements of a classified text in order, applying and resolving their session
-/// effects. `reclassify` classifies the same text under another search_path (after a
-/// `SET search_path` in the middle of it).
+/// effects. `classify` classifies the same text under a given search_path. While the server's
+/// search_path is uncertain (a SET of it may have been refused), every statement is classified
+/// under each possible path and the results merged.
 pub(crate) fn resolve_in_session(
     state: &mut SessionSqlState,
-    entry: Arc<Entry>,
     default_path: &[String],
-    reclassify: impl Fn(&[String]) -> Arc<Entry>,
+    classify: impl Fn(&[String]) -> Arc<Entry>,
 ) -> Arc<Classified> {
-    let mut cur = entry;
-    let n = cur.classified.statements.len();
+    let entries_for = |state: &SessionSqlState| -> Vec<Arc<Entry>> {
+        state.candidates().iter().map(|p| classify(p)).collect()
+    };
+    let mut entries = entries_for(state);
+    let primary = entries[0].clone();
+    if entries.len() == 1 && primary.effects.is_none() {
+        return primary.classified.clone();
+    }
+    let n = primary.classified.statements.len();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let facts = cur.classified.statements[i].clone();
-        let effect = cur.effects.as_ref().and_then(|e| e.get(i)).cloned();
-        let mut path_changed = false;
+        let mut facts = if entries.len() == 1 {
+            entries[0].classified.statements[i].clone()
+        } else {
+            let all: Vec<Facts> = entries
+                .iter()
+                .filter_map(|e| e.classified.statements.get(i).cloned())
+                .collect();
+            merge(&all)
+        };
+        if state.search_path_lost {
+            facts = Facts {
+                flags: facts.flags,
+                ..Facts::unknown(format!("{} (search_path unknown)", facts.label))
+            };
+        }
+        let effect = entries[0].effects.as_ref().and_then(|e| e.get(i)).cloned();
+        let before = state.candidates();
         match effect.unwrap_or(Effect::None) {
             Effect::None => out.push(facts),
             Effect::Prepare { name, inner } => {
@@ -176,30 +250,28 @@ pub(crate) fn resolve_in_session(
                 out.push(facts);
             }
             Effect::SetSearchPath(p) => {
-                path_changed = state.search_path != p;
-                state.search_path = p;
+                state.switch_search_path(p);
                 out.push(facts);
             }
             Effect::ResetSearchPath => {
-                path_changed = state.search_path != default_path;
-                state.search_path = default_path.to_vec();
+                state.switch_search_path(default_path.to_vec());
                 out.push(facts);
             }
             Effect::DiscardAll => {
                 state.prepared.clear();
-                path_changed = state.search_path != default_path;
-                state.search_path = default_path.to_vec();
+                state.switch_search_path(default_path.to_vec());
                 out.push(facts);
             }
         }
-        if path_changed && i + 1 < n {
-            // Later statements of this text resolve names with the new path.
-            cur = reclassify(&state.search_path);
+        if i + 1 < n && state.candidates() != before {
+            // Later statements of this text resolve names with the new path(s).
+            entries = entries_for(state);
         }
     }
+    let last = &entries[0].classified;
     Arc::new(Classified {
         statements: out,
-        fingerprint: cur.classified.fingerprint.clone(),
-        redacted: cur.classified.redacted.clone(),
+        fingerprint: last.fingerprint.clone(),
+        redacted: last.redacted.clone(),
     })
 }

@@ -3,18 +3,22 @@
 //! is held rather than guessed at.
 
 use sqlparser::ast::{
-    CloseCursor, CopySource, CopyTarget, CreateTableLikeKind, DeclareType, DescribeAlias,
-    DiscardObject, Expr, ObjectName, ObjectType, Query, Reset, Set, SetExpr, Statement, Value,
+    CloseCursor, CreateTableLikeKind, DeclareType, DescribeAlias, DiscardObject, ObjectName,
+    ObjectType, Query, Reset, SetExpr, Statement,
 };
 
+use super::commands::{
+    copy, ddl_read, ddl_targets, explain_analyze_option, set_statement, setting, setting_kind,
+    wrap_explain,
+};
 use super::dml::analyze_dml;
 use super::expr::walk;
 use super::lexer::Tok;
 use super::names::{fold, fold_name};
-use super::query::{analyze_query, write_target};
-use super::scope::{relation_source, union_into, Acc, Ctx, Env, OutCol};
-use super::text::token_label;
-use super::{ColumnRef, Facts, Flags, Kind};
+use super::query::analyze_query;
+use super::scope::{unique, Acc, Ctx, Env, OutCol};
+use super::text::{safe_name, token_label};
+use super::{ColumnRef, Facts, Kind};
 
 /// What a statement does to the per-session SQL state (prepared statements, search_path).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,11 +60,8 @@ impl Source<'_> {
     }
 }
 
-fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[OutCol]) -> Facts {
-    let mut output_columns: Vec<ColumnRef> = Vec::new();
-    for c in output {
-        union_into(&mut output_columns, &c.lineage);
-    }
+pub(crate) fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[OutCol]) -> Facts {
+    let output_columns: Vec<ColumnRef> = unique(output.iter().flat_map(|c| &c.lineage));
     let label = label.into();
     let (kind, label) = match &acc.unsupported {
         Some(what) => (Kind::Unknown, format!("{label} (unsupported: {what})")),
@@ -78,7 +79,7 @@ fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[OutCol]) -> F
     }
 }
 
-fn simple(kind: Kind, label: impl Into<String>) -> Facts {
+pub(crate) fn simple(kind: Kind, label: impl Into<String>) -> Facts {
     build(kind, label, Acc::default(), &[])
 }
 
@@ -143,238 +144,6 @@ fn single_name(name: &ObjectName) -> Option<String> {
     match fold_name(name)?.as_slice() {
         [one] => Some(one.clone()),
         _ => None,
-    }
-}
-
-/// A setting name as the server compares them: case-insensitively.
-fn setting(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .filter_map(|p| p.as_ident())
-        .map(|i| i.value.to_ascii_lowercase())
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn setting_kind(cx: &Ctx<'_>, name: &str) -> Kind {
-    match name {
-        "role" | "session_authorization" | "session_replication_role" => Kind::Role,
-        _ if cx.allowed_settings.contains(name) => Kind::Session,
-        _ => Kind::Unknown,
-    }
-}
-
-fn search_path_values(values: &[Expr]) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    for v in values {
-        match v {
-            Expr::Identifier(i)
-                if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default") =>
-            {
-                return None;
-            }
-            Expr::Identifier(i) => out.push(fold(i)),
-            Expr::Value(v) => match &v.value {
-                Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => {
-                    out.push(s.clone())
-                }
-                _ => out.push(v.value.to_string()),
-            },
-            other => out.push(other.to_string()),
-        }
-    }
-    Some(out)
-}
-
-fn set_statement(cx: &Ctx<'_>, set: &Set) -> (Facts, Effect) {
-    match set {
-        Set::SingleAssignment {
-            variable,
-            values,
-            hivevar: false,
-            ..
-        } => {
-            let name = setting(variable);
-            let mut acc = Acc::default();
-            walk(cx, &Env::default(), &mut acc, values);
-            let mut kind = setting_kind(cx, &name);
-            if acc.flags.unsafe_function {
-                kind = Kind::Unknown;
-            }
-            let facts = build(kind, format!("SET {name}"), acc, &[]);
-            let effect = if name == "search_path" {
-                match search_path_values(values) {
-                    Some(p) => Effect::SetSearchPath(p),
-                    None => Effect::ResetSearchPath,
-                }
-            } else {
-                Effect::None
-            };
-            (facts, effect)
-        }
-        Set::SetRole { .. } => (simple(Kind::Role, "SET ROLE"), Effect::None),
-        Set::SetSessionAuthorization(_) => (
-            simple(Kind::Role, "SET SESSION AUTHORIZATION"),
-            Effect::None,
-        ),
-        Set::SetTimeZone { .. } => (
-            simple(setting_kind(cx, "timezone"), "SET timezone"),
-            Effect::None,
-        ),
-        Set::SetNames { .. } | Set::SetNamesDefault {} => (
-            simple(setting_kind(cx, "client_encoding"), "SET client_encoding"),
-            Effect::None,
-        ),
-        Set::SetTransaction { .. } => (simple(Kind::Txn, "SET TRANSACTION"), Effect::None),
-        _ => (
-            simple(Kind::Unknown, "SET (unsupported form)"),
-            Effect::None,
-        ),
-    }
-}
-
-fn copy(cx: &Ctx<'_>, source: &CopySource, to: bool, target: &CopyTarget) -> Facts {
-    let mut acc = Acc::default();
-    let out: Vec<OutCol> = match source {
-        CopySource::Table {
-            table_name,
-            columns,
-        } => match fold_name(table_name) {
-            Some(parts) => {
-                let src = if to {
-                    relation_source(cx, &mut acc, &parts, None, true)
-                } else {
-                    write_target(cx, &mut acc, &parts, None)
-                };
-                let cols: Vec<OutCol> = if columns.is_empty() {
-                    src.out_cols()
-                } else {
-                    let env = Env {
-                        sources: vec![src],
-                        ..Env::default()
-                    };
-                    columns
-                        .iter()
-                        .map(|c| OutCol {
-                            name: Some(fold(c)),
-                            lineage: env
-                                .resolve_qualified(&[env.sources[0].alias.clone()], &fold(c))
-                                .lineage,
-                        })
-                        .collect()
-                };
-                for c in &cols {
-                    acc.columns(&c.lineage);
-                }
-                cols
-            }
-            None => {
-                acc.unsupported("relation name");
-                Vec::new()
-            }
-        },
-        CopySource::Query(q) => analyze_query(cx, None, q, &mut acc),
-    };
-    if acc.writes {
-        // COPY (DELETE … RETURNING …) TO: a write hidden in an export.
-        acc.flags.data_modifying_cte = true;
-    }
-    let (dest, server_side) = match target {
-        CopyTarget::Stdin => ("STDIN", false),
-        CopyTarget::Stdout => ("STDOUT", false),
-        CopyTarget::File { .. } => ("file", true),
-        CopyTarget::Program { .. } => ("PROGRAM", true),
-    };
-    acc.flags.server_side_copy = server_side;
-    let (kind, label, out) = if to {
-        (Kind::Export, format!("COPY TO {dest}"), out)
-    } else {
-        (Kind::Write, format!("COPY FROM {dest}"), Vec::new())
-    };
-    if !to && matches!(source, CopySource::Query(_)) {
-        acc.unsupported("COPY (query) FROM");
-    }
-    build(kind, label, acc, &out)
-}
-
-fn explain_analyze_option(options: &Option<Vec<sqlparser::ast::UtilityOption>>) -> bool {
-    options.iter().flatten().any(|o| {
-        o.name.value.eq_ignore_ascii_case("analyze")
-            && match &o.arg {
-                None => true,
-                Some(Expr::Value(v)) => !matches!(
-                    v.value
-                        .to_string()
-                        .to_ascii_lowercase()
-                        .trim_matches('\'')
-                        .as_ref(),
-                    "false" | "off" | "0" | "no"
-                ),
-                Some(Expr::Identifier(i)) => !matches!(
-                    i.value.to_ascii_lowercase().as_str(),
-                    "false" | "off" | "no"
-                ),
-                Some(_) => true,
-            }
-    })
-}
-
-/// What EXPLAIN makes of the facts of the statement it wraps.
-pub(crate) fn wrap_explain(inner: Facts, analyze: bool) -> Facts {
-    if analyze {
-        // The statement runs; only its plan comes back.
-        let kind = match inner.kind {
-            Kind::Read | Kind::Catalog | Kind::Export => Kind::Write,
-            k => k,
-        };
-        Facts {
-            kind,
-            label: format!("EXPLAIN ANALYZE {}", inner.label),
-            output_columns: Vec::new(),
-            flags: Flags {
-                explain_analyze: true,
-                ..inner.flags
-            },
-            ..inner
-        }
-    } else {
-        // Planned, not run: nothing is written and no row comes back.
-        let mut tables_read = inner.tables_read;
-        for t in inner.tables_written {
-            if !tables_read.contains(&t) {
-                tables_read.push(t);
-            }
-        }
-        Facts {
-            kind: if inner.kind == Kind::Unknown {
-                Kind::Unknown
-            } else {
-                Kind::Read
-            },
-            label: format!("EXPLAIN {}", inner.label),
-            tables_read,
-            tables_written: Vec::new(),
-            columns: inner.columns,
-            output_columns: Vec::new(),
-            functions: inner.functions,
-            flags: Flags {
-                unsafe_function: inner.flags.unsafe_function,
-                has_secret: inner.flags.has_secret,
-                ..Flags::default()
-            },
-        }
-    }
-}
-
-fn ddl_targets(cx: &Ctx<'_>, acc: &mut Acc, names: &[&ObjectName]) {
-    for n in names {
-        match fold_name(n) {
-            Some(parts) => {
-                let r = cx.catalog.resolve_relation(&parts, cx.path);
-                acc.write(&r);
-            }
-            None => acc.unsupported("object name"),
-        }
     }
 }
 
@@ -480,7 +249,7 @@ pub(crate) fn classify_statement(
             let facts = Facts {
                 functions: params.functions.clone(),
                 flags: params.flags.clone(),
-                ..Facts::unknown(format!("EXECUTE {name}"))
+                ..Facts::unknown(format!("EXECUTE {}", safe_name(&name)))
             };
             (
                 facts,
@@ -504,11 +273,16 @@ pub(crate) fn classify_statement(
         }
         Statement::Set(set) => set_statement(cx, set),
         Statement::Reset(r) => match &r.reset {
-            Reset::ALL => (simple(Kind::Role, "RESET ALL"), Effect::ResetSearchPath),
+            // `role` and `session_authorization` are exempt from RESET ALL in the server:
+            // it puts session settings back to their values at connection start.
+            Reset::ALL => (simple(Kind::Session, "RESET ALL"), Effect::ResetSearchPath),
             Reset::SessionAuthorization => none(simple(Kind::Role, "RESET SESSION AUTHORIZATION")),
             Reset::ConfigurationParameter(n) => {
                 let name = setting(n);
-                let f = simple(setting_kind(cx, &name), format!("RESET {name}"));
+                let f = simple(
+                    setting_kind(cx, &name),
+                    format!("RESET {}", safe_name(&name)),
+                );
                 if name == "search_path" {
                     (f, Effect::ResetSearchPath)
                 } else {
@@ -519,7 +293,7 @@ pub(crate) fn classify_statement(
         Statement::ShowVariable { variable } => {
             let name: Vec<String> = variable
                 .iter()
-                .map(|i| i.value.to_ascii_lowercase())
+                .map(|i| safe_name(&i.value.to_ascii_lowercase()))
                 .collect();
             none(simple(Kind::Catalog, format!("SHOW {}", name.join(" "))))
         }
@@ -590,7 +364,7 @@ pub(crate) fn classify_statement(
                 return none(Facts::unknown("CALL"));
             };
             let v = cx.functions.verdict(cx.catalog, cx.path, &parts);
-            let label = format!("CALL {}", v.qualified);
+            let label = format!("CALL {}", safe_name(&v.qualified));
             let safe = v.safe;
             acc.function(v.qualified, safe, false);
             walk(cx, &Env::default(), &mut acc, &f.args);
@@ -705,15 +479,5 @@ pub(crate) fn classify_statement(
         | Statement::DropDomain(_)
         | Statement::DropProcedure { .. } => none(simple(Kind::Ddl, src.label())),
         _ => none(simple(Kind::Unknown, src.label())),
-    }
-}
-
-fn ddl_read(cx: &Ctx<'_>, acc: &mut Acc, name: &ObjectName) {
-    match fold_name(name) {
-        Some(parts) => {
-            let r = cx.catalog.resolve_relation(&parts, cx.path);
-            acc.read(&r);
-        }
-        None => acc.unsupported("relation name"),
     }
 }

@@ -71,7 +71,8 @@ pub(crate) fn fingerprint(text: &str, toks: &[Tok]) -> String {
         ) || s == "::"
             || s == "]"
             || (t.kind == TokKind::LParen
-                && matches!(prev, Some(TokKind::Word) | Some(TokKind::QuotedIdent)));
+                && (prev == Some(TokKind::QuotedIdent)
+                    || (prev == Some(TokKind::Word) && !is_clause_word(prev_text))));
         let no_space_after_prev = matches!(prev, Some(TokKind::LParen) | Some(TokKind::Dot) | None)
             || prev_text == "::"
             || prev_text == "[";
@@ -80,6 +81,7 @@ pub(crate) fn fingerprint(text: &str, toks: &[Tok]) -> String {
         }
         match t.kind {
             TokKind::String | TokKind::Number => out.push('?'),
+            TokKind::QuotedIdent if looks_like_credentials(s) => out.push_str("\"***\""),
             TokKind::Word => {
                 for c in s.chars() {
                     out.push(c.to_ascii_lowercase());
@@ -96,13 +98,54 @@ pub(crate) fn fingerprint(text: &str, toks: &[Tok]) -> String {
     out
 }
 
+/// Words after which `(` opens a list or subquery rather than a call's arguments.
+fn is_clause_word(w: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "in",
+        "as",
+        "on",
+        "using",
+        "from",
+        "join",
+        "values",
+        "lateral",
+        "and",
+        "or",
+        "not",
+        "where",
+        "select",
+        "into",
+        "exists",
+        "any",
+        "all",
+        "some",
+        "with",
+        "over",
+        "filter",
+        "then",
+        "else",
+        "when",
+        "by",
+        "set",
+        "returning",
+        "table",
+    ];
+    WORDS.iter().any(|k| k.eq_ignore_ascii_case(w))
+}
+
 /// Replace secrets with `'***'`: the string after `PASSWORD` (roles, user mappings, servers), and
 /// any string literal holding a connection string or URL with a password in it. Works on the
-/// tokens, so text that does not parse is redacted too. Returns the redacted text and the token
+/// tokens, so text that does not parse is redacted too. Comments, and the unterminated tail of
+/// text the server would reject, are scanned as raw text for `password …` as well: what is not
+/// code may still carry a secret into the audit. Returns the redacted text and the token
 /// indexes that were replaced.
-pub(crate) fn redact(text: &str, toks: &[Tok]) -> (String, Vec<usize>) {
+pub(crate) fn redact(text: &str, toks: &[Tok], unterminated: bool) -> (String, Vec<usize>) {
     let mut hits = Vec::new();
     for (i, t) in toks.iter().enumerate() {
+        if t.kind == TokKind::QuotedIdent && looks_like_credentials(t.text(text)) {
+            hits.push(i);
+            continue;
+        }
         if t.kind != TokKind::String {
             continue;
         }
@@ -118,27 +161,158 @@ pub(crate) fn redact(text: &str, toks: &[Tok]) -> (String, Vec<usize>) {
             hits.push(i);
         }
     }
-    if hits.is_empty() {
-        return (text.to_owned(), hits);
-    }
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for &i in &hits {
-        let t = toks[i];
-        out.push_str(&text[at..t.start]);
-        out.push_str("'***'");
+    let mut next_hit = hits.iter().peekable();
+    for (i, t) in toks.iter().enumerate() {
+        out.push_str(&redact_raw(&text[at..t.start]));
+        if next_hit.peek() == Some(&&i) {
+            next_hit.next();
+            out.push_str(if t.kind == TokKind::QuotedIdent {
+                "\"***\""
+            } else {
+                "'***'"
+            });
+        } else if unterminated && t.end == text.len() {
+            out.push_str(&redact_raw(t.text(text)));
+        } else {
+            out.push_str(t.text(text));
+        }
         at = t.end;
     }
-    out.push_str(&text[at..]);
+    out.push_str(&redact_raw(&text[at..]));
     (out, hits)
 }
 
+/// Raw-text fallback: the value after any `password` (optionally `=`), quoted or not. Every
+/// occurrence is considered, including ones inside another occurrence's value, and overlapping
+/// values are merged, so no reading of where quotes start and end leaves a secret behind.
+pub(crate) fn redact_raw(s: &str) -> std::borrow::Cow<'_, str> {
+    const KEY: &str = "password";
+    let lower = s.to_ascii_lowercase();
+    if !lower.contains(KEY) {
+        return s.into();
+    }
+    let b = s.as_bytes();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut search = 0;
+    while let Some(p) = lower[search..].find(KEY).map(|p| p + search) {
+        search = p + KEY.len();
+        let j = value_start(b, search);
+        let end = value_end(s, j);
+        if end > j {
+            ranges.push((j, end));
+        }
+    }
+    if ranges.is_empty() {
+        return s.into();
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (a, z) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(z),
+            _ => merged.push((a, z)),
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut at = 0;
+    for (a, z) in merged {
+        // Ranges start and end at ASCII bytes or at the end of the text.
+        out.push_str(&s[at..a]);
+        out.push_str("'***'");
+        at = z;
+    }
+    out.push_str(&s[at..]);
+    out.into()
+}
+
+/// Skip blanks, an optional `=`, blanks, and an `E` string prefix.
+fn value_start(b: &[u8], mut j: usize) -> usize {
+    while j < b.len() && b[j].is_ascii_whitespace() {
+        j += 1;
+    }
+    if j < b.len() && b[j] == b'=' {
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+    }
+    if j < b.len() && (b[j] == b'e' || b[j] == b'E') && b.get(j + 1) == Some(&b'\'') {
+        j += 1;
+    }
+    j
+}
+
+/// Where a value starting at `j` ends: a quoted string (doubled quotes escape), a dollar-quoted
+/// string, or a run of non-blank characters. Unterminated values run to the end of the text.
+fn value_end(s: &str, j: usize) -> usize {
+    let b = s.as_bytes();
+    match b.get(j) {
+        Some(b'\'') => {
+            let mut k = j + 1;
+            loop {
+                match b[k.min(b.len())..].iter().position(|&c| c == b'\'') {
+                    Some(q) if b.get(k + q + 1) == Some(&b'\'') => k += q + 2,
+                    Some(q) => break k + q + 1,
+                    None => break b.len(),
+                }
+            }
+        }
+        Some(b'$') => {
+            let tag_end = b[j + 1..]
+                .iter()
+                .position(|&c| c == b'$')
+                .map(|q| j + 1 + q + 1)
+                .filter(|&e| {
+                    b[j + 1..e - 1]
+                        .iter()
+                        .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                });
+            match tag_end {
+                Some(te) => {
+                    let tag = &s[j..te];
+                    s[te..].find(tag).map_or(b.len(), |q| te + q + tag.len())
+                }
+                None => j,
+            }
+        }
+        Some(c) if !c.is_ascii_whitespace() && !matches!(c, b')' | b',' | b';') => {
+            let mut k = j;
+            while k < b.len() && !b[k].is_ascii_whitespace() && !matches!(b[k], b')' | b',' | b';')
+            {
+                k += 1;
+            }
+            k
+        }
+        _ => j,
+    }
+}
+
+/// A string (or quoted identifier) that carries something password-like: a connection string
+/// (`password=…`), a URL with credentials, or SQL text with a `PASSWORD '…'` clause inside.
 fn looks_like_credentials(literal: &str) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r"(?i)password\s*=|://[^/@\s:]*:[^/@\s]+@").expect("static regex is valid")
+        Regex::new(r"(?i)password\s*[=:]?\s*'*[^\s'\x22]|://[^/@\s:]*:[^/@\s]+@")
+            .expect("static regex is valid")
     });
     re.is_match(literal)
+}
+
+/// A name fit for a label: identifier characters only and short, else `…`. Labels go to logs,
+/// cards and the audit; a quoted identifier can hold anything, including a secret.
+pub(crate) fn safe_name(name: &str) -> String {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$'));
+    if ok {
+        name.to_owned()
+    } else {
+        "…".to_owned()
+    }
 }
 
 /// Uppercased leading words of a statement, for labels and the token-level kind.
@@ -268,14 +442,11 @@ fn setting_name(text: &str, toks: &[Tok]) -> String {
             _ => break,
         }
     }
-    if name.len() > 64 {
-        let mut cut = 64;
-        while !name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        name.truncate(cut);
+    if name.is_empty() {
+        name
+    } else {
+        safe_name(&name)
     }
-    name
 }
 
 /// True if a parenthesised option list right after the first word mentions `word`
@@ -385,7 +556,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords_even_when_unparsable() {
-        let r = |t: &str| redact(t, &lex(t, true).toks).0;
+        let r = |t: &str| {
+            let l = lex(t, true);
+            redact(t, &l.toks, l.unterminated).0
+        };
         assert_eq!(
             r("CREATE ROLE bob LOGIN PASSWORD 'hunter2'"),
             "CREATE ROLE bob LOGIN PASSWORD '***'"
@@ -408,6 +582,15 @@ mod tests {
             "ALTER ROLE x PASSWORD '***'"
         );
         assert_eq!(r("SELECT 'password'"), "SELECT 'password'");
+        assert_eq!(
+            r("UPDATE t SET hint = 'Reset password'"),
+            "UPDATE t SET hint = 'Reset password'"
+        );
+        assert_eq!(
+            r("SELECT dblink_exec('ALTER ROLE x PASSWORD ''pw''')"),
+            "SELECT dblink_exec('***')"
+        );
+        assert_eq!(r("SELECT 1 AS \"password 'pw'\""), "SELECT 1 AS \"***\"");
         assert_eq!(
             r("ALTER ROLE r PASSWORD NULL"),
             "ALTER ROLE r PASSWORD NULL"

@@ -284,3 +284,28 @@ fn cached_lookup_is_fast() {
         "cached classify took {per:?}"
     );
 }
+
+#[test]
+fn wide_tables_cost_linear_time() {
+    let names: Vec<String> = (0..3000).map(|i| format!("c{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cat = Catalog::builder().table("public", "wide", &refs).build();
+    let c = Classifier::new(Arc::new(cat), ClassifierOptions::default());
+    let start = std::time::Instant::now();
+    for sql in [
+        "SELECT * FROM wide",
+        "SELECT w FROM wide w",
+        "SELECT a.*, b.* FROM wide a JOIN wide b USING (c1)",
+        "SELECT * FROM wide UNION ALL SELECT * FROM wide",
+        "SELECT row_to_json(w), * FROM wide w",
+    ] {
+        let f = one(&c, sql);
+        assert_eq!(f.output_columns.len(), 3000, "{sql}");
+    }
+    let took = start.elapsed();
+    // Quadratic behaviour takes seconds here; linear takes milliseconds even unoptimized.
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+}
