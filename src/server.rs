@@ -215,7 +215,11 @@ impl Server {
                 }
             });
         }
-        tokio::spawn(gw.registry.clone().run_sweeper(admin_stop.clone().cancelled_owned()));
+        tokio::spawn(
+            gw.registry
+                .clone()
+                .run_sweeper(admin_stop.clone().cancelled_owned()),
+        );
         info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), upstream = %gw.upstream.describe(), "airlock listening");
         loop {
             let accepted = tokio::select! {

@@ -55,11 +55,25 @@ fn held_statements_have_no_side_effect_upstream() {
     ];
     for sql in cases {
         let (out, err) = agent_sql(&gw, &db, sql);
-        assert!(err.contains("airlock"), "{sql}: expected a refusal, got out={out:?} err={err:?}");
+        assert!(
+            err.contains("airlock"),
+            "{sql}: expected a refusal, got out={out:?} err={err:?}"
+        );
     }
-    assert_eq!(db.exec("SELECT count(*), sum(quantity) FROM orders"), before);
-    assert_eq!(db.exec("SELECT count(*) FROM pg_class WHERE relname LIKE 'sneaky%'").trim(), "0");
-    assert_eq!(db.exec("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'").trim(), "0");
+    assert_eq!(
+        db.exec("SELECT count(*), sum(quantity) FROM orders"),
+        before
+    );
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_class WHERE relname LIKE 'sneaky%'")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'")
+            .trim(),
+        "0"
+    );
     assert_eq!(
         db.exec("SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'").trim(),
         "0"
@@ -67,9 +81,13 @@ fn held_statements_have_no_side_effect_upstream() {
     assert!(!std::path::Path::new("/tmp/airlock-leak").exists());
     // The audit never holds the password.
     let records = gw.decisions();
-    assert!(records.iter().any(|(_, d)| d.sql.contains("CREATE ROLE intruder")));
+    assert!(records
+        .iter()
+        .any(|(_, d)| d.sql.contains("CREATE ROLE intruder")));
     assert!(records.iter().all(|(_, d)| !d.sql.contains("hunter2")));
-    assert!(records.iter().all(|(_, d)| d.decision.action != Action::Allow || !d.sql.contains("DROP TABLE")));
+    assert!(records
+        .iter()
+        .all(|(_, d)| d.decision.action != Action::Allow || !d.sql.contains("DROP TABLE")));
 }
 
 #[test]
@@ -82,28 +100,53 @@ fn refusal_inside_a_transaction_aborts_it_like_postgres() {
     assert!(err.contains("airlock"), "{err}");
     assert!(err.contains("current transaction is aborted"), "{err}");
     assert!(stdout(&out).trim_end().ends_with('0'), "{}", stdout(&out));
-    assert_eq!(db.exec("SELECT count(*) FROM products WHERE name = 'tx-probe'").trim(), "0");
+    assert_eq!(
+        db.exec("SELECT count(*) FROM products WHERE name = 'tx-probe'")
+            .trim(),
+        "0"
+    );
 }
 
 #[tokio::test]
 async fn extended_protocol_is_decided_too() {
     let db = demo_db("held_extended");
     let gw = demo_gw();
-    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     // A bounded DELETE is an allowed write; a WHERE that is always true is not bounded.
-    assert_eq!(client.execute("DELETE FROM orders WHERE id = $1", &[&7i32]).await.unwrap(), 1);
-    let err = client.execute("DELETE FROM orders WHERE $1::int = 1 OR true", &[&1i32]).await.unwrap_err();
+    assert_eq!(
+        client
+            .execute("DELETE FROM orders WHERE id = $1", &[&7i32])
+            .await
+            .unwrap(),
+        1
+    );
+    let err = client
+        .execute("DELETE FROM orders WHERE $1::int = 1 OR true", &[&1i32])
+        .await
+        .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42501", "{err}");
     assert_eq!(db.exec("SELECT count(*) FROM orders").trim(), "199");
     let err = client.execute("DROP TABLE orders", &[]).await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42501", "{err}");
-    let err = client.query("SELECT email FROM customers WHERE id = $1", &[&1i32]).await.unwrap_err();
+    let err = client
+        .query("SELECT email FROM customers WHERE id = $1", &[&1i32])
+        .await
+        .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42501");
     assert!(!err.to_string().contains("@example.com"));
-    let rows = client.query("SELECT name FROM customers WHERE id = $1", &[&1i32]).await.unwrap();
+    let rows = client
+        .query("SELECT name FROM customers WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
     assert_eq!(rows[0].get::<_, String>(0), "Customer 1");
-    assert_eq!(db.exec("SELECT count(*) FROM pg_class WHERE relname = 'orders'").trim(), "1");
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_class WHERE relname = 'orders'")
+            .trim(),
+        "1"
+    );
 }
 
 #[test]
@@ -126,7 +169,10 @@ fn pii_never_appears_in_a_held_case() {
         let (out, err) = agent_sql(&gw, &db, sql);
         assert!(err.contains("airlock"), "{sql}: {err}");
         for leak in ["@example.com", "+1-555-", "100007919"] {
-            assert!(!out.contains(leak) && !err.contains(leak), "{sql} leaked {leak}: {out} {err}");
+            assert!(
+                !out.contains(leak) && !err.contains(leak),
+                "{sql} leaked {leak}: {out} {err}"
+            );
         }
     }
 }
@@ -156,7 +202,15 @@ fn masked_reads_return_masked_values() {
     let db = demo_db("masked");
     let gw = demo_gw();
     let url = format!("{}&application_name=reporting-daily", gw.url(&db.name));
-    let out = psql(&url, &["-At", "-c", "SELECT name, email, phone FROM customers WHERE id = 1"], None);
+    let out = psql(
+        &url,
+        &[
+            "-At",
+            "-c",
+            "SELECT name, email, phone FROM customers WHERE id = 1",
+        ],
+        None,
+    );
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(text.starts_with("Customer 1|"), "{text}");
@@ -191,7 +245,9 @@ fn every_statement_upstream_ran_was_audited_first() {
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
-            c.stdin.take().unwrap().write_all(b"\\set pid random(1, 20)\nSELECT name FROM products WHERE id = :pid;\n")?;
+            c.stdin.take().unwrap().write_all(
+                b"\\set pid random(1, 20)\nSELECT name FROM products WHERE id = :pid;\n",
+            )?;
             c.wait()
         })
         .expect("pgbench");
@@ -206,10 +262,16 @@ fn every_statement_upstream_ran_was_audited_first() {
             let sql = rest
                 .split_once("LOG:  statement: ")
                 .map(|(_, s)| s)
-                .or_else(|| rest.split_once("LOG:  execute ").and_then(|(_, s)| s.split_once(": ")).map(|(_, s)| s))?;
+                .or_else(|| {
+                    rest.split_once("LOG:  execute ")
+                        .and_then(|(_, s)| s.split_once(": "))
+                        .map(|(_, s)| s)
+                })?;
             Some((pg_time_us(ts), sql.to_string()))
         })
-        .filter(|(_, sql)| !sql.starts_with("/* airlock: catalog */") && !sql.starts_with("/* airlock: reset */"))
+        .filter(|(_, sql)| {
+            !sql.starts_with("/* airlock: catalog */") && !sql.starts_with("/* airlock: reset */")
+        })
         .collect();
     assert!(executed.len() >= 10, "{executed:?}");
     let decisions = gw.decisions();
@@ -221,9 +283,15 @@ fn every_statement_upstream_ran_was_audited_first() {
             (d.sql.contains(sql.trim_end_matches(';')) || d.rewritten_sql.as_deref() == Some(sql))
                 && airlock::audit::parse_time(&r.time).unwrap() <= pg_time + 1000
         });
-        assert!(found.is_some(), "upstream ran {sql:?} without an earlier audit record");
+        assert!(
+            found.is_some(),
+            "upstream ran {sql:?} without an earlier audit record"
+        );
     }
-    let refused = executed.iter().filter(|(_, s)| s.starts_with("/* airlock: refused */")).count();
+    let refused = executed
+        .iter()
+        .filter(|(_, s)| s.starts_with("/* airlock: refused */"))
+        .count();
     let not_allowed = decisions
         .iter()
         .filter(|(_, d)| d.session.application_name == app && d.decision.action != Action::Allow)

@@ -17,6 +17,10 @@ pub const DEMO_SCHEMA: &str = include_str!("schema.sql");
 /// The demo policy (policies/demo.toml), built in so the binary runs from anywhere.
 pub const DEMO_POLICY: &str = include_str!("../../policies/demo.toml");
 
+/// The demo's approvers (from demo.toml) and their admin API tokens.
+pub const DEMO_APPROVERS: [(&str, &str); 2] =
+    [("alice", "alice-demo-token"), ("bob", "bob-demo-token")];
+
 /// The agent account the demo creates, and its password.
 pub const DEMO_AGENT: (&str, &str) = ("agent", "agent-password");
 
@@ -64,6 +68,12 @@ impl Demo {
         std::fs::write(&policy, DEMO_POLICY)?;
         config.policy.path = policy;
         config.admin.listen = opts.admin_listen.clone();
+        for (name, token) in DEMO_APPROVERS {
+            config
+                .admin
+                .tokens
+                .insert(name.to_string(), crate::admin::hash_token(token));
+        }
         config.admin.public_url = format!("http://{}", opts.admin_listen);
         config.validate().map_err(DemoError::Config)?;
         Ok(Demo { cluster, config })
@@ -85,8 +95,14 @@ Connect as the agent:
 Then try:
   SELECT name, city FROM customers LIMIT 5;      -- allowed: no PII
   SELECT * FROM orders LIMIT 5;                   -- allowed
-  SELECT email, ssn FROM customers;               -- PII export: held for approval
-  DROP TABLE orders;                              -- DDL: held for approval
+  SELECT email FROM customers LIMIT 3;            -- PII export: held for approval
+  ALTER TABLE orders ADD COLUMN note text;        -- DDL: held for approval
+  DROP TABLE orders;                              -- denied: agents may not drop objects
+
+Held statements wait on your connection; approve them at {admin}/approvals
+(sign in with token "alice-demo-token" or "bob-demo-token"), or with:
+  airlock approvals ls --admin {admin} --token alice-demo-token
+  airlock approvals approve ID --reason "looks fine" --admin {admin} --token alice-demo-token
   \copy products TO STDOUT                        -- allowed: no PII
 
 Press Ctrl-C to stop; everything is removed.
@@ -96,6 +112,7 @@ Press Ctrl-C to stop; everything is removed.
             addr = addr,
             user = DEMO_AGENT.0,
             pw = DEMO_AGENT.1,
+            admin = self.config.admin.public_url,
         )
     }
 }

@@ -54,7 +54,13 @@ pub async fn hold(
     params: Vec<Option<String>>,
 ) -> UnitDecision {
     let Some(id) = decision_id.clone() else {
-        return refuse(None, PgError::error(sqlstate::INTERNAL_ERROR, "airlock could not audit this statement, so it was not held or run"));
+        return refuse(
+            None,
+            PgError::error(
+                sqlstate::INTERNAL_ERROR,
+                "airlock could not audit this statement, so it was not held or run",
+            ),
+        );
     };
     let binding = binding(unit, info);
     if ctx.registry.take_grant(&binding, &id).await.is_some() {
@@ -104,21 +110,30 @@ pub async fn hold(
             Outcome::Withdrawn => HoldVerdict::Refused {
                 error: PgError::error(
                     sqlstate::QUERY_CANCELED,
-                    format!("airlock: request {} was withdrawn; nothing ran", view.id.as_str()),
+                    format!(
+                        "airlock: request {} was withdrawn; nothing ran",
+                        view.id.as_str()
+                    ),
                 )
                 .to_bytes(),
             },
             Outcome::Abandoned => HoldVerdict::Refused {
                 error: PgError::error(
                     sqlstate::ADMIN_SHUTDOWN,
-                    format!("airlock is shutting down; request {} was abandoned and nothing ran", view.id.as_str()),
+                    format!(
+                        "airlock is shutting down; request {} was abandoned and nothing ran",
+                        view.id.as_str()
+                    ),
                 )
                 .to_bytes(),
             },
             Outcome::Aborted { reason } => HoldVerdict::Refused {
                 error: PgError::error(
                     sqlstate::INTERNAL_ERROR,
-                    format!("airlock: request {} could not be completed: {reason}; nothing ran", view.id.as_str()),
+                    format!(
+                        "airlock: request {} could not be completed: {reason}; nothing ran",
+                        view.id.as_str()
+                    ),
                 )
                 .to_bytes(),
             },

@@ -171,9 +171,7 @@ impl SessionInspector {
             Err(e) => {
                 tracing::error!(error = %e, "audit write failed; refusing the statement");
                 Decided {
-                    decision: Decision::fail_closed(format!(
-                        "the audit store is unavailable: {e}"
-                    )),
+                    decision: Decision::fail_closed(format!("the audit store is unavailable: {e}")),
                     id: None,
                     classified,
                     params,

@@ -129,7 +129,8 @@ impl Gw {
                 rt.block_on(async move {
                     let gateway = Arc::new(Gateway::open(Arc::new(cfg)).await.expect("gateway"));
                     let server = Server::bind(gateway.clone()).await.expect("bind");
-                    tx.send((server.local_addr(), gateway)).expect("report address");
+                    tx.send((server.local_addr(), gateway))
+                        .expect("report address");
                     server.run(closing).await;
                 });
             })
@@ -240,12 +241,16 @@ impl Drop for Gw {
 
 /// A file under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A policy shipped in policies/.
 pub fn shipped_policy(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("policies")
+        .join(name)
 }
 
 /// Path of a client tool, or a panic that says how to install it.
