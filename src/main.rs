@@ -49,7 +49,7 @@ enum Command {
         name: String,
     },
     /// Inspect the audit: grep, show, tail, verify, export.
-    Audit(airlock::inspect::AuditArgs),
+    Audit(Box<airlock::inspect::AuditArgs>),
     /// Policy files: `airlock policy check PATH…`.
     Policy(airlock::policy::cli::PolicyArgs),
     /// Show how the policy decides a statement: facts, decision, rule and rewrite.
@@ -132,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{name} = \"{verifier}\"");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit(args) => Ok(ExitCode::from(airlock::inspect::run(args) as u8)),
+        Command::Audit(args) => Ok(ExitCode::from(airlock::inspect::run(*args) as u8)),
         Command::Policy(args) => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             let code = airlock::policy::cli::run_policy(&args, &mut out, &mut err);

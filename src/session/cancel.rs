@@ -31,10 +31,12 @@ impl CancelHandle {
     }
 }
 
+type Keys = HashMap<(i32, i32), Arc<CancelHandle>>;
+
 /// All live sessions' cancel keys. Shared by the accept loop; passed explicitly.
 #[derive(Default, Clone)]
 pub struct CancelMap {
-    inner: Arc<Mutex<HashMap<(i32, i32), Arc<CancelHandle>>>>,
+    inner: Arc<Mutex<Keys>>,
 }
 
 impl CancelMap {

@@ -48,8 +48,7 @@ pub struct Front {
 
 impl Front {
     pub fn new(
-        client_rd: ReadHalf<Stream>,
-        up_wr: WriteHalf<Stream>,
+        (client_rd, up_wr): (ReadHalf<Stream>, WriteHalf<Stream>),
         shared: Arc<Shared>,
         pending_tx: mpsc::UnboundedSender<Pending>,
         gate: Gate,

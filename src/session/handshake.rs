@@ -51,7 +51,7 @@ pub fn check_params(
     };
     let allowed = |name: &str| {
         let n = name.to_ascii_lowercase();
-        DRIVER_SETTINGS.contains(&n.as_str()) || allowed_settings.iter().any(|a| *a == n)
+        DRIVER_SETTINGS.contains(&n.as_str()) || allowed_settings.contains(&n)
     };
     for (k, v) in params {
         match k.as_str() {

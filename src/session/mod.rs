@@ -274,8 +274,7 @@ impl Session {
             stop_back.clone(),
         ));
         let mut front = Front::new(
-            client_rd,
-            up_wr,
+            (client_rd, up_wr),
             shared.clone(),
             pending_tx,
             gate,
