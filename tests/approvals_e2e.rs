@@ -278,12 +278,11 @@ async fn expiry_then_late_approval_runs_the_same_statement_once() {
     let (ok, _, _) = finish(spawn_psql(&url, "CREATE TABLE late_table2 (x int)")).await;
     assert!(!ok);
     // …the same one runs without a new hold, once.
-    let started = Instant::now();
     let (ok, _, err) = finish(spawn_psql(&url, sql)).await;
     assert!(ok, "{err}");
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "a grant runs without waiting"
+        !err.contains("held for approval"),
+        "a grant runs without a new hold: {err}"
     );
     assert!(table_exists(&db, "late_table"));
     db.exec("DROP TABLE late_table");
