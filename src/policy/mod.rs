@@ -7,7 +7,7 @@
 //!                                               rule id + file:line, reason, approvers… }
 //! ```
 //!
-//! The file format is documented in `docs/policy.md`; `policies/default.toml` is the shipped
+//! The file format is documented in the README (section "Policy"); `policies/default.toml` is the shipped
 //! policy. Evaluation is a scan over a handful of compiled rules (globs compiled at load), so
 //! it costs little next to parsing; only a `mask` decision parses the SQL again.
 
