@@ -8,6 +8,7 @@
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::candidate::Candidate;
 use super::timespec::parse_when;
 use super::InspectError;
 use crate::audit::{format_time, ApprovalAction, StatementView};
@@ -311,32 +312,35 @@ impl Filter {
         self.errors || self.approver.is_some()
     }
 
-    /// Everything decidable from the decision record alone.
-    pub fn matches_decision(&self, v: &StatementView) -> bool {
-        if !self.in_window(&v.time) {
+    /// Everything decidable from the decision record alone (`time` is the record's).
+    pub fn matches_decision(&self, time: &str, c: &Candidate<'_>) -> bool {
+        if !self.in_window(time) {
             return false;
         }
         let text = |g: &Option<Glob>, s: &str| g.as_ref().is_none_or(|g| g.matches(s));
-        if !(text(&self.user, &v.user)
-            && text(&self.app, &v.application_name)
-            && text(&self.db, &v.database)
-            && text(&self.rule, &v.rule_id)
-            && text(&self.session, &v.session_id))
+        if !(text(&self.user, &c.session.user)
+            && text(&self.app, &c.session.application_name)
+            && text(&self.db, &c.session.database)
+            && text(&self.rule, &c.decision.rule_id)
+            && text(&self.session, &c.session.session_id))
         {
             return false;
         }
-        if self.kind.is_some_and(|k| !v.kinds.contains(&k)) {
+        if self
+            .kind
+            .is_some_and(|k| !c.facts.iter().any(|f| f.kind == k))
+        {
             return false;
         }
-        if self.decision.is_some_and(|d| d != v.decision) {
+        if self.decision.is_some_and(|d| d != c.decision.action) {
             return false;
         }
         if let Some((g, qualified)) = &self.table {
-            let hit = v.tables.iter().any(|t| {
+            let hit = c.tables().any(|t| {
                 if *qualified {
-                    g.matches(t)
+                    g.matches(&format!("{}.{}", t.schema, t.name))
                 } else {
-                    g.matches(t.rsplit_once('.').map_or(t.as_str(), |(_, name)| name))
+                    g.matches(&t.name)
                 }
             });
             if !hit {
@@ -345,7 +349,7 @@ impl Filter {
         }
         if let Some(re) = &self.regex {
             let hit =
-                re.is_match(&v.sql) || v.rewritten_sql.as_deref().is_some_and(|r| re.is_match(r));
+                re.is_match(&c.sql) || c.rewritten_sql.as_deref().is_some_and(|r| re.is_match(r));
             if hit == self.invert {
                 return false;
             }
@@ -367,9 +371,5 @@ impl Filter {
             }
         }
         true
-    }
-
-    pub fn matches(&self, v: &StatementView) -> bool {
-        self.matches_decision(v) && self.matches_linked(v)
     }
 }

@@ -9,6 +9,7 @@
 //! is success.
 
 pub mod args;
+pub mod candidate;
 mod client;
 pub mod filter;
 pub mod printer;
