@@ -73,6 +73,16 @@ pub enum ApprovalAction {
     Refused,
     /// The waiting session went away before a verdict.
     Abandoned,
+    /// A re-run of the same batch attached a new waiting session to the open request.
+    Reattach,
+    /// A late approval (its client had stopped waiting) left a single-use grant.
+    GrantIssued,
+    /// A re-run of the exact batch ran under the grant.
+    GrantUsed,
+    /// The grant expired unused.
+    GrantExpired,
+    /// The grant was discarded unused (gateway restart or shutdown).
+    GrantDropped,
     /// An action written by a newer gateway that this build does not know.
     #[serde(other)]
     Other,
@@ -90,6 +100,11 @@ impl ApprovalAction {
             ApprovalAction::Expire => "expire",
             ApprovalAction::Refused => "refused",
             ApprovalAction::Abandoned => "abandoned",
+            ApprovalAction::Reattach => "reattach",
+            ApprovalAction::GrantIssued => "grant_issued",
+            ApprovalAction::GrantUsed => "grant_used",
+            ApprovalAction::GrantExpired => "grant_expired",
+            ApprovalAction::GrantDropped => "grant_dropped",
             ApprovalAction::Other => "other",
         }
     }

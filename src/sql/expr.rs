@@ -1,0 +1,311 @@
+//! Expressions: which columns they reference, what their values are computed from, which
+//! functions they call. Built on sqlparser's visitor so that every nested expression is seen;
+//! nested queries (scalar subqueries, EXISTS, IN, ARRAY(…), function arguments) are analyzed in
+//! their own scope and then skipped by the visitor.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Value, Visit, Visitor,
+    WindowType,
+};
+
+use super::functions::is_info_function;
+use super::names::{fold, fold_name};
+use super::query::analyze_query;
+use super::scope::{union_into, unique, Acc, Ctx, Env, Lineage, OutCol, Resolution};
+
+/// SQL value keywords sqlparser may hand over as bare identifiers: never columns.
+const VALUE_KEYWORDS: &[&str] = &[
+    "current_user",
+    "session_user",
+    "user",
+    "current_role",
+    "current_catalog",
+    "current_schema",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "default",
+];
+
+/// Walk anything visitable (usually an `Expr`) in `env` and return the lineage of its value.
+pub(crate) fn walk<V: Visit>(cx: &Ctx<'_>, env: &Env<'_>, acc: &mut Acc, node: &V) -> Lineage {
+    walk_with(cx, env, acc, node, None)
+}
+
+/// As [`walk`], with the output columns of the query whose ORDER BY this is, so that output
+/// aliases resolve.
+pub(crate) fn walk_with<V: Visit>(
+    cx: &Ctx<'_>,
+    env: &Env<'_>,
+    acc: &mut Acc,
+    node: &V,
+    outputs: Option<&[OutCol]>,
+) -> Lineage {
+    let mut w = Walker {
+        cx,
+        env,
+        acc,
+        outputs,
+        lineage: Vec::new(),
+        skip_query: None,
+        skip_expr: None,
+        mute: Vec::new(),
+        mute_roots: Vec::new(),
+    };
+    let _ = node.visit(&mut w);
+    w.lineage
+}
+
+struct Walker<'w, 'a, 'e> {
+    cx: &'w Ctx<'a>,
+    env: &'w Env<'e>,
+    acc: &'w mut Acc,
+    outputs: Option<&'w [OutCol]>,
+    lineage: Lineage,
+    /// The nested query / expression being skipped (already analyzed), by address.
+    skip_query: Option<usize>,
+    skip_expr: Option<usize>,
+    /// Expressions whose arguments do not flow into the value (`count(x)`), by address.
+    mute: Vec<usize>,
+    /// Expressions to mute when reached (window PARTITION/ORDER BY, aggregate FILTER).
+    mute_roots: Vec<usize>,
+}
+
+fn addr<T>(x: &T) -> usize {
+    x as *const T as usize
+}
+
+impl Walker<'_, '_, '_> {
+    fn skipping(&self) -> bool {
+        self.skip_query.is_some() || self.skip_expr.is_some()
+    }
+
+    fn take(&mut self, r: Resolution) {
+        self.acc.columns(&r.lineage);
+        self.acc.touched.extend(r.sources);
+        if self.mute.is_empty() {
+            union_into(&mut self.lineage, &r.lineage);
+        }
+    }
+
+    fn flow(&mut self, lin: &[super::ColumnRef]) {
+        if self.mute.is_empty() {
+            union_into(&mut self.lineage, lin);
+        }
+    }
+
+    fn ident(&mut self, name: String) {
+        let r = self.env.resolve_ident(&name);
+        if !r.sources.is_empty() {
+            return self.take(r);
+        }
+        // An output alias (ORDER BY total).
+        if let Some(out) = self.outputs {
+            let mut lin = Vec::new();
+            let mut found = false;
+            for c in out
+                .iter()
+                .filter(|c| c.name.as_deref() == Some(name.as_str()))
+            {
+                found = true;
+                union_into(&mut lin, &c.lineage);
+            }
+            if found {
+                self.acc.columns(&lin);
+                return self.flow(&lin);
+            }
+        }
+        if VALUE_KEYWORDS.contains(&name.as_str()) {
+            return;
+        }
+        // Unresolvable: a column the snapshot does not know yet (added after it was read).
+        // Attribute it to the relations of the innermost scope rather than lose it.
+        let mut r = Resolution::default();
+        for s in self.env.sources.iter().filter(|s| s.relation.is_some()) {
+            if let Some(rel) = &s.relation {
+                union_into(
+                    &mut r.lineage,
+                    &[super::ColumnRef {
+                        table: rel.clone(),
+                        column: name.clone(),
+                    }],
+                );
+                r.sources.push(s.uid);
+            }
+        }
+        self.take(r);
+    }
+
+    fn function(&mut self, f: &Function, e: &Expr) {
+        let Some(parts) = fold_name(&f.name) else {
+            self.acc.unsupported("function name");
+            return;
+        };
+        let name = parts.last().map(String::as_str).unwrap_or("");
+        let builtin_schema = parts.len() == 1 || parts[parts.len() - 2] == "pg_catalog";
+        if name == "set_config" && builtin_schema {
+            self.set_config(f);
+        } else {
+            let v = self
+                .cx
+                .functions
+                .verdict(self.cx.catalog, self.cx.path, &parts);
+            let info = is_info_function(&v.qualified);
+            self.acc.function(v.qualified, v.safe, info);
+        }
+        // The window and the FILTER choose rows; they do not flow into the value.
+        if let Some(WindowType::WindowSpec(spec)) = &f.over {
+            self.mute_roots.extend(spec.partition_by.iter().map(addr));
+            self.mute_roots
+                .extend(spec.order_by.iter().map(|o| addr(&o.expr)));
+        }
+        if let Some(filter) = &f.filter {
+            self.mute_roots.push(addr(&**filter));
+        }
+        // `count(x)` yields a number, not x.
+        if name == "count" && builtin_schema {
+            self.mute.push(addr(e));
+        }
+        // `t.*` as an argument (`to_jsonb(c.*)`) is a whole-row reference the visitor cannot
+        // see as an expression.
+        if let FunctionArguments::List(list) = &f.args {
+            for arg in &list.args {
+                let fa = match arg {
+                    FunctionArg::Named { arg, .. }
+                    | FunctionArg::ExprNamed { arg, .. }
+                    | FunctionArg::Unnamed(arg) => arg,
+                };
+                if let FunctionArgExpr::QualifiedWildcard(q) = fa {
+                    match fold_name(q) {
+                        Some(q) => {
+                            let r = self.env.whole_row(&q);
+                            self.take(r);
+                        }
+                        None => self.acc.unsupported("qualified wildcard"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `set_config(name, value, is_local)`: a role change when the name is `role` or
+    /// `session_authorization`, a session setting when it is allowlisted, unsafe otherwise.
+    fn set_config(&mut self, f: &Function) {
+        let first = match &f.args {
+            FunctionArguments::List(l) => l.args.first(),
+            _ => None,
+        };
+        let setting = match first {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => match &v.value {
+                Value::SingleQuotedString(s)
+                | Value::EscapedStringLiteral(s)
+                | Value::UnicodeStringLiteral(s)
+                | Value::NationalStringLiteral(s) => Some(s.to_ascii_lowercase()),
+                Value::DollarQuotedString(d) => Some(d.value.to_ascii_lowercase()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let safe = match setting.as_deref() {
+            Some("role") | Some("session_authorization") => {
+                self.acc.role_setting = true;
+                false
+            }
+            Some(s) if self.cx.allowed_settings.contains(s) => {
+                self.acc.session_setting = true;
+                true
+            }
+            _ => false,
+        };
+        self.acc
+            .function("pg_catalog.set_config".to_owned(), safe, false);
+    }
+
+    fn subquery(&mut self, q: &Query) -> Vec<OutCol> {
+        analyze_query(self.cx, Some(self.env), q, self.acc)
+    }
+}
+
+impl Visitor for Walker<'_, '_, '_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if self.skipping() {
+            return ControlFlow::Continue(());
+        }
+        let out = self.subquery(q);
+        for c in &out {
+            self.flow(&c.lineage);
+        }
+        self.skip_query = Some(addr(q));
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if self.skip_query == Some(addr(q)) {
+            self.skip_query = None;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if self.skipping() {
+            return ControlFlow::Continue(());
+        }
+        if self.mute_roots.contains(&addr(e)) {
+            self.mute.push(addr(e));
+        }
+        match e {
+            Expr::Identifier(id) => self.ident(fold(id)),
+            Expr::CompoundIdentifier(ids) => {
+                let parts: Vec<String> = ids.iter().map(fold).collect();
+                if let Some((col, qual)) = parts.split_last() {
+                    let r = self.env.resolve_qualified(qual, col);
+                    self.take(r);
+                }
+            }
+            Expr::Function(f) => self.function(f, e),
+            Expr::Wildcard(_) => {
+                let (cols, uids) = self.env.star();
+                let lin = unique(cols.iter().flat_map(|c| &c.lineage));
+                self.acc.columns(&lin);
+                self.flow(&lin);
+                self.acc.touched.extend(uids);
+            }
+            Expr::QualifiedWildcard(q, _) => match fold_name(q) {
+                Some(q) => {
+                    let r = self.env.whole_row(&q);
+                    self.take(r);
+                }
+                None => self.acc.unsupported("qualified wildcard"),
+            },
+            // EXISTS and IN (subquery) yield booleans: the subquery's columns are referenced but
+            // do not flow into the value.
+            Expr::Exists { subquery, .. } => {
+                self.subquery(subquery);
+                self.skip_expr = Some(addr(e));
+            }
+            Expr::InSubquery { expr, subquery, .. } => {
+                let lin = walk(self.cx, self.env, self.acc, expr.as_ref());
+                self.flow(&lin);
+                self.subquery(subquery);
+                self.skip_expr = Some(addr(e));
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if self.skip_expr == Some(addr(e)) {
+            self.skip_expr = None;
+        } else if !self.skipping() && self.mute.last() == Some(&addr(e)) {
+            self.mute.pop();
+        }
+        ControlFlow::Continue(())
+    }
+}

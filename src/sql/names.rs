@@ -1,0 +1,189 @@
+//! Identifier folding and name resolution against the catalog snapshot and a search_path.
+//!
+//! PostgreSQL folds unquoted identifiers to lower case and keeps quoted ones exactly, so
+//! `Customers`, `customers` and `"customers"` are one table and `"Customers"` is another.
+//! Unqualified names are looked up schema by schema along the search_path, with `pg_catalog`
+//! searched first unless the path names it explicitly somewhere else.
+
+use sqlparser::ast::{Ident, ObjectName};
+
+use super::{Catalog, TableRef};
+
+/// Schemas whose relations describe the database rather than hold its data.
+pub(crate) const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema"];
+
+/// System relations that expose data values, other sessions' SQL text or credentials. Reading
+/// them is treated as an export, not as a harmless catalog read: `pg_stats.most_common_vals`
+/// holds sample values of every column, `pg_stat_activity.query` other sessions' statements,
+/// `pg_subscription.subconninfo` connection strings with passwords.
+const SENSITIVE_RELATIONS: &[&str] = &[
+    "pg_statistic",
+    "pg_statistic_ext_data",
+    "pg_stats",
+    "pg_stats_ext",
+    "pg_stats_ext_exprs",
+    "pg_stat_activity",
+    "pg_stat_statements",
+    "pg_stat_statements_info",
+    "pg_authid",
+    "pg_shadow",
+    "pg_user_mapping",
+    "pg_user_mappings",
+    "user_mapping_options",
+    "pg_subscription",
+    "pg_largeobject",
+    "pg_hba_file_rules",
+    "pg_ident_file_mappings",
+    "pg_file_settings",
+];
+
+/// Fold one identifier the way the server does: unquoted → ASCII lower case.
+pub(crate) fn fold(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_ascii_lowercase()
+    }
+}
+
+/// Fold every part of a dotted name; `None` if a part is not a plain identifier.
+pub(crate) fn fold_name(name: &ObjectName) -> Option<Vec<String>> {
+    name.0
+        .iter()
+        .map(|p| p.as_ident().map(fold))
+        .collect::<Option<Vec<_>>>()
+}
+
+/// sqlparser reads PostgreSQL's `ONLY t` (no inheritance children) as a table named `only` with
+/// the alias `t`. `only` is reserved in PostgreSQL, so an unquoted relation of that name with an
+/// implicit alias is always this construct: the real relation is the "alias". Returns the folded
+/// relation name and whether the alias was consumed.
+pub(crate) fn relation_parts(
+    name: &ObjectName,
+    implicit_alias: Option<&Ident>,
+) -> Option<(Vec<String>, bool)> {
+    if let ([p], Some(alias)) = (name.0.as_slice(), implicit_alias) {
+        if let Some(id) = p.as_ident() {
+            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("only") {
+                return Some((vec![fold(alias)], true));
+            }
+        }
+    }
+    fold_name(name).map(|p| (p, false))
+}
+
+pub(crate) fn is_system_schema(schema: &str) -> bool {
+    SYSTEM_SCHEMAS.contains(&schema)
+}
+
+/// True for relations whose contents are sensitive although they live in a system schema
+/// (or, for `pg_stat_statements`, in whatever schema the extension was installed into), and for
+/// anything in `pg_toast`, which holds raw out-of-line column values.
+pub(crate) fn is_sensitive_relation(t: &TableRef) -> bool {
+    t.schema == "pg_toast"
+        || t.name.starts_with("pg_stat_statements")
+        || (is_system_schema(&t.schema) && SENSITIVE_RELATIONS.contains(&t.name.as_str()))
+}
+
+/// The schemas to search for an unqualified name, in order.
+pub(crate) fn effective_path(path: &[String]) -> impl Iterator<Item = &str> {
+    let implicit = (!path.iter().any(|s| s == "pg_catalog")).then_some("pg_catalog");
+    implicit.into_iter().chain(path.iter().map(String::as_str))
+}
+
+impl Catalog {
+    /// True when the snapshot holds pg_catalog's own relations (a snapshot read from a server
+    /// does; one built by hand for tests usually does not).
+    pub(crate) fn has_system_relations(&self) -> bool {
+        self.relations.contains_key(&TableRef {
+            schema: "pg_catalog".into(),
+            name: "pg_class".into(),
+        })
+    }
+
+    /// Resolve a folded, possibly qualified relation name (`[name]`, `[schema, name]` or
+    /// `[database, schema, name]`). A name the snapshot does not know resolves to the first
+    /// schema of the path (where the server would create it).
+    pub(crate) fn resolve_relation(&self, parts: &[String], path: &[String]) -> TableRef {
+        let (schema, name) = match parts {
+            [name] => (None, name.clone()),
+            [.., schema, name] => (Some(schema.clone()), name.clone()),
+            [] => (None, String::new()),
+        };
+        if let Some(schema) = schema {
+            return TableRef { schema, name };
+        }
+        for s in effective_path(path) {
+            let t = TableRef {
+                schema: s.to_owned(),
+                name: name.clone(),
+            };
+            if self.relations.contains_key(&t) {
+                return t;
+            }
+        }
+        // Not in the snapshot. Every pg_catalog relation is named pg_…; when the snapshot lacks
+        // the system relations, assume such a name is one of them.
+        let schema = if name.starts_with("pg_") && !self.has_system_relations() {
+            "pg_catalog".to_owned()
+        } else {
+            path.iter()
+                .find(|s| {
+                    s.as_str() != "pg_catalog" && s.as_str() != "pg_temp" && !s.starts_with('$')
+                })
+                .cloned()
+                .unwrap_or_else(|| "public".to_owned())
+        };
+        TableRef { schema, name }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_respects_quotes() {
+        assert_eq!(fold(&Ident::new("Customers")), "customers");
+        assert_eq!(fold(&Ident::with_quote('"', "Customers")), "Customers");
+    }
+
+    #[test]
+    fn resolution_walks_the_path() {
+        let cat = Catalog::builder()
+            .search_path(&["app", "public"])
+            .table("public", "customers", &["id"])
+            .table("app", "orders", &["id"])
+            .table("pg_catalog", "pg_class", &["oid", "relname"])
+            .build();
+        let path = cat.search_path.clone();
+        let r = |p: &[&str]| {
+            let parts: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+            let t = cat.resolve_relation(&parts, &path);
+            let known = cat.relations.contains_key(&t);
+            (t.to_string(), known)
+        };
+        assert_eq!(r(&["customers"]), ("public.customers".into(), true));
+        assert_eq!(r(&["orders"]), ("app.orders".into(), true));
+        assert_eq!(r(&["pg_class"]), ("pg_catalog.pg_class".into(), true));
+        assert_eq!(r(&["nope"]), ("app.nope".into(), false));
+        assert_eq!(r(&["pg_nope"]), ("app.pg_nope".into(), false));
+        assert_eq!(
+            r(&["db", "public", "customers"]),
+            ("public.customers".into(), true)
+        );
+    }
+
+    #[test]
+    fn sensitive_system_relations() {
+        let t = |s: &str, n: &str| TableRef {
+            schema: s.into(),
+            name: n.into(),
+        };
+        assert!(is_sensitive_relation(&t("pg_catalog", "pg_stats")));
+        assert!(is_sensitive_relation(&t("public", "pg_stat_statements")));
+        assert!(is_sensitive_relation(&t("pg_toast", "pg_toast_1234")));
+        assert!(!is_sensitive_relation(&t("pg_catalog", "pg_class")));
+        assert!(!is_sensitive_relation(&t("public", "pg_stats")));
+    }
+}

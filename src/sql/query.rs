@@ -1,0 +1,336 @@
+//! Queries: CTEs, set operations, SELECT with its FROM clause, VALUES. Returns the output
+//! columns with their lineage; everything referenced along the way goes into the accumulator.
+
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, LimitClause, NamedWindowExpr, OrderByKind, Query, Select,
+    SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+};
+
+use super::dml;
+use super::expr::{walk, walk_with};
+use super::from::analyze_table_with_joins;
+use super::names::{fold, fold_name};
+use super::scope::{rename, union_into, unique, Acc, CteDef, Ctx, Env, OutCol};
+
+/// Recursive CTEs are re-analyzed until their lineage stops growing; a column can only move
+/// one position per round, so this bound is generous.
+const MAX_RECURSIVE_ROUNDS: usize = 8;
+
+pub(crate) fn analyze_query(
+    cx: &Ctx<'_>,
+    parent: Option<&Env<'_>>,
+    q: &Query,
+    acc: &mut Acc,
+) -> Vec<OutCol> {
+    let mut env = Env {
+        parent,
+        ..Env::default()
+    };
+    if let Some(with) = &q.with {
+        for cte in &with.cte_tables {
+            let name = fold(&cte.alias.name);
+            let renames: Vec<String> = cte.alias.columns.iter().map(|c| fold(&c.name)).collect();
+            if let Some(verb) = dml_verb(&cte.query.body) {
+                acc.flags.data_modifying_cte = true;
+                acc.cte_writes.push(verb);
+            }
+            let mut cols = if with.recursive {
+                // The body may refer to the CTE itself: start from its declared names and grow.
+                env.ctes.push(CteDef {
+                    name: name.clone(),
+                    columns: renames
+                        .iter()
+                        .map(|n| OutCol {
+                            name: Some(n.clone()),
+                            lineage: Vec::new(),
+                        })
+                        .collect(),
+                });
+                let mut prev: Option<Vec<OutCol>> = None;
+                for _ in 0..MAX_RECURSIVE_ROUNDS {
+                    let mut cols = analyze_query(cx, Some(&env), &cte.query, acc);
+                    rename(&mut cols, &renames);
+                    if prev.as_ref() == Some(&cols) {
+                        break;
+                    }
+                    if let Some(last) = env.ctes.last_mut() {
+                        last.columns = cols.clone();
+                    }
+                    prev = Some(cols);
+                }
+                env.ctes.pop();
+                prev.unwrap_or_default()
+            } else {
+                analyze_query(cx, Some(&env), &cte.query, acc)
+            };
+            rename(&mut cols, &renames);
+            env.ctes.push(CteDef {
+                name,
+                columns: cols,
+            });
+        }
+    }
+    let out = analyze_set_expr(cx, &env, &q.body, acc);
+    if let Some(ob) = &q.order_by {
+        match &ob.kind {
+            OrderByKind::Expressions(exprs) => {
+                for o in exprs {
+                    walk_with(cx, &env, acc, &o.expr, Some(&out));
+                }
+            }
+            OrderByKind::All(_) => acc.unsupported("ORDER BY ALL"),
+        }
+        if ob.interpolate.is_some() {
+            acc.unsupported("INTERPOLATE");
+        }
+    }
+    if let Some(limit) = &q.limit_clause {
+        match limit {
+            LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            } => {
+                walk(cx, &env, acc, limit);
+                if let Some(o) = offset {
+                    walk(cx, &env, acc, &o.value);
+                }
+                walk(cx, &env, acc, limit_by);
+            }
+            LimitClause::OffsetCommaLimit { offset, limit } => {
+                walk(cx, &env, acc, offset);
+                walk(cx, &env, acc, limit);
+            }
+        }
+    }
+    if let Some(f) = &q.fetch {
+        walk(cx, &env, acc, &f.quantity);
+    }
+    if q.for_clause.is_some()
+        || q.settings.is_some()
+        || q.format_clause.is_some()
+        || !q.pipe_operators.is_empty()
+    {
+        acc.unsupported("non-PostgreSQL query clause");
+    }
+    out
+}
+
+/// The verb of a data-modifying query body.
+pub(crate) fn dml_verb(body: &SetExpr) -> Option<&'static str> {
+    match body {
+        SetExpr::Insert(_) => Some("INSERT"),
+        SetExpr::Update(_) => Some("UPDATE"),
+        SetExpr::Delete(_) => Some("DELETE"),
+        SetExpr::Merge(_) => Some("MERGE"),
+        _ => None,
+    }
+}
+
+fn analyze_set_expr(cx: &Ctx<'_>, env: &Env<'_>, body: &SetExpr, acc: &mut Acc) -> Vec<OutCol> {
+    match body {
+        SetExpr::Select(s) => analyze_select(cx, env, s, acc),
+        SetExpr::Query(q) => analyze_query(cx, Some(env), q, acc),
+        SetExpr::SetOperation { left, right, .. } => {
+            let l = analyze_set_expr(cx, env, left, acc);
+            let r = analyze_set_expr(cx, env, right, acc);
+            merge_positional(l, r)
+        }
+        SetExpr::Values(v) => {
+            let mut out: Vec<OutCol> = Vec::new();
+            for row in &v.rows {
+                for (i, e) in row.iter().enumerate() {
+                    let lin = walk(cx, env, acc, e);
+                    if out.len() <= i {
+                        out.push(OutCol {
+                            name: Some(format!("column{}", i + 1)),
+                            lineage: Vec::new(),
+                        });
+                    }
+                    union_into(&mut out[i].lineage, &lin);
+                }
+            }
+            out
+        }
+        SetExpr::Insert(stmt)
+        | SetExpr::Update(stmt)
+        | SetExpr::Delete(stmt)
+        | SetExpr::Merge(stmt) => dml::analyze_dml(cx, env, stmt, acc),
+        SetExpr::Table(_) => {
+            acc.unsupported("TABLE");
+            Vec::new()
+        }
+    }
+}
+
+/// UNION / INTERSECT / EXCEPT: column i of the result may come from column i of either side.
+fn merge_positional(mut l: Vec<OutCol>, r: Vec<OutCol>) -> Vec<OutCol> {
+    if l.len() == r.len() {
+        for (a, b) in l.iter_mut().zip(&r) {
+            union_into(&mut a.lineage, &b.lineage);
+        }
+        return l;
+    }
+    // Arity unknown on one side (a `*` over an unknown relation): every column may be anything.
+    let all = unique(l.iter().chain(&r).flat_map(|c| &c.lineage));
+    for c in &mut l {
+        c.lineage = all.clone();
+    }
+    if l.is_empty() {
+        l.push(OutCol {
+            name: None,
+            lineage: all,
+        });
+    }
+    l
+}
+
+pub(crate) fn analyze_select(
+    cx: &Ctx<'_>,
+    env: &Env<'_>,
+    s: &Select,
+    acc: &mut Acc,
+) -> Vec<OutCol> {
+    let mut local = Env::child(env);
+    for twj in &s.from {
+        analyze_table_with_joins(cx, &mut local, twj, acc);
+    }
+    if !s.lateral_views.is_empty()
+        || !s.connect_by.is_empty()
+        || s.flavor != SelectFlavor::Standard
+        || s.top.is_some()
+        || s.value_table_mode.is_some()
+    {
+        acc.unsupported("non-PostgreSQL SELECT clause");
+    }
+    walk(cx, &local, acc, &s.prewhere);
+    walk(cx, &local, acc, &s.selection);
+    match &s.group_by {
+        GroupByExpr::Expressions(exprs, _) => {
+            walk(cx, &local, acc, exprs);
+        }
+        GroupByExpr::All(_) => {}
+    }
+    walk(cx, &local, acc, &s.having);
+    walk(cx, &local, acc, &s.qualify);
+    walk(cx, &local, acc, &s.cluster_by);
+    walk(cx, &local, acc, &s.distribute_by);
+    for o in &s.sort_by {
+        walk(cx, &local, acc, &o.expr);
+    }
+    for w in &s.named_window {
+        if let NamedWindowExpr::WindowSpec(spec) = &w.1 {
+            walk(cx, &local, acc, &spec.partition_by);
+            for o in &spec.order_by {
+                walk(cx, &local, acc, &o.expr);
+            }
+        }
+    }
+    if let Some(Distinct::On(exprs)) = &s.distinct {
+        walk(cx, &local, acc, exprs);
+    }
+    let out = select_items(cx, &local, &s.projection, acc);
+    if let Some(into) = &s.into {
+        acc.flags.creates_table = true;
+        for t in &into.targets {
+            let parts: Option<Vec<String>> = match t {
+                Expr::Identifier(i) => Some(vec![fold(i)]),
+                Expr::CompoundIdentifier(ids) => Some(ids.iter().map(fold).collect()),
+                _ => None,
+            };
+            match parts {
+                Some(parts) => {
+                    let r = cx.catalog.resolve_relation(&parts, cx.path);
+                    acc.write(&r);
+                }
+                None => acc.unsupported("SELECT INTO target"),
+            }
+        }
+    }
+    out
+}
+
+/// The select list (or RETURNING list) in `env`: output columns with their lineage.
+pub(crate) fn select_items(
+    cx: &Ctx<'_>,
+    env: &Env<'_>,
+    items: &[SelectItem],
+    acc: &mut Acc,
+) -> Vec<OutCol> {
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::UnnamedExpr(e) => {
+                let lineage = walk(cx, env, acc, e);
+                out.push(OutCol {
+                    name: expr_name(e),
+                    lineage,
+                });
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                let lineage = walk(cx, env, acc, expr);
+                out.push(OutCol {
+                    name: Some(fold(alias)),
+                    lineage,
+                });
+            }
+            SelectItem::ExprWithAliases { expr, aliases } => {
+                let lineage = walk(cx, env, acc, expr);
+                for a in aliases {
+                    out.push(OutCol {
+                        name: Some(fold(a)),
+                        lineage: lineage.clone(),
+                    });
+                }
+            }
+            SelectItem::Wildcard(_) => {
+                let (cols, uids) = env.star();
+                for c in &cols {
+                    acc.columns(&c.lineage);
+                }
+                acc.touched.extend(uids);
+                out.extend(cols);
+            }
+            SelectItem::QualifiedWildcard(kind, _) => match kind {
+                SelectItemQualifiedWildcardKind::ObjectName(name) => match fold_name(name) {
+                    Some(q) => {
+                        let mut found = false;
+                        for e in std::iter::successors(Some(env), |e| e.parent) {
+                            for s in e.sources.iter().filter(|s| s.matches(&q)) {
+                                found = true;
+                                let cols = s.out_cols();
+                                for c in &cols {
+                                    acc.columns(&c.lineage);
+                                }
+                                acc.touched.push(s.uid);
+                                out.extend(cols);
+                            }
+                            if found {
+                                break;
+                            }
+                        }
+                    }
+                    None => acc.unsupported("qualified wildcard"),
+                },
+                SelectItemQualifiedWildcardKind::Expr(e) => {
+                    let lineage = walk(cx, env, acc, e);
+                    out.push(OutCol {
+                        name: None,
+                        lineage,
+                    });
+                }
+            },
+        }
+    }
+    out
+}
+
+fn expr_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(fold(i)),
+        Expr::CompoundIdentifier(ids) => ids.last().map(fold),
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(fold),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => expr_name(expr),
+        _ => None,
+    }
+}

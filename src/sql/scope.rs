@@ -1,0 +1,421 @@
+//! What the analyzer knows while it walks a statement: the context (catalog, search_path,
+//! policy knobs), the facts accumulated so far, and the nested scopes that say what a column
+//! name refers to.
+//!
+//! Column provenance is tracked as a *lineage*: the set of base-table columns a value may be
+//! computed from. A view column's lineage is its view's `view_sources`; a subquery or CTE output
+//! column's lineage is that of its expression. Whole-row references and `*` expand to every
+//! column of the source. When a relation is not in the catalog its columns are unknown and a
+//! whole-row reference becomes the column `*` of that table: "every column, whatever they are".
+
+use std::collections::HashSet;
+
+use super::functions::FunctionPolicy;
+use super::names::{is_sensitive_relation, is_system_schema};
+use super::{Catalog, ColumnRef, Flags, RelationKind, TableRef};
+
+/// Set of base columns a value may come from (small; kept in first-seen order).
+pub(crate) type Lineage = Vec<ColumnRef>;
+
+/// Add the columns of `src` that `dst` lacks. Linear for the usual handful of columns, hashed
+/// for wide tables (a `*` over hundreds of columns must not cost quadratic time).
+pub(crate) fn union_into(dst: &mut Lineage, src: &[ColumnRef]) {
+    if dst.len() + src.len() <= 32 {
+        for c in src {
+            if !dst.contains(c) {
+                dst.push(c.clone());
+            }
+        }
+        return;
+    }
+    let mut seen: HashSet<&ColumnRef> = dst.iter().collect();
+    let new: Vec<ColumnRef> = src.iter().filter(|c| seen.insert(c)).cloned().collect();
+    dst.extend(new);
+}
+
+/// The distinct columns of several lineages, in first-seen order.
+pub(crate) fn unique<'a>(items: impl IntoIterator<Item = &'a ColumnRef>) -> Lineage {
+    let mut seen: HashSet<&ColumnRef> = HashSet::new();
+    let mut out = Vec::new();
+    for c in items {
+        if seen.insert(c) {
+            out.push(c.clone());
+        }
+    }
+    out
+}
+
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
+    if !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+/// Everything the analysis of one statement needs to look things up.
+pub(crate) struct Ctx<'a> {
+    pub catalog: &'a Catalog,
+    pub path: &'a [String],
+    pub functions: &'a FunctionPolicy,
+    /// Lower-cased setting names the policy lets an agent change.
+    pub allowed_settings: &'a HashSet<String>,
+}
+
+/// Facts gathered while walking one statement.
+#[derive(Debug, Default)]
+pub(crate) struct Acc {
+    pub tables_read: Vec<TableRef>,
+    pub tables_written: Vec<TableRef>,
+    pub columns: Vec<ColumnRef>,
+    pub functions: Vec<String>,
+    pub flags: Flags,
+    /// A construct the analyzer does not handle: the statement becomes `unknown`.
+    pub unsupported: Option<String>,
+    /// INSERT/UPDATE/DELETE/MERGE somewhere in the statement.
+    pub writes: bool,
+    /// Verbs of data-modifying CTEs, for the label.
+    pub cte_writes: Vec<&'static str>,
+    /// `set_config('role' | 'session_authorization', …)`.
+    pub role_setting: bool,
+    /// `set_config` of an allowlisted setting.
+    pub session_setting: bool,
+    pub reads_user_relation: bool,
+    pub reads_system_relation: bool,
+    pub reads_sensitive_relation: bool,
+    /// Called a server-information function (`version()`…) / any other function.
+    pub info_functions: bool,
+    pub other_functions: bool,
+    /// Ids of the sources column references resolved to, in order (see `Source::uid`).
+    pub touched: Vec<usize>,
+    next_uid: usize,
+    columns_seen: HashSet<ColumnRef>,
+}
+
+impl Acc {
+    pub fn uid(&mut self) -> usize {
+        self.next_uid += 1;
+        self.next_uid
+    }
+
+    pub fn unsupported(&mut self, what: impl Into<String>) {
+        if self.unsupported.is_none() {
+            self.unsupported = Some(what.into());
+        }
+    }
+
+    pub fn read(&mut self, t: &TableRef) {
+        if is_sensitive_relation(t) {
+            self.reads_sensitive_relation = true;
+        } else if is_system_schema(&t.schema) {
+            self.reads_system_relation = true;
+        } else {
+            self.reads_user_relation = true;
+        }
+        push_unique(&mut self.tables_read, t.clone());
+    }
+
+    pub fn write(&mut self, t: &TableRef) {
+        push_unique(&mut self.tables_written, t.clone());
+    }
+
+    pub fn columns(&mut self, cols: &[ColumnRef]) {
+        for c in cols {
+            if self.columns_seen.insert(c.clone()) {
+                self.columns.push(c.clone());
+            }
+        }
+    }
+
+    pub fn function(&mut self, qualified: String, safe: bool, info: bool) {
+        if !safe {
+            self.flags.unsafe_function = true;
+        }
+        if info {
+            self.info_functions = true;
+        } else {
+            self.other_functions = true;
+        }
+        push_unique(&mut self.functions, qualified);
+    }
+}
+
+/// One output column of a query, subquery or CTE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutCol {
+    pub name: Option<String>,
+    pub lineage: Lineage,
+}
+
+/// Something in a FROM clause that column names can refer to.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub uid: usize,
+    /// The name that qualifies its columns: the alias, or the relation's own name.
+    pub alias: String,
+    /// The relation, when referenced without an alias (so `schema.table.col` can match it).
+    pub qualified: Option<TableRef>,
+    /// The base relation behind it, to attribute columns the snapshot does not list.
+    pub relation: Option<TableRef>,
+    /// Known columns, or `None` when the catalog cannot say (unknown relation, table function).
+    pub columns: Option<Vec<OutCol>>,
+    /// Lineage of any column of a source whose columns are unknown.
+    pub fallback: Lineage,
+}
+
+impl Source {
+    /// The lineage of one named column.
+    fn column(&self, col: &str) -> Option<Lineage> {
+        match &self.columns {
+            Some(cols) => {
+                let mut lin = Vec::new();
+                let mut found = false;
+                for c in cols.iter().filter(|c| c.name.as_deref() == Some(col)) {
+                    found = true;
+                    union_into(&mut lin, &c.lineage);
+                }
+                found.then_some(lin)
+            }
+            None => Some(self.unknown_column(col)),
+        }
+    }
+
+    fn unknown_column(&self, col: &str) -> Lineage {
+        let mut lin = self.fallback.clone();
+        if let Some(rel) = &self.relation {
+            union_into(
+                &mut lin,
+                &[ColumnRef {
+                    table: rel.clone(),
+                    column: col.to_owned(),
+                }],
+            );
+        }
+        lin
+    }
+
+    /// Every column: what `*`, `t.*` and a whole-row reference expand to.
+    pub fn all(&self) -> Lineage {
+        match &self.columns {
+            Some(cols) => unique(cols.iter().flat_map(|c| &c.lineage)),
+            None => self.unknown_column("*"),
+        }
+    }
+
+    pub fn out_cols(&self) -> Vec<OutCol> {
+        match &self.columns {
+            Some(cols) => cols.clone(),
+            None => vec![OutCol {
+                name: None,
+                lineage: self.unknown_column("*"),
+            }],
+        }
+    }
+
+    /// Does a qualifier (`alias`, `schema.table` or `db.schema.table`) name this source?
+    pub fn matches(&self, qual: &[String]) -> bool {
+        match qual {
+            [a] => self.alias == *a,
+            [.., s, t] => self
+                .qualified
+                .as_ref()
+                .is_some_and(|q| q.schema == *s && q.name == *t),
+            [] => false,
+        }
+    }
+}
+
+/// A CTE visible in a scope.
+#[derive(Debug, Clone)]
+pub(crate) struct CteDef {
+    pub name: String,
+    pub columns: Vec<OutCol>,
+}
+
+/// One level of name scope. Inner scopes see outer ones (correlated subqueries, LATERAL).
+#[derive(Debug, Default)]
+pub(crate) struct Env<'p> {
+    pub parent: Option<&'p Env<'p>>,
+    pub ctes: Vec<CteDef>,
+    pub sources: Vec<Source>,
+}
+
+/// The lineage a reference resolved to and the sources it touched.
+#[derive(Debug, Default)]
+pub(crate) struct Resolution {
+    pub lineage: Lineage,
+    pub sources: Vec<usize>,
+}
+
+impl<'p> Env<'p> {
+    pub fn child(parent: &'p Env<'p>) -> Env<'p> {
+        Env {
+            parent: Some(parent),
+            ctes: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
+
+    fn chain(&self) -> impl Iterator<Item = &Env<'p>> {
+        std::iter::successors(Some(self), |e| e.parent)
+    }
+
+    pub fn find_cte(&self, name: &str) -> Option<&CteDef> {
+        self.chain()
+            .find_map(|e| e.ctes.iter().rev().find(|c| c.name == name))
+    }
+
+    /// An unqualified name: a column of some source, innermost scope first; failing that, a
+    /// whole-row reference to a source of that name. Sources whose columns are unknown may hold
+    /// the column, so they always contribute (fail closed).
+    pub fn resolve_ident(&self, col: &str) -> Resolution {
+        let mut r = Resolution::default();
+        for e in self.chain() {
+            let mut found = false;
+            for s in &e.sources {
+                if s.columns.is_some() {
+                    if let Some(lin) = s.column(col) {
+                        found = true;
+                        union_into(&mut r.lineage, &lin);
+                        r.sources.push(s.uid);
+                    }
+                }
+            }
+            if found {
+                return r;
+            }
+            for s in e.sources.iter().filter(|s| s.columns.is_none()) {
+                union_into(&mut r.lineage, &s.unknown_column(col));
+                r.sources.push(s.uid);
+            }
+        }
+        for e in self.chain() {
+            let mut found = false;
+            for s in e.sources.iter().filter(|s| s.alias == col) {
+                found = true;
+                union_into(&mut r.lineage, &s.all());
+                r.sources.push(s.uid);
+            }
+            if found {
+                break;
+            }
+        }
+        r
+    }
+
+    /// `qual.col`: a column of the source `qual` names; failing that, `qual.col` itself may name
+    /// a relation (`schema.table`) as a whole-row reference.
+    pub fn resolve_qualified(&self, qual: &[String], col: &str) -> Resolution {
+        let mut r = Resolution::default();
+        for e in self.chain() {
+            let mut found = false;
+            for s in e.sources.iter().filter(|s| s.matches(qual)) {
+                found = true;
+                r.sources.push(s.uid);
+                match s.column(col) {
+                    Some(lin) => union_into(&mut r.lineage, &lin),
+                    None => union_into(&mut r.lineage, &s.unknown_column(col)),
+                }
+            }
+            if found {
+                return r;
+            }
+        }
+        let mut whole: Vec<String> = qual.to_vec();
+        whole.push(col.to_owned());
+        self.whole_row(&whole)
+    }
+
+    /// `qual.*` or a whole-row reference by qualified name.
+    pub fn whole_row(&self, qual: &[String]) -> Resolution {
+        let mut r = Resolution::default();
+        for e in self.chain() {
+            let mut found = false;
+            for s in e.sources.iter().filter(|s| s.matches(qual)) {
+                found = true;
+                union_into(&mut r.lineage, &s.all());
+                r.sources.push(s.uid);
+            }
+            if found {
+                break;
+            }
+        }
+        r
+    }
+
+    /// `*`: the columns of every source of this scope.
+    pub fn star(&self) -> (Vec<OutCol>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut uids = Vec::new();
+        for s in &self.sources {
+            out.extend(s.out_cols());
+            uids.push(s.uid);
+        }
+        (out, uids)
+    }
+}
+
+/// Build the source for a relation named in FROM (or the target of a write). `read` records it
+/// (and a view's base tables) as read.
+pub(crate) fn relation_source(
+    cx: &Ctx<'_>,
+    acc: &mut Acc,
+    parts: &[String],
+    alias: Option<(&str, &[String])>,
+    read: bool,
+) -> Source {
+    let table = cx.catalog.resolve_relation(parts, cx.path);
+    if read {
+        acc.read(&table);
+    }
+    let columns = cx.catalog.relation(&table).map(|rel| {
+        let is_view = matches!(
+            rel.kind,
+            RelationKind::View | RelationKind::MaterializedView
+        );
+        rel.columns
+            .iter()
+            .map(|c| {
+                let lineage = match rel.view_sources.get(c) {
+                    Some(base) if is_view => base.clone(),
+                    _ => vec![ColumnRef {
+                        table: table.clone(),
+                        column: c.clone(),
+                    }],
+                };
+                OutCol {
+                    name: Some(c.clone()),
+                    lineage,
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    if read {
+        if let Some(rel) = cx.catalog.relation(&table) {
+            for base in rel.view_sources.values().flatten() {
+                acc.read(&base.table);
+            }
+        }
+    }
+    let mut columns = columns;
+    if let (Some(cols), Some((_, renames))) = (columns.as_mut(), alias) {
+        rename(cols, renames);
+    }
+    let (alias_name, qualified) = match alias {
+        Some((a, _)) => (a.to_owned(), None),
+        None => (table.name.clone(), Some(table.clone())),
+    };
+    Source {
+        uid: acc.uid(),
+        alias: alias_name,
+        qualified,
+        relation: Some(table),
+        columns,
+        fallback: Vec::new(),
+    }
+}
+
+/// Apply a column alias list (`AS t(a, b)`) to the first columns.
+pub(crate) fn rename(cols: &mut [OutCol], names: &[String]) {
+    for (c, n) in cols.iter_mut().zip(names) {
+        c.name = Some(n.clone());
+    }
+}

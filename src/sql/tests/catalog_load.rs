@@ -1,0 +1,500 @@
+//! Loading the catalog snapshot: against canned rows, and against a real PostgreSQL.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use super::super::{
+    Catalog, CatalogSource, Classifier, ClassifierOptions, ColumnRef, Kind, RelationKind, SqlError,
+    TableRef, Volatility,
+};
+use super::sorted;
+
+type Rows = Vec<Vec<Option<String>>>;
+
+/// Answers each catalog query by a keyword it contains.
+struct Canned {
+    answers: Vec<(&'static str, Result<Rows, String>)>,
+    asked: Vec<String>,
+}
+
+impl CatalogSource for Canned {
+    async fn query(&mut self, sql: &str) -> Result<Rows, String> {
+        self.asked.push(sql.to_owned());
+        self.answers
+            .iter()
+            .find(|(k, _)| sql.contains(k))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+}
+
+fn row(vals: &[Option<&str>]) -> Vec<Option<String>> {
+    vals.iter().map(|v| v.map(str::to_owned)).collect()
+}
+
+fn rel_rows(schema: &str, name: &str, kind: &str, cols: &[&str]) -> Rows {
+    cols.iter()
+        .map(|c| row(&[Some(schema), Some(name), Some(kind), Some(c)]))
+        .collect()
+}
+
+fn col(t: &str, c: &str) -> ColumnRef {
+    let (s, n) = t.split_once('.').expect("schema.table");
+    ColumnRef {
+        table: TableRef {
+            schema: s.into(),
+            name: n.into(),
+        },
+        column: c.into(),
+    }
+}
+
+fn canned() -> Canned {
+    let mut rels = Vec::new();
+    rels.extend(rel_rows(
+        "public",
+        "customers",
+        "r",
+        &["id", "name", "email", "ssn"],
+    ));
+    rels.extend(rel_rows(
+        "public",
+        "orders",
+        "r",
+        &["id", "customer_id", "total"],
+    ));
+    rels.extend(rel_rows("public", "contacts", "v", &["who", "mail"]));
+    rels.extend(rel_rows("public", "mails", "v", &["mail"]));
+    rels.extend(rel_rows("public", "odd", "v", &["a", "b"]));
+    rels.extend(rel_rows("public", "spend", "m", &["customer_id", "spent"]));
+    rels.push(row(&[Some("public"), Some("empty"), Some("r"), None]));
+    rels.extend(rel_rows("pg_catalog", "pg_class", "r", &["oid", "relname"]));
+    Canned {
+        answers: vec![
+            ("current_schemas", Ok(vec![row(&[Some("app")]), row(&[Some("public")])])),
+            ("pg_attribute", Ok(rels)),
+            (
+                "pg_get_viewdef",
+                Ok(vec![
+                    row(&[Some("public"), Some("contacts"), Some(" SELECT customers.name AS who,\n    customers.email AS mail\n   FROM customers;")]),
+                    // A view over a view, listed before the view it uses.
+                    row(&[Some("public"), Some("mails"), Some(" SELECT contacts.mail\n   FROM contacts;")]),
+                    // A definition sqlparser cannot parse: the dependency fallback applies.
+                    row(&[Some("public"), Some("odd"), Some(" SELECT 1 AS a, 2 AS b FROM customers WHERE customers.id OPERATOR(pg_catalog.=) ANY (ARRAY[1]) AND FOO BAR BAZ")]),
+                    row(&[Some("public"), Some("spend"), Some(" SELECT orders.customer_id,\n    sum(orders.total) AS spent\n   FROM orders\n  GROUP BY orders.customer_id;")]),
+                ]),
+            ),
+            (
+                "pg_depend",
+                Ok(vec![
+                    row(&[Some("public"), Some("contacts"), Some("public"), Some("customers")]),
+                    row(&[Some("public"), Some("mails"), Some("public"), Some("contacts")]),
+                    row(&[Some("public"), Some("odd"), Some("public"), Some("customers")]),
+                    row(&[Some("public"), Some("spend"), Some("public"), Some("orders")]),
+                ]),
+            ),
+            (
+                "pg_proc",
+                Ok(vec![
+                    row(&[Some("pg_catalog"), Some("lower"), Some("i"), Some("f"), Some("internal")]),
+                    row(&[Some("public"), Some("f"), Some("i"), Some("f"), Some("sql")]),
+                    row(&[Some("public"), Some("f"), Some("v"), Some("f"), Some("plpgsql")]),
+                    row(&[Some("public"), Some("g"), Some("s"), Some("t"), Some("plpgsql")]),
+                ]),
+            ),
+        ],
+        asked: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn loads_relations_views_functions_and_path() {
+    let mut src = canned();
+    let cat = Catalog::load(&mut src).await.expect("load");
+    assert_eq!(src.asked.len(), 5, "five catalog queries");
+    assert_eq!(cat.search_path, vec!["app", "public"]);
+    let customers = cat
+        .relation(&TableRef {
+            schema: "public".into(),
+            name: "customers".into(),
+        })
+        .expect("customers");
+    assert_eq!(customers.columns, vec!["id", "name", "email", "ssn"]);
+    assert_eq!(customers.kind, RelationKind::Table);
+    let empty = cat
+        .relation(&TableRef {
+            schema: "public".into(),
+            name: "empty".into(),
+        })
+        .expect("empty");
+    assert!(empty.columns.is_empty());
+
+    let contacts = cat
+        .relation(&TableRef {
+            schema: "public".into(),
+            name: "contacts".into(),
+        })
+        .expect("contacts");
+    assert_eq!(contacts.kind, RelationKind::View);
+    assert_eq!(
+        contacts.view_sources["who"],
+        vec![col("public.customers", "name")]
+    );
+    assert_eq!(
+        contacts.view_sources["mail"],
+        vec![col("public.customers", "email")]
+    );
+    let mails = cat
+        .relation(&TableRef {
+            schema: "public".into(),
+            name: "mails".into(),
+        })
+        .expect("mails");
+    assert_eq!(
+        mails.view_sources["mail"],
+        vec![col("public.customers", "email")]
+    );
+    // Unanalyzable: every column from every column of what it depends on.
+    let odd = cat
+        .relation(&TableRef {
+            schema: "public".into(),
+            name: "odd".into(),
+        })
+        .expect("odd");
+    assert_eq!(
+        sorted(&odd.view_sources["a"]),
+        sorted(&[
+            col("public.customers", "id"),
+            col("public.customers", "name"),
+            col("public.customers", "email"),
+            col("public.customers", "ssn"),
+        ])
+    );
+    let spend = cat
+        .relation(&TableRef {
+            schema: "public".into(),
+            name: "spend".into(),
+        })
+        .expect("spend");
+    assert_eq!(spend.kind, RelationKind::MaterializedView);
+    assert_eq!(
+        spend.view_sources["spent"],
+        vec![col("public.orders", "total")]
+    );
+
+    // Overloads merge to the riskiest.
+    let f = &cat.functions["public.f"];
+    assert_eq!(f.volatility, Volatility::Volatile);
+    assert_eq!(f.language, "plpgsql");
+    assert!(cat.functions["public.g"].security_definer);
+    assert_eq!(
+        cat.functions["pg_catalog.lower"].volatility,
+        Volatility::Immutable
+    );
+}
+
+#[tokio::test]
+async fn load_errors_name_what_failed() {
+    let mut src = canned();
+    src.answers.insert(
+        0,
+        ("pg_proc", Err("permission denied for table pg_proc".into())),
+    );
+    match Catalog::load(&mut src).await {
+        Err(SqlError::CatalogQuery(m)) => assert!(m.contains("permission denied"), "{m}"),
+        other => panic!("expected a query error, got {other:?}"),
+    }
+    let mut src = canned();
+    src.answers.insert(
+        0,
+        (
+            "pg_attribute",
+            Ok(vec![row(&[Some("public"), None, Some("r"), Some("x")])]),
+        ),
+    );
+    match Catalog::load(&mut src).await {
+        Err(SqlError::CatalogRow { query, .. }) => assert_eq!(query, "relations"),
+        other => panic!("expected a row error, got {other:?}"),
+    }
+}
+
+// ── against a real PostgreSQL ────────────────────────────────────────────────────────────
+
+/// A throwaway cluster in a temporary directory, stopped on drop.
+struct Cluster {
+    bindir: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Cluster {
+    fn cmd(&self, prog: &str) -> Command {
+        let exe = self.bindir.join(prog);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start() -> Cluster {
+        let out = Command::new("pg_config").arg("--bindir").output().expect(
+            "pg_config not found: these tests need PostgreSQL's binaries (initdb, pg_ctl) on PATH",
+        );
+        let bindir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let dir = tempfile::tempdir().expect("tempdir");
+        // PostgreSQL refuses to run as root: run it as the postgres user then.
+        let as_postgres = nix::unistd::geteuid().is_root();
+        if as_postgres {
+            chown_to_postgres(dir.path());
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let c = Cluster {
+            bindir,
+            dir,
+            port,
+            as_postgres,
+        };
+        let st = c
+            .cmd("initdb")
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(c.data())
+            .output()
+            .expect("run initdb");
+        assert!(
+            st.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=''",
+            c.port,
+            c.dir.path().display()
+        );
+        let st = c
+            .cmd("pg_ctl")
+            .args(["-w", "-l"])
+            .arg(c.dir.path().join("log"))
+            .args(["-o", &opts, "-D"])
+            .arg(c.data())
+            .arg("start")
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            st.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        c
+    }
+
+    async fn connect(&self) -> tokio_postgres::Client {
+        let conf = format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.path().display(),
+            self.port
+        );
+        let (client, conn) = tokio_postgres::connect(&conf, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+fn chown_to_postgres(p: &Path) {
+    let user = nix::unistd::User::from_name("postgres")
+        .ok()
+        .flatten()
+        .expect("a postgres user");
+    std::os::unix::fs::chown(p, Some(user.uid.as_raw()), Some(user.gid.as_raw())).expect("chown");
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop")
+            .output();
+    }
+}
+
+struct Pg(tokio_postgres::Client);
+
+impl CatalogSource for Pg {
+    async fn query(&mut self, sql: &str) -> Result<Rows, String> {
+        let msgs = self.0.simple_query(sql).await.map_err(|e| e.to_string())?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE customers (id serial PRIMARY KEY, name text, email text, ssn text, phone text, created_at timestamptz DEFAULT now());
+CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers, product_id int, quantity int, total numeric, created_at timestamptz);
+CREATE TABLE products (id serial PRIMARY KEY, name text, price numeric);
+ALTER TABLE customers DROP COLUMN phone;
+ALTER TABLE customers ADD COLUMN phone text;
+CREATE VIEW customer_contacts AS SELECT name, email FROM customers;
+CREATE VIEW order_totals AS SELECT customer_id, sum(total) AS total FROM orders GROUP BY customer_id;
+CREATE VIEW contact_emails AS SELECT c.email AS address FROM customer_contacts c;
+CREATE VIEW big_spenders AS SELECT c.name, t.total FROM customers c JOIN order_totals t ON t.customer_id = c.id WHERE t.total > 100;
+CREATE FUNCTION reveal(int) RETURNS text LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT ssn FROM customers WHERE id = $1 $$;
+CREATE VIEW revealed AS SELECT id, reveal(id) AS secret FROM customers;
+CREATE MATERIALIZED VIEW spend AS SELECT customer_id, sum(total) AS spent FROM orders GROUP BY customer_id;
+CREATE SCHEMA app;
+CREATE TABLE app.customers (id int, nickname text);
+CREATE FUNCTION bump() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;
+CREATE SEQUENCE s;
+";
+
+fn tr(s: &str, n: &str) -> TableRef {
+    TableRef {
+        schema: s.into(),
+        name: n.into(),
+    }
+}
+
+#[tokio::test]
+async fn loads_from_a_real_postgres_and_classifies_with_it() {
+    let cluster = Cluster::start();
+    let client = cluster.connect().await;
+    client.batch_execute(SCHEMA).await.expect("schema");
+    let mut src = Pg(client);
+    let cat = Catalog::load(&mut src).await.expect("load from PostgreSQL");
+
+    assert_eq!(
+        cat.search_path,
+        vec!["public"],
+        "$user has no schema; public remains"
+    );
+    assert_eq!(
+        cat.relation(&tr("public", "customers"))
+            .expect("customers")
+            .columns,
+        vec!["id", "name", "email", "ssn", "created_at", "phone"],
+        "attribute order, dropped columns left out"
+    );
+    assert!(cat.relation(&tr("pg_catalog", "pg_class")).is_some());
+    assert!(cat.relation(&tr("information_schema", "tables")).is_some());
+    let views: HashMap<&str, Vec<String>> = [
+        ("customer_contacts", "email"),
+        ("contact_emails", "address"),
+        ("big_spenders", "total"),
+        ("revealed", "secret"),
+        ("spend", "spent"),
+    ]
+    .into_iter()
+    .map(|(v, c)| {
+        let rel = cat
+            .relation(&tr("public", v))
+            .unwrap_or_else(|| panic!("view {v}"));
+        (v, sorted(&rel.view_sources[c]))
+    })
+    .collect();
+    assert_eq!(views["customer_contacts"], vec!["public.customers.email"]);
+    assert_eq!(views["contact_emails"], vec!["public.customers.email"]);
+    assert_eq!(views["big_spenders"], vec!["public.orders.total"]);
+    assert_eq!(views["spend"], vec!["public.orders.total"]);
+    // A view calling a function that may read anything: all columns it depends on.
+    assert!(
+        views["revealed"].contains(&"public.customers.ssn".to_string()),
+        "{:?}",
+        views["revealed"]
+    );
+
+    assert_eq!(
+        cat.functions["pg_catalog.lower"].volatility,
+        Volatility::Immutable
+    );
+    assert_eq!(
+        cat.functions["pg_catalog.nextval"].volatility,
+        Volatility::Volatile
+    );
+    assert!(cat.functions["public.reveal"].security_definer);
+    assert_eq!(cat.functions["public.bump"].language, "plpgsql");
+
+    let c = Classifier::new(Arc::new(cat), ClassifierOptions::default());
+    let f = |sql: &str| c.classify(sql).statements[0].clone();
+    assert_eq!(
+        sorted(&f("SELECT * FROM customer_contacts").output_columns),
+        vec!["public.customers.email", "public.customers.name"]
+    );
+    assert!(
+        !f("SELECT lower(name), count(*), now(), random() FROM customers GROUP BY 1")
+            .flags
+            .unsafe_function
+    );
+    assert!(f("SELECT nextval('s')").flags.unsafe_function);
+    assert!(f("SELECT bump()").flags.unsafe_function);
+    assert!(f("SELECT reveal(1)").flags.unsafe_function);
+    assert_eq!(f("SELECT relname FROM pg_class").kind, Kind::Catalog);
+    assert_eq!(
+        f("SELECT table_name FROM information_schema.tables").kind,
+        Kind::Catalog
+    );
+    assert_eq!(f("SELECT * FROM pg_stats").kind, Kind::Export);
+    assert_eq!(
+        f("SELECT * FROM pg_nonexistent_table").kind,
+        Kind::Read,
+        "unknown pg_ names are not catalog reads when the snapshot has the real catalog"
+    );
+}
+
+#[tokio::test]
+async fn the_server_splits_text_where_the_classifier_does() {
+    // What the classifier calls separate statements, the server runs as separate statements;
+    // what it calls one (a comment or a string), the server does not run.
+    let cluster = Cluster::start();
+    let client = cluster.connect().await;
+    let c = super::classifier();
+    let cases = [
+        ("SELECT 1;--\rCREATE TABLE t1 (a int)", true),
+        ("SELECT 1 /* /* */ */; CREATE TABLE t2 (a int)", true),
+        ("SELECT 1 /* /* */ ; CREATE TABLE t3 (a int); */", false),
+        ("SELECT $a$ $b$ ; CREATE TABLE t4 (a int); $b$ $a$", false),
+        ("SELECT E'\\''; CREATE TABLE t5 (a int); --'", true),
+        (
+            "SELECT 1 a$$, 2 b$$; CREATE TABLE t6 (a int); SELECT 3 c$$",
+            true,
+        ),
+        ("SELECT 'x'';'; CREATE TABLE t7 (a int)", true),
+    ];
+    for (i, (sql, creates)) in cases.iter().enumerate() {
+        let table = format!("t{}", i + 1);
+        let classified_creates = c
+            .classify(sql)
+            .statements
+            .iter()
+            .any(|f| f.kind == Kind::Ddl && f.tables_written.iter().any(|t| t.name == table));
+        assert_eq!(classified_creates, *creates, "classifier on {sql:?}");
+        let _ = client.batch_execute(sql).await;
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .expect("probe")
+            .get(0);
+        assert_eq!(exists, *creates, "server on {sql:?}");
+    }
+}

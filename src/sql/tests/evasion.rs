@@ -1,0 +1,242 @@
+//! Ways to make a risky statement look harmless: statements hidden after comments and quotes,
+//! functions hidden in corners of a query, PII hidden behind whole-row references, views and
+//! CTEs. Each must come out as something the shipped policy holds (a risky kind, a risk flag, or
+//! PII in the output columns), and the harmless look-alikes must not.
+
+use super::super::{Classified, Kind};
+use super::{classifier, one, sorted};
+
+const PII: &[&str] = &[
+    "public.customers.name",
+    "public.customers.email",
+    "public.customers.ssn",
+    "public.customers.phone",
+];
+
+/// Would the shipped policy let this through without a person looking at it?
+fn passes_unseen(cl: &Classified) -> bool {
+    cl.statements.iter().all(|f| {
+        matches!(
+            f.kind,
+            Kind::Read | Kind::Catalog | Kind::Txn | Kind::Session
+        ) && !f.flags.needs_review()
+            && !f
+                .output_columns
+                .iter()
+                .any(|c| PII.contains(&c.to_string().as_str()))
+    })
+}
+
+#[test]
+fn hidden_statements_are_found() {
+    let c = classifier();
+    let risky = [
+        "SELECT 1; DELETE FROM orders",
+        "SELECT 1 /* ; */ ; DROP TABLE customers",
+        "SELECT 1;--\rDROP TABLE customers",
+        "SELECT 1;--\nDROP TABLE customers",
+        "SELECT 1 /* /* */ */; DROP TABLE customers",
+        "SELECT $$ $$; DROP TABLE customers; SELECT $$ $$",
+        "SELECT $a$ $b$ $a$; DROP TABLE customers; SELECT $b$ $b$",
+        "SELECT 'x'';'; DROP TABLE customers",
+        "SELECT E'\\''; DROP TABLE customers; --'",
+        "SELECT 'a\\'; DROP TABLE customers; --'",
+        "SELECT 'a\\' , $$'; DROP TABLE customers; --$$",
+        "SELECT 1 AS \"x;\"; DROP TABLE customers",
+        "SELECT 1 a$$, 2 b$$; DROP TABLE customers; SELECT 3 c$$",
+        "SELECT 1\u{a0}; DROP TABLE customers",
+        "select 1; dRoP tAbLe customers",
+        "CREATE FUNCTION f() RETURNS void AS $$ SELECT 1; $$ LANGUAGE sql; SELECT 1",
+        "SELECT 1 /* unterminated",
+        "SELECT 'unterminated",
+        "/*/ DROP TABLE customers; /*/ SELECT 1",
+        "WITH orders AS (DELETE FROM customers RETURNING *) SELECT * FROM orders",
+        "explain analyze delete from orders",
+        "EXPLAIN (ANALYZE) UPDATE products SET price = 0",
+        "SELECT * INTO leak FROM customers",
+        "COPY (SELECT 1) TO PROGRAM 'rm -rf /'",
+        "DO $$ BEGIN EXECUTE 'DROP TABLE customers'; END $$",
+        "TRUNCATE orders",
+        "DELETE FROM ONLY orders",
+        "UPDATE customers SET ssn = NULL",
+        "GRANT admin TO agent",
+        "SELECT set_config('role', 'postgres', false)",
+        "EXECUTE something_prepared_elsewhere",
+        "SET search_path TO evil, public",
+    ];
+    for sql in risky {
+        let cl = c.classify(sql);
+        assert!(
+            !passes_unseen(&cl),
+            "passes unseen: {sql:?} → {:#?}",
+            cl.statements
+        );
+    }
+    let harmless = [
+        "SELECT 1 /* /* */ ; DROP TABLE customers; */",
+        "SELECT $a$ $b$ ; DROP TABLE x; $b$ $a$",
+        "SELECT '; DROP TABLE customers; --'",
+        "SELECT 'C:\\path\\file' AS p",
+        "SELECT E'\\\\'; SELECT 2",
+        "SELECT 1 -- ; DROP TABLE customers",
+        "SELECT id, name, price FROM products WHERE id = $1",
+        "SELECT count(*) FROM customers",
+        "SELECT id FROM customers WHERE created_at > now() - interval '1 day'",
+        "BEGIN; SELECT total FROM orders; COMMIT",
+        "SET statement_timeout = '5s'; SELECT version()",
+        // What an asyncpg pool sends when a connection is released.
+        "SELECT pg_advisory_unlock_all(); CLOSE ALL; RESET ALL;",
+    ];
+    for sql in harmless {
+        let cl = c.classify(sql);
+        assert!(
+            passes_unseen(&cl),
+            "held needlessly: {sql:?} → {:#?}",
+            cl.statements
+        );
+    }
+}
+
+#[test]
+fn the_hidden_statement_itself_is_classified() {
+    let c = classifier();
+    let cl = c.classify("SELECT 1;--\rDROP TABLE customers");
+    assert_eq!(cl.statements.len(), 2);
+    assert_eq!(cl.statements[1].kind, Kind::Ddl);
+    assert_eq!(
+        sorted(&cl.statements[1].tables_written),
+        vec!["public.customers"]
+    );
+    let cl = c.classify("SELECT E'\\''; DROP TABLE customers; --'");
+    assert_eq!(cl.statements.len(), 2);
+    assert_eq!(cl.statements[1].kind, Kind::Ddl);
+    // Where a plain string ends depends on standard_conforming_strings: held whole.
+    let cl = c.classify("SELECT 'a\\'; DROP TABLE customers; --'");
+    assert_eq!(cl.statements.len(), 1);
+    assert_eq!(cl.statements[0].kind, Kind::Unknown);
+    // `U&"\0073sn"` is the column ssn to the server; sqlparser does not read it that way.
+    let f = one(&c, "SELECT U&\"\\0073sn\" FROM customers");
+    assert_eq!(f.kind, Kind::Unknown);
+    assert!(f.label.contains("ambiguous"), "{}", f.label);
+    // A non-breaking space is an identifier character to the server, as to sqlparser:
+    // `SELECT "email\u{a0}from" AS customers`, no table at all.
+    let f = one(&c, "SELECT email\u{a0}FROM customers");
+    assert!(f.tables_read.is_empty(), "{f:?}");
+}
+
+#[test]
+fn hidden_functions_are_found() {
+    let c = classifier();
+    let risky = [
+        "SELECT 1 ORDER BY pg_read_file('x')",
+        "SELECT 1 LIMIT (SELECT lo_import('/etc/passwd'))",
+        "VALUES (1), (lo_unlink(1))",
+        "INSERT INTO products VALUES (DEFAULT, dblink_exec('x', 'y'), 1)",
+        "SELECT 1 FROM products p JOIN orders o ON pg_terminate_backend(1)",
+        "SELECT count(*) FROM products GROUP BY id HAVING setval('s', 1) > 0",
+        "SELECT sum(1) OVER (ORDER BY setval('s', 1))",
+        "SELECT count(*) FILTER (WHERE nextval('s') > 0) FROM products",
+        "SELECT * FROM generate_series(1, nextval('s'))",
+        "UPDATE products SET price = (SELECT nextval('s')) WHERE id = 1",
+        "COPY (SELECT pg_read_file('/etc/passwd')) TO STDOUT",
+        "SELECT \"pg_read_file\"('x')",
+        "SELECT PG_READ_FILE('x')",
+        "SELECT \"PG_READ_FILE\"('x')",
+        "SELECT pg_catalog.pg_ls_dir('.')",
+        "WITH x AS (SELECT pg_reload_conf()) SELECT 1",
+        "SELECT * FROM products WHERE id IN (SELECT lo_export(1, '/tmp/x'))",
+        "SELECT EXISTS (SELECT pg_cancel_backend(1))",
+        "SELECT CASE WHEN true THEN get_ssn(1) END",
+        "SELECT set_config(lower('ROLE'), 'x', false)",
+        "SELECT SET_CONFIG('Role', 'postgres', false)",
+        "SELECT xmlelement(name x, pg_read_file('x'))",
+        "SELECT ARRAY[pg_read_file('x')]",
+        "SELECT (pg_read_file('x'))::text",
+        "SELECT * FROM customers c, LATERAL get_things(c.id) g",
+        "EXPLAIN SELECT nextval('s')",
+    ];
+    for sql in risky {
+        let cl = c.classify(sql);
+        assert!(
+            !passes_unseen(&cl),
+            "passes unseen: {sql:?} → {:#?}",
+            cl.statements
+        );
+    }
+}
+
+#[test]
+fn hidden_pii_is_found() {
+    let c = classifier();
+    let cases = [
+        ("SELECT customers FROM customers", "public.customers.ssn"),
+        ("SELECT customers::text FROM customers", "public.customers.ssn"),
+        ("SELECT (customers.*)::text FROM customers", "public.customers.ssn"),
+        ("SELECT array_agg(c) FROM customers c", "public.customers.ssn"),
+        ("SELECT format('%s', c) FROM customers c", "public.customers.ssn"),
+        ("SELECT (SELECT c FROM customers c LIMIT 1)", "public.customers.ssn"),
+        ("SELECT * FROM (SELECT * FROM (SELECT * FROM customers) a) b", "public.customers.ssn"),
+        ("SELECT pg_catalog.row_to_json(c) FROM public.customers AS c", "public.customers.ssn"),
+        ("SELECT (c).ssn FROM customers c", "public.customers.ssn"),
+        ("SELECT * FROM customers NATURAL JOIN orders", "public.customers.ssn"),
+        ("WITH x AS MATERIALIZED (SELECT * FROM customers) SELECT * FROM x", "public.customers.ssn"),
+        ("WITH x AS (SELECT c AS r FROM customers c) SELECT r FROM x", "public.customers.ssn"),
+        ("SELECT r.* FROM (SELECT to_json(c) AS r FROM customers c) r", "public.customers.ssn"),
+        ("SELECT * FROM customer_contacts", "public.customers.email"),
+        ("SELECT * FROM contact_emails", "public.customers.email"),
+        ("SELECT email FROM products, customers", "public.customers.email"),
+        ("SELECT 'x' || ssn FROM customers", "public.customers.ssn"),
+        ("SELECT string_agg(ssn, ',') FROM customers", "public.customers.ssn"),
+        ("SELECT max(ssn) FROM customers", "public.customers.ssn"),
+        ("SELECT * FROM products UNION ALL SELECT id, ssn, 0 FROM customers", "public.customers.ssn"),
+        ("SELECT * FROM (VALUES (1)) v(x), LATERAL (SELECT ssn FROM customers) s", "public.customers.ssn"),
+        ("DELETE FROM customers WHERE id = 1 RETURNING ssn", "public.customers.ssn"),
+        ("INSERT INTO orders (customer_id) SELECT 1 RETURNING (SELECT ssn FROM customers LIMIT 1)", "public.customers.ssn"),
+        ("COPY customers TO STDOUT", "public.customers.ssn"),
+        ("DECLARE c CURSOR FOR SELECT * FROM customers", "public.customers.ssn"),
+        ("SELECT j.value FROM customers c, jsonb_each_text(to_jsonb(c)) j", "public.customers.ssn"),
+    ];
+    for (sql, col) in cases {
+        let f = one(&c, sql);
+        let out: Vec<String> = f.output_columns.iter().map(|c| c.to_string()).collect();
+        assert!(
+            out.iter().any(|o| o == col),
+            "{sql:?}: {col} not among output {out:?}"
+        );
+    }
+}
+
+#[test]
+fn fingerprint_groups_and_hides_literals() {
+    let c = classifier();
+    let a = c.classify("SELECT email FROM customers WHERE id = 1 AND name = 'Ann'");
+    let b = c.classify("select email\n  from customers -- x\n where id = 2 and name = 'Bob';");
+    assert_eq!(a.fingerprint, b.fingerprint);
+    assert_eq!(
+        a.fingerprint,
+        "select email from customers where id = ? and name = ?"
+    );
+    let cl = c.classify("ALTER ROLE bob PASSWORD 'hunter2'");
+    assert!(!cl.fingerprint.contains("hunter2"));
+    // Fingerprints work on text that does not parse.
+    let cl = c.classify("VACUUM (VERBOSE) customers; DO $$ BEGIN END $$");
+    assert_eq!(cl.fingerprint, "vacuum(verbose) customers; do ?");
+}
+
+#[test]
+fn secrets_are_redacted_per_statement() {
+    let c = classifier();
+    let cl = c.classify("SELECT 1; CREATE ROLE agent LOGIN PASSWORD 'pw1'; ALTER USER x WITH ENCRYPTED PASSWORD 'pw2' VALID UNTIL 'infinity'");
+    assert_eq!(
+        cl.redacted,
+        "SELECT 1; CREATE ROLE agent LOGIN PASSWORD '***'; ALTER USER x WITH ENCRYPTED PASSWORD '***' VALID UNTIL 'infinity'"
+    );
+    let flags: Vec<bool> = cl.statements.iter().map(|f| f.flags.has_secret).collect();
+    assert_eq!(flags, vec![false, true, true]);
+    let cl = c.classify("SELECT 1");
+    assert_eq!(cl.redacted, "SELECT 1");
+    // Even when the quoting is ambiguous, both readings are redacted.
+    let cl = c.classify("ALTER ROLE x PASSWORD 'a\\'b'");
+    assert!(!cl.redacted.contains("a\\"), "{}", cl.redacted);
+    assert!(cl.statements[0].flags.has_secret);
+}

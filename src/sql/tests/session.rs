@@ -1,0 +1,202 @@
+//! Session-dependent classification: PREPARE/EXECUTE/DEALLOCATE, DISCARD ALL, SET search_path.
+
+use super::super::{Kind, SessionSqlState};
+use super::{classifier, cols, sorted};
+
+#[test]
+fn execute_takes_the_facts_of_what_was_prepared() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    let p = c.classify_in_session(
+        &mut s,
+        "PREPARE q(int) AS SELECT ssn FROM customers WHERE id = $1",
+    );
+    assert_eq!(p.statements[0].kind, Kind::Read);
+    let e = c.classify_in_session(&mut s, "EXECUTE q(1)");
+    let f = &e.statements[0];
+    assert_eq!(f.kind, Kind::Read);
+    assert_eq!(sorted(&f.output_columns), cols(&["customers.ssn"]));
+    assert_eq!(f.label, "EXECUTE q: SELECT");
+    // Without the session, the same text is unknown: held.
+    assert_eq!(c.classify("EXECUTE q(1)").statements[0].kind, Kind::Unknown);
+}
+
+#[test]
+fn execute_of_an_unknown_name_is_unknown() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    let e = c.classify_in_session(&mut s, "EXECUTE nope");
+    assert_eq!(e.statements[0].kind, Kind::Unknown);
+    assert!(
+        e.statements[0].label.contains("not prepared"),
+        "{}",
+        e.statements[0].label
+    );
+}
+
+#[test]
+fn names_are_folded_like_identifiers() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "PREPARE MyQ AS DELETE FROM orders");
+    let e = c.classify_in_session(&mut s, "execute myq");
+    assert_eq!(e.statements[0].kind, Kind::Write);
+    assert!(e.statements[0].flags.unbounded_write);
+    let e = c.classify_in_session(&mut s, "EXECUTE \"MyQ\"");
+    assert_eq!(e.statements[0].kind, Kind::Unknown);
+}
+
+#[test]
+fn prepare_and_execute_in_one_text() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    let cl = c.classify_in_session(
+        &mut s,
+        "PREPARE d AS DELETE FROM orders WHERE id = $1; EXECUTE d(5)",
+    );
+    let kinds: Vec<Kind> = cl.statements.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![Kind::Write, Kind::Write]);
+    assert_eq!(
+        sorted(&cl.statements[1].tables_written),
+        vec!["public.orders"]
+    );
+}
+
+#[test]
+fn a_redefined_name_is_judged_by_every_definition() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    // The second PREPARE fails upstream (the name exists), so EXECUTE runs the first: the
+    // classifier cannot know which one the server kept and assumes the worst of both.
+    c.classify_in_session(&mut s, "PREPARE x AS DROP TABLE orders");
+    c.classify_in_session(&mut s, "PREPARE x AS SELECT 1");
+    let e = c.classify_in_session(&mut s, "EXECUTE x");
+    assert_eq!(e.statements[0].kind, Kind::Ddl);
+    // DEALLOCATE forgets; the name is unknown again.
+    c.classify_in_session(&mut s, "DEALLOCATE x");
+    assert_eq!(
+        c.classify_in_session(&mut s, "EXECUTE x").statements[0].kind,
+        Kind::Unknown
+    );
+}
+
+#[test]
+fn deallocate_all_and_discard_all_forget_everything() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "PREPARE a AS SELECT 1; PREPARE b AS SELECT 2");
+    assert_eq!(s.prepared.len(), 2);
+    c.classify_in_session(&mut s, "DEALLOCATE ALL");
+    assert!(s.prepared.is_empty());
+    c.classify_in_session(&mut s, "PREPARE a AS SELECT 1");
+    let d = c.classify_in_session(&mut s, "DISCARD ALL");
+    assert_eq!(d.statements[0].kind, Kind::Role);
+    assert!(s.prepared.is_empty());
+}
+
+#[test]
+fn explain_analyze_execute_runs_the_prepared_statement() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "PREPARE q AS SELECT * FROM customers");
+    let e = c.classify_in_session(&mut s, "EXPLAIN ANALYZE EXECUTE q");
+    let f = &e.statements[0];
+    assert_eq!(f.kind, Kind::Write);
+    assert!(f.flags.explain_analyze);
+    assert!(f.output_columns.is_empty());
+    let e = c.classify_in_session(&mut s, "EXPLAIN EXECUTE q");
+    assert_eq!(e.statements[0].kind, Kind::Read);
+    assert!(!e.statements[0].flags.explain_analyze);
+}
+
+#[test]
+fn execute_parameters_are_checked_too() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "PREPARE q(text) AS SELECT $1");
+    let e = c.classify_in_session(&mut s, "EXECUTE q(pg_read_file('/etc/passwd'))");
+    assert!(e.statements[0].flags.unsafe_function);
+    assert!(e.statements[0]
+        .functions
+        .iter()
+        .any(|f| f == "pg_read_file"));
+}
+
+#[test]
+fn search_path_changes_resolution_for_the_rest_of_the_session() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    let set = c.classify_in_session(&mut s, "SET search_path TO app, public");
+    assert_eq!(
+        set.statements[0].kind,
+        Kind::Unknown,
+        "not an allowed setting by default"
+    );
+    assert_eq!(s.search_path, vec!["app", "public"]);
+    // The SET may yet be refused: until the session confirms it, names resolve both ways.
+    let r = c.classify_in_session(&mut s, "SELECT ssn FROM customers");
+    assert_eq!(
+        sorted(&r.statements[0].tables_read),
+        vec!["app.customers", "public.customers"]
+    );
+    assert!(sorted(&r.statements[0].output_columns).contains(&"public.customers.ssn".to_string()));
+    s.confirm_search_path(vec!["app".into(), "public".into()]);
+    let r = c.classify_in_session(&mut s, "SELECT * FROM customers");
+    assert_eq!(sorted(&r.statements[0].tables_read), vec!["app.customers"]);
+    assert_eq!(
+        sorted(&r.statements[0].output_columns),
+        vec!["app.customers.id", "app.customers.nickname"]
+    );
+    // Within one text, statements after the SET resolve with the new path as well.
+    let mut s = SessionSqlState::new(c.catalog());
+    let cl = c.classify_in_session(
+        &mut s,
+        "SELECT * FROM customers; SET search_path = app; SELECT * FROM customers",
+    );
+    assert_eq!(
+        sorted(&cl.statements[0].tables_read),
+        vec!["public.customers"]
+    );
+    assert_eq!(
+        sorted(&cl.statements[2].tables_read),
+        vec!["app.customers", "public.customers"]
+    );
+    // RESET and DEFAULT go back to the server default (once confirmed).
+    c.classify_in_session(&mut s, "RESET search_path");
+    assert_eq!(s.search_path, vec!["public"]);
+    c.classify_in_session(&mut s, "SET search_path = 'App'");
+    assert_eq!(s.search_path, vec!["App"]);
+    c.classify_in_session(&mut s, "SET search_path TO DEFAULT");
+    assert_eq!(s.search_path, vec!["public"]);
+}
+
+#[test]
+fn too_many_unconfirmed_search_paths_hold_everything() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    for p in ["a", "b", "c", "d", "e"] {
+        c.classify_in_session(&mut s, &format!("SET search_path = {p}"));
+    }
+    assert!(s.search_path_lost);
+    let r = c.classify_in_session(&mut s, "SELECT 1");
+    assert_eq!(r.statements[0].kind, Kind::Unknown);
+    s.confirm_search_path(vec!["public".into()]);
+    let r = c.classify_in_session(&mut s, "SELECT 1");
+    assert_eq!(r.statements[0].kind, Kind::Read);
+}
+
+#[test]
+fn declared_cursor_is_classified_by_its_query_in_session_too() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    let cl = c.classify_in_session(&mut s, "BEGIN; DECLARE cur CURSOR FOR SELECT ssn FROM customers; FETCH 10 FROM cur; CLOSE cur; COMMIT");
+    let kinds: Vec<Kind> = cl.statements.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![Kind::Txn, Kind::Read, Kind::Read, Kind::Read, Kind::Txn]
+    );
+    assert_eq!(
+        sorted(&cl.statements[1].output_columns),
+        cols(&["customers.ssn"])
+    );
+}
