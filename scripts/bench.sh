@@ -31,9 +31,13 @@ PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PGBENCH=$PGBIN/pgbench
 
-echo "==> building airlock (release)" >&2
-cargo build --release --quiet
-AIRLOCK=$ROOT/target/release/airlock
+if [ -n "${AIRLOCK_BIN:-}" ]; then
+  AIRLOCK=$AIRLOCK_BIN   # a prebuilt release binary
+else
+  echo "==> building airlock (release)" >&2
+  cargo build --release --quiet
+  AIRLOCK=$ROOT/target/release/airlock
+fi
 
 WORK=$(mktemp -d /tmp/airlock-bench.XXXXXX)
 RUNAS=()
