@@ -93,6 +93,7 @@ pub struct TlsConfig {
 pub enum AuthMethod {
     /// SCRAM-SHA-256 (and SCRAM-SHA-256-PLUS over TLS) against the verifiers in `[auth.users]`.
     #[default]
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
     /// Anyone may connect as any listed user (or any user when the list is empty).
     /// For local development only; the gateway logs a warning at start.
@@ -343,6 +344,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn auth_method_uses_postgres_spelling() {
+        let c = parse("[auth]\nmethod = \"scram-sha-256\"\n", &[]).unwrap();
+        assert_eq!(c.auth.method, AuthMethod::ScramSha256);
+        assert_eq!(parse("[auth]\nmethod = \"trust\"\n", &[]).unwrap().auth.method, AuthMethod::Trust);
     }
 
     #[test]
