@@ -69,6 +69,9 @@ CONF
 "${RUNAS[@]}" "$PGBIN/pg_ctl" start -w -D "$WORK/data" -l "$WORK/pg.log" -o "-p $PGPORT" >/dev/null
 PGHOST=$WORK "$PGBIN/createdb" -p "$PGPORT" -U postgres bench
 PGPASSWORD=$PW "$PGBENCH" -i -s "$SCALE" -q -h 127.0.0.1 -p "$PGPORT" -U postgres bench >/dev/null 2>&1
+# pgbouncer logs in to PostgreSQL as the client's user: give it a role of its own.
+PGHOST=$WORK "$PGBIN/psql" -q -p "$PGPORT" -U postgres -d bench \
+  -c "CREATE ROLE bench LOGIN SUPERUSER PASSWORD '$PW'" >/dev/null
 
 VERIFIER=$(echo "$PW" | "$AIRLOCK" passwd bench | sed -n 's/^bench = "\(.*\)"$/\1/p')
 
@@ -78,7 +81,7 @@ cat > "$WORK/userlist.txt" <<U
 U
 cat > "$WORK/pgbouncer.ini" <<INI
 [databases]
-bench = host=127.0.0.1 port=$PGPORT dbname=bench user=postgres password=$PW
+bench = host=127.0.0.1 port=$PGPORT dbname=bench user=bench password=$PW
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $BPORT
