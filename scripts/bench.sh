@@ -77,7 +77,7 @@ VERIFIER=$(echo "$PW" | "$AIRLOCK" passwd bench | sed -n 's/^bench = "\(.*\)"$/\
 
 echo "==> pgbouncer on $BPORT (session pooling)" >&2
 cat > "$WORK/userlist.txt" <<U
-"bench" "$VERIFIER"
+"bench" "$PW"
 U
 cat > "$WORK/pgbouncer.ini" <<INI
 [databases]
