@@ -122,6 +122,15 @@ pub struct UpstreamConfig {
     pub connect_timeout_secs: u64,
     /// Pass the client's database name upstream (true) or always use the URL's database.
     pub pass_database: bool,
+    /// Keep a finished session's upstream connection for the next session of the same
+    /// database and startup parameters (agents often open a connection per call).
+    pub pool: bool,
+    /// Idle connections kept per database/parameter set.
+    pub pool_max_idle: usize,
+    /// Idle connections older than this are closed instead of reused.
+    pub pool_idle_timeout_secs: u64,
+    /// Run on a connection before it is reused, to drop session state.
+    pub reset_query: String,
 }
 
 impl Default for UpstreamConfig {
@@ -132,6 +141,10 @@ impl Default for UpstreamConfig {
             password_file: None,
             connect_timeout_secs: 5,
             pass_database: true,
+            pool: true,
+            pool_max_idle: 32,
+            pool_idle_timeout_secs: 60,
+            reset_query: "DISCARD ALL".into(),
         }
     }
 }
@@ -231,6 +244,9 @@ impl Config {
         if self.server.max_message_bytes < 1024 {
             return Err("[server] max_message_bytes must be at least 1024".into());
         }
+        self.notify
+            .validate()
+            .map_err(|e| format!("[notify] {e}"))?;
         crate::upstream::UpstreamTarget::parse(&self.upstream.url)
             .map_err(|e| format!("[upstream] url: {e}"))?;
         if self.auth.method == AuthMethod::ScramSha256 {

@@ -28,4 +28,5 @@ pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod tls;
 pub mod upstream;

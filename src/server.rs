@@ -1,1 +1,277 @@
-//! See the crate docs for where this sits in the flow.
+//! The accept loop and what every session shares: config, upstream, TLS, cancel keys.
+//! Shutdown is passed in as tokens: `closing` stops accepting, and once running sessions have
+//! had `shutdown_grace_secs` to finish, `force_close` ends the rest.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::protocol::messages::PgError;
+use crate::protocol::sqlstate;
+use crate::protocol::startup::ServerTls;
+use crate::session::cancel::CancelMap;
+use crate::session::inspect::Inspector;
+use crate::upstream::{Upstream, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("approvals: {0}")]
+    Approval(String),
+}
+
+/// Everything sessions share. Built once from the config and passed down explicitly.
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub upstream: Upstream,
+    pub tls: Option<Arc<ServerTls>>,
+    pub cancels: CancelMap,
+    /// Classifier, policy and audit: what every decision goes through.
+    pub inspector: Arc<Inspector>,
+    /// Held statements waiting for people.
+    pub registry: Arc<crate::approval::Registry>,
+    /// State of the admin HTTP listener (None when `[admin] listen` is empty).
+    pub admin: Option<crate::admin::AdminState>,
+    /// What sessions need to hold statements.
+    pub holds: Option<crate::session::hold::HoldContext>,
+    pub metrics: Arc<crate::admin::Metrics>,
+    /// The audit writer, awaited at shutdown so the last records are flushed.
+    audit_writer: parking_lot::Mutex<Option<crate::audit::AuditWriter>>,
+    /// Idle upstream connections for reuse (None when `upstream.pool = false`).
+    pub pool: Option<Arc<crate::upstream::pool::Pool>>,
+    /// Set at the end of the shutdown grace period: sessions still running are closed.
+    pub force_close: CancellationToken,
+}
+
+impl Gateway {
+    /// Loads the policy, opens the audit store and prepares the upstream. Must run inside a
+    /// tokio runtime (the audit writer starts here).
+    pub async fn open(config: Arc<Config>) -> Result<Gateway, ServerError> {
+        let upstream = Upstream::from_config(&config.upstream)?;
+        let policy = Arc::new(crate::policy::PolicyStore::new(
+            crate::policy::Policy::load(&config.policy.path)?,
+        ));
+        let (audit, audit_writer) = crate::audit::Audit::open(&config.audit).await?;
+        let metrics = Arc::new(crate::admin::Metrics::new());
+        let registry = crate::approval::Registry::open(
+            config.approval.clone(),
+            Arc::new(audit.clone()),
+            Vec::new(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(|e| ServerError::Approval(e.to_string()))?;
+        let admin = if config.admin.listen.is_empty() {
+            None
+        } else {
+            let state = crate::admin::AdminState::new(
+                &config.admin,
+                registry.clone(),
+                metrics.clone(),
+                crate::approval::LinkSecret::from_config(&config.admin.link_secret),
+                Some(policy.clone()),
+            )
+            .map_err(|e| ServerError::Approval(e.to_string()))?;
+            Some(state)
+        };
+        let holds = Some(crate::session::hold::HoldContext {
+            registry: registry.clone(),
+            public_url: config.admin.public_url.clone(),
+        });
+        let inspector = Arc::new(Inspector::new(policy, audit, Some(metrics.clone())));
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_tls(cert, key)?)),
+            _ => None,
+        };
+        let pool = config.upstream.pool.then(|| {
+            Arc::new(crate::upstream::pool::Pool::new(
+                config.upstream.pool_max_idle,
+                Duration::from_secs(config.upstream.pool_idle_timeout_secs),
+                config.upstream.reset_query.clone(),
+            ))
+        });
+        Ok(Gateway {
+            config,
+            inspector,
+            registry,
+            admin,
+            holds,
+            metrics,
+            audit_writer: parking_lot::Mutex::new(Some(audit_writer)),
+            pool,
+            upstream,
+            tls,
+            cancels: CancelMap::default(),
+            force_close: CancellationToken::new(),
+        })
+    }
+
+    /// Flushes and stops the audit writer (after the last session).
+    pub async fn close_audit(&self) {
+        self.inspector.audit.shutdown().await;
+        let writer = self.audit_writer.lock().take();
+        if let Some(w) = writer {
+            if let Err(e) = w.wait().await {
+                warn!(error = %e, "audit writer stopped with an error");
+            }
+        }
+    }
+
+    /// Re-reads the policy (SIGHUP). An invalid policy keeps the old one and logs why.
+    pub fn reload_policy(&self) {
+        match self.inspector.reload_policy(&self.config.policy.path) {
+            Ok(()) => info!(path = %self.config.policy.path.display(), "policy reloaded"),
+            Err(e) => warn!(error = %e, "policy reload failed; keeping the previous policy"),
+        }
+        self.inspector.invalidate_catalogs();
+    }
+}
+
+/// A bound listener, so callers (tests, the demo) can learn the port before serving.
+pub struct Server {
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    gateway: Arc<Gateway>,
+}
+
+impl Server {
+    pub async fn bind(gateway: Arc<Gateway>) -> Result<Server, ServerError> {
+        let addr = gateway.config.server.listen.clone();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        let admin = match &gateway.admin {
+            Some(_) => {
+                let addr = gateway.config.admin.listen.clone();
+                Some(
+                    TcpListener::bind(&addr)
+                        .await
+                        .map_err(|source| ServerError::Listen { addr, source })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Server {
+            listener,
+            admin,
+            gateway,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Where the admin API and approval pages listen, when enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Accepts until `closing` fires, then waits up to the grace period for sessions.
+    pub async fn run(self, closing: CancellationToken) {
+        let gw = self.gateway;
+        let limit = Arc::new(Semaphore::new(gw.config.server.max_connections));
+        let tracker = TaskTracker::new();
+        let admin_stop = CancellationToken::new();
+        if let (Some(listener), Some(state)) = (self.admin, gw.admin.clone()) {
+            let audit = &gw.inspector.audit;
+            let audit_api = crate::admin::audit_api::audit_routes(
+                crate::admin::audit_api::AuditApiState::new(audit.store(), state.token_check())
+                    .with_live(audit.subscribe()),
+            );
+            state.readiness().set_ready(true);
+            let app = crate::admin::router(state).merge(audit_api);
+            let stop = admin_stop.clone();
+            info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin API listening");
+            tokio::spawn(async move {
+                if let Err(e) = crate::admin::serve(listener, app, stop.cancelled_owned()).await {
+                    warn!(error = %e, "admin listener failed");
+                }
+            });
+        }
+        tokio::spawn(
+            gw.registry
+                .clone()
+                .run_sweeper(admin_stop.clone().cancelled_owned()),
+        );
+        info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), upstream = %gw.upstream.describe(), "airlock listening");
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = closing.cancelled() => break,
+            };
+            let (mut socket, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracker.spawn(async move {
+                    let e = PgError::fatal(
+                        sqlstate::TOO_MANY_CONNECTIONS,
+                        "sorry, too many clients already",
+                    );
+                    let _ = socket.write_all(&e.to_bytes()).await;
+                });
+                continue;
+            };
+            let gw = gw.clone();
+            tracker.spawn(async move {
+                crate::session::serve(gw, socket, peer).await;
+                drop(permit);
+            });
+        }
+        tracker.close();
+        let grace = Duration::from_secs(gw.config.server.shutdown_grace_secs);
+        info!(
+            sessions = tracker.len(),
+            grace_secs = grace.as_secs(),
+            "no longer accepting; waiting for sessions"
+        );
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!(
+                sessions = tracker.len(),
+                "grace period over; closing remaining sessions"
+            );
+            gw.force_close.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        }
+        if let Some(state) = &gw.admin {
+            state.readiness().set_ready(false);
+        }
+        gw.registry.shutdown().await;
+        admin_stop.cancel();
+        gw.close_audit().await;
+        info!("airlock stopped");
+    }
+}

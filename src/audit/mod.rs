@@ -1,11 +1,43 @@
 //! The write-ahead, hash-chained audit store (sled behind a trait, one writer task).
+//!
+//! ```text
+//! sessions ──AuditHandle──► mpsc ──► writer thread: drain queue → seal (seq, id, time,
+//!   (clone per session)               prev_hash → hash) → store.append(one atomic batch)
+//!                                     → strict: flush once, then answer every waiter
+//!                                     → batched: answer now, flush every flush_interval_ms
+//! ```
+//!
+//! * [`record`]: what callers hand over (decision, outcome, approval, session and gateway events).
+//! * [`chain`]: the stored record, its canonical encoding and hash.
+//! * [`store`]: the storage trait; [`sled_store`]: the sled 0.34 implementation.
+//! * [`writer`]: the single writer with group commit, and the [`AuditHandle`] sessions use.
+//! * [`verify()`]: walks the chain and reports the first broken or missing link.
+//! * [`view`]: a statement's whole story (decision + approvals + outcome) for readers.
 
+pub mod chain;
+mod clock;
 mod record;
+pub mod redact;
+pub mod sled_store;
+pub mod store;
+#[cfg(test)]
+pub(crate) mod tests;
+mod verify;
+pub mod view;
+mod writer;
 
+pub use chain::{Entry, Record, RecordHeader, RecordKind};
+pub use clock::{format_time, parse_time};
 pub use record::*;
+pub use sled_store::SledStore;
+pub use store::{AuditStore, Head, RawRecord, SealedRecord};
+pub use verify::{verify, Break, BreakKind, VerifyReport};
+pub use view::{ApprovalStep, ChainPlace, ErrorView, OutcomeView, ShowView, StatementView};
+pub use writer::{AuditHandle, AuditWriter};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// When a decision record must be on disk relative to forwarding the statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -36,5 +68,59 @@ impl Default for AuditConfig {
             durability: Durability::Batched,
             flush_interval_ms: 10,
         }
+    }
+}
+
+/// Everything that can go wrong in the audit. Callers on the statement path must treat any
+/// error as "not audited" and not forward the statement (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit store at {path} is in use by another process (a running gateway?)")]
+    Locked { path: PathBuf },
+    #[error("no audit store at {path}")]
+    Missing { path: PathBuf },
+    #[error("audit store: {0}")]
+    Store(String),
+    #[error("audit store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("audit record encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("audit record {seq} is unreadable: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    #[error("the audit writer has stopped")]
+    Closed,
+}
+
+impl From<sled::Error> for AuditError {
+    fn from(e: sled::Error) -> Self {
+        AuditError::Store(e.to_string())
+    }
+}
+
+/// Entry point: opens the configured store and starts its writer.
+pub struct Audit;
+
+impl Audit {
+    /// Opens (or creates) the sled store at `cfg.path`, continues its hash chain, and starts the
+    /// writer on its own thread, so disk waits never block the gateway's runtime.
+    ///
+    /// Returns the handle sessions clone and the writer, which the caller awaits
+    /// ([`AuditWriter::wait`]) after [`AuditHandle::shutdown`] to know everything is flushed.
+    /// Must be called inside a tokio runtime.
+    pub async fn open(cfg: &AuditConfig) -> Result<(AuditHandle, AuditWriter), AuditError> {
+        let path = cfg.path.clone();
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&path))
+            .await
+            .map_err(|e| AuditError::Store(format!("opening the store panicked: {e}")))??;
+        Self::open_with_store(Arc::new(store), cfg).await
+    }
+
+    /// Like [`Audit::open`] over any [`AuditStore`] (another backend, or a test double).
+    /// Only `durability` and `flush_interval_ms` of `cfg` are used.
+    pub async fn open_with_store(
+        store: Arc<dyn AuditStore>,
+        cfg: &AuditConfig,
+    ) -> Result<(AuditHandle, AuditWriter), AuditError> {
+        writer::start(store, cfg.durability, cfg.flush_interval_ms).await
     }
 }

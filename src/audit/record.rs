@@ -51,3 +51,113 @@ pub struct OutcomeEntry {
     pub rows: u64,
     pub duration_us: u64,
 }
+
+/// What happened in an approval trail. Appended by the approval registry; every verdict is
+/// flushed before the waiting client is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalAction {
+    /// A hold was registered and is waiting for verdicts.
+    Requested,
+    /// A notifier (Teams, webhook…) delivered the request.
+    Notified,
+    /// A notifier failed to deliver the request.
+    NotifyFailed,
+    Approve,
+    Deny,
+    /// The requester (or an operator) withdrew the request.
+    Withdraw,
+    /// No quorum before the hold timeout.
+    Expire,
+    /// A verdict was refused (self-approval, not an approver, already decided…).
+    Refused,
+    /// The waiting session went away before a verdict.
+    Abandoned,
+    /// A re-run of the same batch attached a new waiting session to the open request.
+    Reattach,
+    /// A late approval (its client had stopped waiting) left a single-use grant.
+    GrantIssued,
+    /// A re-run of the exact batch ran under the grant.
+    GrantUsed,
+    /// The grant expired unused.
+    GrantExpired,
+    /// The grant was discarded unused (gateway restart or shutdown).
+    GrantDropped,
+    /// An action written by a newer gateway that this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl ApprovalAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalAction::Requested => "requested",
+            ApprovalAction::Notified => "notified",
+            ApprovalAction::NotifyFailed => "notify_failed",
+            ApprovalAction::Approve => "approve",
+            ApprovalAction::Deny => "deny",
+            ApprovalAction::Withdraw => "withdraw",
+            ApprovalAction::Expire => "expire",
+            ApprovalAction::Refused => "refused",
+            ApprovalAction::Abandoned => "abandoned",
+            ApprovalAction::Reattach => "reattach",
+            ApprovalAction::GrantIssued => "grant_issued",
+            ApprovalAction::GrantUsed => "grant_used",
+            ApprovalAction::GrantExpired => "grant_expired",
+            ApprovalAction::GrantDropped => "grant_dropped",
+            ApprovalAction::Other => "other",
+        }
+    }
+
+    /// A human verdict (as opposed to bookkeeping such as notifications).
+    pub fn is_verdict(self) -> bool {
+        matches!(self, ApprovalAction::Approve | ApprovalAction::Deny)
+    }
+}
+
+/// One step of the approval trail of a held statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalEntry {
+    /// The approval request (what the approver sees in the card and the notice).
+    pub request_id: String,
+    /// Id of the decision record that was held.
+    pub decision_id: String,
+    /// Who acted: an approver's identity, the requester, or `airlock` for expiry and notifiers.
+    pub actor: String,
+    /// Where it came from: `teams`, `web`, `cli`, `api`, `gateway`…
+    pub channel: String,
+    pub action: ApprovalAction,
+    /// Why, in the actor's words (or the reason a verdict was refused).
+    pub rationale: Option<String>,
+    /// When the actor acted (RFC 3339), which can precede the record's own time.
+    pub at: String,
+}
+
+/// Lifecycle of a client session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEventKind {
+    Connected,
+    Authenticated,
+    AuthFailed,
+    Disconnected,
+    #[serde(other)]
+    Other,
+}
+
+/// A session started, authenticated, failed to, or ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    pub session: SessionInfo,
+    pub event: SessionEventKind,
+    /// Free text (the reason of an authentication failure, statements run…), no secrets.
+    pub detail: String,
+}
+
+/// Something the gateway itself did: started, stopped, reloaded its policy…
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayEvent {
+    /// `started`, `stopping`, `policy_reloaded`, `policy_rejected`, …
+    pub event: String,
+    pub detail: String,
+}

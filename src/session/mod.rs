@@ -1,1 +1,345 @@
-//! One client connection.
+//! One client connection, from the first byte to the last: startup, authentication at the
+//! gateway, the upstream session, and the two relay directions.
+//!
+//! ```text
+//! client ─► front (units, decisions) ─► upstream
+//! client ◄─ back (raw frames, outcomes) ◄─ upstream
+//! ```
+
+mod back;
+pub mod cancel;
+mod front;
+pub mod gate;
+pub mod handshake;
+pub mod hold;
+pub mod inspect;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, Mutex};
+use tracing::{debug, info, warn};
+
+use crate::protocol::messages::{self, PgError, TxStatus};
+use crate::protocol::sqlstate;
+use crate::protocol::startup::{negotiate, Hello};
+use crate::protocol::stream::Stream;
+use crate::server::Gateway;
+use back::Shared;
+use front::{Front, FrontEnd};
+use gate::Gate;
+
+/// Serves one accepted connection until it ends. Never panics on client input; errors are
+/// answered with a PostgreSQL error where the protocol allows one.
+pub async fn serve(gw: Arc<Gateway>, socket: TcpStream, peer: SocketAddr) {
+    let _ = socket.set_nodelay(true);
+    let startup_timeout = Duration::from_secs(gw.config.server.startup_timeout_secs.max(1));
+    let hello =
+        match tokio::time::timeout(startup_timeout, negotiate(socket, gw.tls.as_ref())).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "startup failed");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "startup timed out");
+                return;
+            }
+        };
+    match hello {
+        Hello::Cancel { pid, secret } => cancel(&gw, pid, secret).await,
+        Hello::Startup {
+            stream,
+            params,
+            minor_version,
+            rest,
+        } => {
+            let session = Session {
+                gw,
+                peer,
+                id: ulid::Ulid::new().to_string(),
+            };
+            session.run(stream, params, minor_version, rest).await
+        }
+    }
+}
+
+async fn cancel(gw: &Gateway, pid: i32, secret: i32) {
+    let Some(handle) = gw.cancels.get((pid, secret)) else {
+        debug!("cancel request for an unknown key");
+        return;
+    };
+    if handle.is_holding() {
+        // Nothing runs upstream while a request is held: the cancel withdraws it.
+        handle.hold_cancel.notify_one();
+        return;
+    }
+    let target = handle.upstream.lock().clone();
+    if let Some(t) = target {
+        if let Err(e) = gw.upstream.cancel(&t).await {
+            warn!(error = %e, "forwarding a cancel request failed");
+        }
+    }
+}
+
+struct Session {
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    id: String,
+}
+
+impl Session {
+    async fn run(
+        self,
+        mut stream: Stream,
+        params: Vec<(String, String)>,
+        minor_version: u16,
+        mut rest: BytesMut,
+    ) {
+        let gw = self.gw.clone();
+        if gw.config.tls.require && !stream.is_tls() {
+            let e = PgError::fatal(
+                sqlstate::INVALID_AUTHORIZATION,
+                "airlock requires an encrypted connection (sslmode=require)",
+            );
+            let _ = stream.write_all(&e.to_bytes()).await;
+            return;
+        }
+        let startup = match handshake::check_params(&params, &gw.inspector.allowed_settings()) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = stream.write_all(&e.to_bytes()).await;
+                return;
+            }
+        };
+        let mut greeting = BytesMut::new();
+        if minor_version > 0 || !startup.unsupported_options.is_empty() {
+            messages::negotiate_protocol_version(&mut greeting, &startup.unsupported_options);
+            if stream.write_all(&greeting).await.is_err() {
+                return;
+            }
+            greeting.clear();
+        }
+        let cert_hash = match &stream {
+            Stream::ServerTls(_) => gw.tls.as_ref().map(|t| t.cert_hash.clone()),
+            _ => None,
+        };
+        if let Err(e) = handshake::authenticate(
+            &mut stream,
+            &mut rest,
+            &gw.config.auth,
+            &startup.user,
+            cert_hash,
+        )
+        .await
+        {
+            info!(peer = %self.peer, user = %startup.user, code = e.code, "authentication failed");
+            let _ = stream.write_all(&e.to_bytes()).await;
+            return;
+        }
+
+        let database = gw
+            .upstream
+            .database_for(startup.database.as_deref())
+            .to_string();
+        let pool_key = crate::upstream::pool::PoolKey {
+            database: database.clone(),
+            params: startup.upstream_params.clone(),
+        };
+        let pooled = gw.pool.as_ref().and_then(|p| p.take(&pool_key));
+        let reused = pooled.is_some();
+        let connected = match pooled {
+            Some(c) => Ok(c),
+            None => {
+                gw.upstream
+                    .connect(&database, &startup.upstream_params)
+                    .await
+            }
+        };
+        let mut upstream = match connected {
+            Ok(u) => u,
+            Err(e) => {
+                warn!(session = %self.id, error = %e, "upstream connection failed");
+                let err = match &e {
+                    // Errors about the client's own request (unknown database, bad setting
+                    // value) are theirs to see, with PostgreSQL's code.
+                    crate::upstream::UpstreamError::Rejected { code, message, .. }
+                        if client_facing(code).is_some() =>
+                    {
+                        PgError::fatal(
+                            client_facing(code).unwrap_or(sqlstate::CONNECTION_FAILURE),
+                            message.clone(),
+                        )
+                    }
+                    _ => PgError::fatal(
+                        sqlstate::CONNECTION_FAILURE,
+                        format!(
+                            "airlock could not connect to upstream {}",
+                            gw.upstream.describe()
+                        ),
+                    ),
+                };
+                let _ = stream.write_all(&err.to_bytes()).await;
+                return;
+            }
+        };
+
+        let classifier = match gw.inspector.classifier_for(&database, &mut upstream).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(session = %self.id, error = %e, "cannot read the upstream catalog");
+                let err = PgError::fatal(
+                    sqlstate::INTERNAL_ERROR,
+                    "airlock could not read the upstream catalog, so it cannot inspect statements",
+                );
+                let _ = stream.write_all(&err.to_bytes()).await;
+                return;
+            }
+        };
+        let info = crate::audit::SessionInfo {
+            session_id: self.id.clone(),
+            client_addr: self.peer.to_string(),
+            user: startup.user.clone(),
+            application_name: startup.application_name.clone(),
+            database: database.clone(),
+        };
+        let gate = Gate::new(
+            inspect::SessionInspector::new(gw.inspector.clone(), classifier, info),
+            gw.holds.clone(),
+        );
+        let (key, cancel_handle) = gw.cancels.register();
+        *cancel_handle.upstream.lock() = Some(gw.upstream.cancel_target(&upstream));
+        messages::auth_ok(&mut greeting);
+        for (k, v) in &upstream.params {
+            messages::parameter_status(&mut greeting, k, v);
+        }
+        messages::backend_key_data(&mut greeting, key.0, key.1);
+        messages::ready_for_query(&mut greeting, TxStatus::Idle);
+        if stream.write_all(&greeting).await.is_err() {
+            gw.cancels.remove(key);
+            return;
+        }
+        info!(
+            session = %self.id,
+            peer = %self.peer,
+            user = %startup.user,
+            database = %database,
+            application_name = %startup.application_name,
+            tls = stream.is_tls(),
+            reused_upstream = reused,
+            "session started"
+        );
+
+        let (client_rd, client_wr) = tokio::io::split(stream);
+        let (up_rd, up_wr) = tokio::io::split(upstream.stream);
+        let shared = Arc::new(Shared {
+            ready_count: watch::channel(0).0,
+            tx_status: AtomicU8::new(b'I'),
+            client_wr: Mutex::new(client_wr),
+        });
+        let (pending_tx, pending_rx) = mpsc::unbounded_channel();
+        let audit = gw.inspector.audit.clone();
+        let sink: back::OutcomeSink = Box::new(move |p, o| {
+            let Some(decision_id) = p.decision_id else {
+                return;
+            };
+            let entry = crate::audit::OutcomeEntry {
+                decision_id,
+                tags: o.tags,
+                error: o.error,
+                rows: o.rows,
+                duration_us: p.started.elapsed().as_micros() as u64,
+            };
+            let audit = audit.clone();
+            tokio::spawn(async move {
+                if let Err(e) = audit.outcome(entry).await {
+                    warn!(error = %e, "could not audit a statement outcome");
+                }
+            });
+        });
+        let upstream_status = upstream.params;
+        let (up_pid, up_secret) = (upstream.pid, upstream.secret);
+        let stop_back = tokio_util::sync::CancellationToken::new();
+        let mut back_task = tokio::spawn(back::run(
+            up_rd,
+            shared.clone(),
+            pending_rx,
+            sink,
+            upstream.rest,
+            stop_back.clone(),
+        ));
+        let mut front = Front::new(
+            client_rd,
+            up_wr,
+            shared.clone(),
+            pending_tx,
+            gate,
+            cancel_handle.clone(),
+            gw.config.server.max_message_bytes,
+            rest,
+        );
+        let force_close = gw.force_close.clone();
+        let ended = tokio::select! {
+            end = front.run() => Some(end),
+            _ = &mut back_task => None,
+            _ = force_close.cancelled() => {
+                let e = PgError::fatal(sqlstate::ADMIN_SHUTDOWN, "terminating connection: airlock is shutting down");
+                let mut w = shared.client_wr.lock().await;
+                let _ = w.write_all(&e.to_bytes()).await;
+                None
+            }
+        };
+        let clean = matches!(ended, Some(FrontEnd::ClientDone))
+            && shared.tx_status() == b'I'
+            && *shared.ready_count.borrow() == front.expected_ready
+            && !front.unsynced;
+        match &ended {
+            Some(FrontEnd::Violation(e)) => {
+                info!(session = %self.id, code = e.code, message = %e.message, "session ended by protocol violation")
+            }
+            Some(FrontEnd::Io(e)) => debug!(session = %self.id, error = %e, "client i/o error"),
+            _ => {}
+        }
+        let Front { mut up_wr, .. } = front;
+        match (&gw.pool, clean) {
+            (Some(pool), true) => {
+                stop_back.cancel();
+                if let Ok(Ok(back::BackEnd::Stopped(up_rd, rest))) = back_task.await {
+                    let conn = crate::upstream::UpstreamConn {
+                        stream: up_rd.unsplit(up_wr),
+                        params: upstream_status,
+                        pid: up_pid,
+                        secret: up_secret,
+                        rest,
+                    };
+                    let pool = pool.clone();
+                    tokio::spawn(async move { pool.give_back(pool_key, conn).await });
+                }
+            }
+            _ => {
+                let _ = up_wr.write_all(&[b'X', 0, 0, 0, 4]).await;
+                let _ = up_wr.shutdown().await;
+                // Give upstream a moment to see the Terminate, then drop everything.
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut back_task).await;
+                back_task.abort();
+            }
+        }
+        gw.cancels.remove(key);
+        info!(session = %self.id, "session ended");
+    }
+}
+
+/// Upstream startup errors caused by what the client asked for, passed on with their code.
+fn client_facing(code: &str) -> Option<&'static str> {
+    match code {
+        "3D000" => Some("3D000"), // database does not exist
+        "22023" => Some("22023"), // invalid parameter value
+        "42704" => Some("42704"), // unrecognized configuration parameter
+        _ => None,
+    }
+}

@@ -1,0 +1,409 @@
+//! [`AuditStore`] on sled 0.34.7.
+//!
+//! Everything lives in one tree so that one `sled::Batch` (atomic across a crash) covers a
+//! whole group commit — records and their indexes together. Keys are prefixed by a byte:
+//!
+//! | key                         | value            | purpose                              |
+//! |-----------------------------|------------------|--------------------------------------|
+//! | `r` seq(8, BE)              | hash ‖ body      | the records, in chain order          |
+//! | `t` unix second(8, BE)      | first seq in it  | `--since` without a full scan        |
+//! | `l` decision seq ‖ seq      | (empty)          | outcome and approvals of a decision  |
+//! | `m` `head`                  | seq ‖ hash       | reveals records cut from the end     |
+//!
+//! Ids need no index: a record id carries its sequence number (see
+//! [`crate::audit::chain::record_id`]), which halves the inserts per record.
+//! The time index is sparse (one key per second that has records), which keeps the append
+//! cost low; record times never go backwards, so the first record of a second bounds a scan.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::chain::{seq_in_id, RecordHeader};
+use super::store::{AuditStore, Head, RawRecord, RecordIter, SealedRecord};
+use super::AuditError;
+
+const TREE: &str = "airlock.audit.v1";
+const REC: u8 = b'r';
+const TIME: u8 = b't';
+const LINK: u8 = b'l';
+const HEAD_KEY: &[u8] = b"mhead";
+
+/// How long [`SledStore::open`] waits for a lock held by a store that is shutting down.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The sled-backed audit store. One process at a time: sled locks the directory.
+pub struct SledStore {
+    tree: sled::Tree,
+    // Kept so the database (and its lock) lives as long as the store.
+    _db: sled::Db,
+    path: PathBuf,
+    /// Last second written to the time index.
+    last_indexed_sec: Mutex<Option<u64>>,
+    appended_seq: AtomicU64,
+    durable_seq: AtomicU64,
+    flushes: AtomicU64,
+}
+
+fn rec_key(seq: u64) -> [u8; 9] {
+    let mut k = [REC; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn time_key(sec: u64) -> [u8; 9] {
+    let mut k = [TIME; 9];
+    k[1..].copy_from_slice(&sec.to_be_bytes());
+    k
+}
+
+fn link_key(decision_seq: u64, seq: u64) -> [u8; 17] {
+    let mut k = [LINK; 17];
+    k[1..9].copy_from_slice(&decision_seq.to_be_bytes());
+    k[9..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+fn second_of(time_us: i64) -> u64 {
+    time_us.div_euclid(1_000_000).max(0) as u64
+}
+
+impl SledStore {
+    /// Opens the store at `path`, creating it when missing (the gateway).
+    ///
+    /// A store closed a moment ago in this same process can stay locked for a few milliseconds
+    /// while sled's I/O threads finish their last writes (they hold the file), so a lock is
+    /// retried for up to [`LOCK_WAIT`] before it is reported as [`AuditError::Locked`].
+    pub fn open(path: &Path) -> Result<SledStore, AuditError> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+                .map_err(|e| open_error(path, e));
+            match opened {
+                Err(AuditError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
+        let tree = db.open_tree(TREE)?;
+        let last_indexed_sec = tree
+            .scan_prefix([TIME])
+            .next_back()
+            .transpose()?
+            .and_then(|(k, _)| be_u64(&k[1..]));
+        let last_seq = tree
+            .scan_prefix([REC])
+            .next_back()
+            .transpose()?
+            .and_then(|(k, _)| be_u64(&k[1..]))
+            .unwrap_or(0);
+        Ok(SledStore {
+            tree,
+            _db: db,
+            path: path.to_owned(),
+            last_indexed_sec: Mutex::new(last_indexed_sec),
+            appended_seq: AtomicU64::new(last_seq),
+            durable_seq: AtomicU64::new(last_seq),
+            flushes: AtomicU64::new(0),
+        })
+    }
+
+    /// Opens an existing store only (the inspector must not create one by mistake).
+    pub fn open_existing(path: &Path) -> Result<SledStore, AuditError> {
+        if !path.join("db").is_file() {
+            return Err(AuditError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Self::open(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many times [`AuditStore::flush`] completed (the group-commit tests count these).
+    pub fn flush_count(&self) -> u64 {
+        self.flushes.load(Ordering::SeqCst)
+    }
+
+    /// Highest sequence number known to be durable (appended before a completed flush).
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::SeqCst)
+    }
+
+    /// Overwrites a stored record's bytes, bypassing the chain. Only for tamper tests and
+    /// forensic drills: it breaks the chain on purpose.
+    #[doc(hidden)]
+    pub fn tamper_replace(&self, seq: u64, bytes: &[u8]) -> Result<(), AuditError> {
+        self.tree.insert(rec_key(seq), bytes)?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// Deletes a stored record, bypassing the chain. Only for tamper tests.
+    #[doc(hidden)]
+    pub fn tamper_remove(&self, seq: u64) -> Result<(), AuditError> {
+        self.tree.remove(rec_key(seq))?;
+        self.tree.flush()?;
+        Ok(())
+    }
+}
+
+/// sled reports a held lock as a generic I/O error; recognise it so the inspector can fall
+/// back to the admin API.
+fn open_error(path: &Path, e: sled::Error) -> AuditError {
+    match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            AuditError::Locked {
+                path: path.to_owned(),
+            }
+        }
+        sled::Error::Io(io) => AuditError::Io(io),
+        other => AuditError::Store(format!("{}: {other}", path.display())),
+    }
+}
+
+impl AuditStore for SledStore {
+    fn append(&self, records: &[SealedRecord]) -> Result<(), AuditError> {
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        let mut batch = sled::Batch::default();
+        let mut in_batch: HashMap<&str, u64> = HashMap::new();
+        let mut indexed = self.last_indexed_sec.lock();
+        let mut new_indexed = *indexed;
+        for r in records {
+            batch.insert(&rec_key(r.seq)[..], r.bytes.as_slice());
+            let sec = second_of(r.time_us);
+            if new_indexed.is_none_or(|s| sec > s) {
+                batch.insert(&time_key(sec)[..], &r.seq.to_be_bytes()[..]);
+                new_indexed = Some(sec);
+            }
+            if let Some(decision_id) = &r.link {
+                let decision_seq = match in_batch.get(decision_id.as_str()) {
+                    Some(s) => Some(*s),
+                    None => self.seq_of_id(decision_id)?,
+                };
+                match decision_seq {
+                    Some(d) => batch.insert(&link_key(d, r.seq)[..], &[][..]),
+                    None => tracing::warn!(
+                        seq = r.seq,
+                        decision_id = %decision_id,
+                        "audit record refers to an unknown decision"
+                    ),
+                }
+            }
+            in_batch.insert(&r.id, r.seq);
+        }
+        let mut head = [0u8; 40];
+        head[..8].copy_from_slice(&last.seq.to_be_bytes());
+        head[8..].copy_from_slice(&last.hash);
+        batch.insert(HEAD_KEY, &head[..]);
+        self.tree.apply_batch(batch)?;
+        *indexed = new_indexed;
+        self.appended_seq.fetch_max(last.seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), AuditError> {
+        let appended = self.appended_seq.load(Ordering::SeqCst);
+        self.tree.flush()?;
+        self.durable_seq.fetch_max(appended, Ordering::SeqCst);
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn last(&self) -> Result<Option<RawRecord>, AuditError> {
+        Ok(self
+            .tree
+            .scan_prefix([REC])
+            .next_back()
+            .transpose()?
+            .and_then(|(k, v)| {
+                Some(RawRecord {
+                    seq: be_u64(&k[1..])?,
+                    bytes: v.to_vec(),
+                })
+            }))
+    }
+
+    fn head(&self) -> Result<Option<Head>, AuditError> {
+        Ok(self.tree.get(HEAD_KEY)?.and_then(|v| {
+            Some(Head {
+                seq: be_u64(&v)?,
+                hash: v.get(8..40)?.try_into().ok()?,
+            })
+        }))
+    }
+
+    fn get(&self, seq: u64) -> Result<Option<RawRecord>, AuditError> {
+        Ok(self.tree.get(rec_key(seq))?.map(|v| RawRecord {
+            seq,
+            bytes: v.to_vec(),
+        }))
+    }
+
+    fn seq_of_id(&self, id: &str) -> Result<Option<u64>, AuditError> {
+        let Some(seq) = seq_in_id(id) else {
+            return Ok(None);
+        };
+        let Some(raw) = self.get(seq)? else {
+            return Ok(None);
+        };
+        // The id names a position; only a record that really carries this id is a match.
+        let header = RecordHeader::decode(seq, &raw.bytes, false)?;
+        Ok((header.id == id).then_some(seq))
+    }
+
+    fn seq_for_time(&self, time_us: i64) -> Result<u64, AuditError> {
+        let found = self
+            .tree
+            .range(time_key(0)..=time_key(second_of(time_us)))
+            .next_back()
+            .transpose()?;
+        Ok(found.and_then(|(_, v)| be_u64(&v)).unwrap_or(0))
+    }
+
+    fn scan(&self, from: u64) -> RecordIter<'_> {
+        let iter = self
+            .tree
+            .range(rec_key(from)[..].to_vec()..vec![REC + 1])
+            .map(|item| {
+                let (k, v) = item?;
+                let seq = be_u64(&k[1..]).ok_or_else(|| AuditError::Corrupt {
+                    seq: 0,
+                    reason: "record key without a sequence number".into(),
+                })?;
+                Ok(RawRecord {
+                    seq,
+                    bytes: v.to_vec(),
+                })
+            });
+        Box::new(iter)
+    }
+
+    fn linked(&self, decision_seq: u64) -> Result<Vec<u64>, AuditError> {
+        let mut prefix = [LINK; 9];
+        prefix[1..].copy_from_slice(&decision_seq.to_be_bytes());
+        self.tree
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (k, _) = item?;
+                be_u64(&k[9..]).ok_or_else(|| AuditError::Corrupt {
+                    seq: decision_seq,
+                    reason: "malformed link key".into(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::chain::{seal, RecordKind, GENESIS_HASH};
+
+    fn rec(seq: u64, time_us: i64, link: Option<&str>) -> SealedRecord {
+        seal(
+            seq,
+            crate::audit::chain::record_id(time_us, seq),
+            time_us,
+            if link.is_some() {
+                RecordKind::Outcome
+            } else {
+                RecordKind::Gateway
+            },
+            &GENESIS_HASH,
+            r#"{"event":"x","detail":""}"#,
+            link.map(String::from),
+        )
+    }
+
+    #[test]
+    fn append_get_scan_and_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(store.last().unwrap().is_none());
+        let r1 = rec(1, 1_000_000, None);
+        let id1 = r1.id.clone();
+        store.append(&[r1, rec(2, 1_500_000, None)]).unwrap();
+        let r4 = rec(4, 3_000_000, None);
+        let id4 = r4.id.clone();
+        store
+            .append(&[
+                rec(3, 2_000_000, Some(&id1)),
+                r4,
+                rec(5, 3_100_000, Some(&id4)),
+            ])
+            .unwrap();
+        assert_eq!(store.last().unwrap().unwrap().seq, 5);
+        assert_eq!(store.head().unwrap().unwrap().seq, 5);
+        assert_eq!(store.seq_of_id(&id4).unwrap(), Some(4));
+        assert_eq!(store.seq_of_id(&id1).unwrap(), Some(1));
+        assert_eq!(store.seq_of_id("nope").unwrap(), None);
+        // A well-formed id pointing at a record that has another id is not that record.
+        let forged = crate::audit::chain::record_id(1_000_000, 2);
+        assert_eq!(store.seq_of_id(&forged).unwrap(), None);
+        assert_eq!(store.get(2).unwrap().unwrap().seq, 2);
+        let seqs: Vec<u64> = store.scan(2).map(|r| r.unwrap().seq).collect();
+        assert_eq!(seqs, vec![2, 3, 4, 5]);
+        // Links: record 3 → decision 1 (earlier batch), 5 → 4 (same batch).
+        assert_eq!(store.linked(1).unwrap(), vec![3]);
+        assert_eq!(store.linked(4).unwrap(), vec![5]);
+        assert!(store.linked(2).unwrap().is_empty());
+        // Time index: first record of the second at or before the asked time.
+        assert_eq!(store.seq_for_time(0).unwrap(), 0);
+        assert_eq!(store.seq_for_time(1_700_000).unwrap(), 1);
+        assert_eq!(store.seq_for_time(2_000_000).unwrap(), 3);
+        assert_eq!(store.seq_for_time(3_050_000).unwrap(), 4);
+        assert_eq!(store.seq_for_time(99_000_000).unwrap(), 4);
+    }
+
+    #[test]
+    fn reopen_keeps_indexes_and_counts_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.append(&[rec(1, 5_000_000, None)]).unwrap();
+            assert_eq!(store.durable_seq(), 0);
+            store.flush().unwrap();
+            assert_eq!(store.flush_count(), 1);
+            assert_eq!(store.durable_seq(), 1);
+        }
+        let store = SledStore::open_existing(dir.path()).unwrap();
+        assert_eq!(store.last().unwrap().unwrap().seq, 1);
+        // Same second as the indexed one: no new time key, still found from seq 1.
+        store.append(&[rec(2, 5_500_000, None)]).unwrap();
+        assert_eq!(store.seq_for_time(5_600_000).unwrap(), 1);
+    }
+
+    #[test]
+    fn second_open_is_reported_as_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        match SledStore::open(dir.path()) {
+            Err(AuditError::Locked { .. }) => {}
+            other => panic!("expected Locked, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn open_existing_refuses_an_empty_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            SledStore::open_existing(&dir.path().join("nothing")),
+            Err(AuditError::Missing { .. })
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! `airlock demo`: a throwaway PostgreSQL with a small shop schema, the gateway in front of it
+//! with the demo policy, and what to type next. Ctrl-C stops and removes everything.
+
+pub mod cluster;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AuthMethod, Config};
+use crate::server::{Gateway, Server, ServerError};
+use cluster::{ClusterError, ClusterOptions, TempCluster};
+
+/// The demo schema: customers carry PII (email, ssn, phone); orders and products do not.
+pub const DEMO_SCHEMA: &str = include_str!("schema.sql");
+
+/// The demo policy (policies/demo.toml), built in so the binary runs from anywhere.
+pub const DEMO_POLICY: &str = include_str!("../../policies/demo.toml");
+
+/// The demo's approvers (from demo.toml) and their admin API tokens.
+pub const DEMO_APPROVERS: [(&str, &str); 2] =
+    [("alice", "alice-demo-token"), ("bob", "bob-demo-token")];
+
+/// The agent account the demo creates, and its password.
+pub const DEMO_AGENT: (&str, &str) = ("agent", "agent-password");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("demo config: {0}")]
+    Config(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Options of `airlock demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub listen: String,
+    pub admin_listen: String,
+}
+
+/// A running demo: the cluster, and the gateway's config.
+pub struct Demo {
+    pub cluster: TempCluster,
+    pub config: Config,
+}
+
+impl Demo {
+    /// Starts PostgreSQL, loads the schema and prepares the gateway config.
+    pub fn prepare(opts: &DemoOptions) -> Result<Demo, DemoError> {
+        let cluster = TempCluster::start(ClusterOptions::default())?;
+        cluster.create_database("demo")?;
+        cluster.psql("demo", DEMO_SCHEMA)?;
+        let mut config = Config::default();
+        config.server.listen = opts.listen.clone();
+        config.upstream.url = cluster.url("demo");
+        config.auth.method = AuthMethod::ScramSha256;
+        config.auth.users.insert(
+            DEMO_AGENT.0.to_string(),
+            crate::protocol::scram::Verifier::for_password(DEMO_AGENT.1),
+        );
+        config.audit.path = cluster.path().join("audit");
+        let policy = cluster.path().join("demo-policy.toml");
+        std::fs::write(&policy, DEMO_POLICY)?;
+        config.policy.path = policy;
+        config.admin.listen = opts.admin_listen.clone();
+        for (name, token) in DEMO_APPROVERS {
+            config
+                .admin
+                .tokens
+                .insert(name.to_string(), crate::admin::hash_token(token));
+        }
+        config.admin.public_url = format!("http://{}", opts.admin_listen);
+        config.validate().map_err(DemoError::Config)?;
+        Ok(Demo { cluster, config })
+    }
+
+    /// What to print once the gateway listens on `port`.
+    pub fn banner(&self, addr: std::net::SocketAddr) -> String {
+        format!(
+            r#"
+airlock demo is running.
+
+  PostgreSQL (throwaway): 127.0.0.1:{pg_port}, data in {dir}
+  airlock gateway:        {addr}   (agent "{user}", password "{pw}")
+
+Connect as the agent:
+
+  psql "postgres://{user}:{pw}@{addr}/demo"
+
+Then try:
+  SELECT name, city FROM customers LIMIT 5;      -- allowed: no PII
+  SELECT * FROM orders LIMIT 5;                   -- allowed
+  SELECT email FROM customers LIMIT 3;            -- PII export: held for approval
+  ALTER TABLE orders ADD COLUMN note text;        -- DDL: held for approval
+  DROP TABLE orders;                              -- denied: agents may not drop objects
+
+Held statements wait on your connection; approve them at {admin}/approvals
+(sign in with token "alice-demo-token" or "bob-demo-token"), or with:
+  airlock approvals ls --admin {admin} --token alice-demo-token
+  airlock approvals approve ID --reason "looks fine" --admin {admin} --token alice-demo-token
+  \copy products TO STDOUT                        -- allowed: no PII
+
+Press Ctrl-C to stop; everything is removed.
+"#,
+            pg_port = self.cluster.port,
+            dir = self.cluster.path().display(),
+            addr = addr,
+            user = DEMO_AGENT.0,
+            pw = DEMO_AGENT.1,
+            admin = self.config.admin.public_url,
+        )
+    }
+}
+
+/// Runs the demo until `stop` fires. `on_ready` gets the banner (the CLI prints it).
+pub async fn run(
+    opts: DemoOptions,
+    stop: CancellationToken,
+    on_ready: impl FnOnce(String),
+) -> Result<(), DemoError> {
+    let demo = tokio::task::spawn_blocking({
+        let opts = opts.clone();
+        move || Demo::prepare(&opts)
+    })
+    .await
+    .map_err(|e| DemoError::Config(e.to_string()))??;
+    let gateway = Arc::new(Gateway::open(Arc::new(demo.config.clone())).await?);
+    let server = Server::bind(gateway).await?;
+    on_ready(demo.banner(server.local_addr()));
+    server.run(stop).await;
+    drop(demo);
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! The readable printer: one line per statement or record (grep, tail), a block for `show`.
+
+use std::io::{self, Write};
+
+use regex::Regex;
+
+use super::{one_line, Style, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW};
+use crate::audit::{ApprovalAction, Entry, Record, ShowView, StatementView, VerifyReport};
+use crate::policy::Action;
+
+fn action_colour(a: Action) -> &'static str {
+    match a {
+        Action::Allow => GREEN,
+        Action::Mask => CYAN,
+        Action::Hold => YELLOW,
+        Action::Deny => RED,
+    }
+}
+
+fn duration(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2}s", us as f64 / 1e6)
+    } else {
+        format!("{:.1}ms", us as f64 / 1e3)
+    }
+}
+
+/// `SQL` with the pattern's matches highlighted.
+fn highlighted(sql: &str, hl: Option<&Regex>, st: &Style) -> String {
+    let Some(re) = hl.filter(|_| st.color) else {
+        return sql.to_owned();
+    };
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut last = 0;
+    for m in re.find_iter(sql) {
+        if m.start() == m.end() {
+            continue;
+        }
+        out.push_str(&sql[last..m.start()]);
+        out.push_str(&st.paint(RED, m.as_str()));
+        last = m.end();
+    }
+    out.push_str(&sql[last..]);
+    out
+}
+
+/// What happened to a statement, briefly: `-> SELECT 3 (3 rows, 1.2ms)`.
+fn outcome_summary(v: &StatementView, st: &Style) -> String {
+    let verdicts: Vec<String> = v
+        .approvals
+        .iter()
+        .filter(|a| a.action.is_verdict() || a.action == ApprovalAction::Expire)
+        .map(|a| match a.action {
+            ApprovalAction::Approve => format!("approved by {}", a.actor),
+            ApprovalAction::Deny => format!("denied by {}", a.actor),
+            _ => "expired".to_owned(),
+        })
+        .collect();
+    let mut s = String::new();
+    if !verdicts.is_empty() {
+        s.push_str(&st.paint(MAGENTA, &format!("[{}] ", verdicts.join(", "))));
+    }
+    match &v.outcome {
+        Some(o) => match &o.error {
+            Some(e) => s.push_str(&st.paint(
+                RED,
+                &format!(
+                    "-> ERROR {} {} ({})",
+                    e.sqlstate,
+                    e.message,
+                    duration(o.duration_us)
+                ),
+            )),
+            None => s.push_str(&format!(
+                "-> {} ({} rows, {})",
+                if o.tags.is_empty() {
+                    "done".to_owned()
+                } else {
+                    o.tags.join("; ")
+                },
+                o.rows,
+                duration(o.duration_us)
+            )),
+        },
+        None => s.push_str(&st.paint(DIM, "-> (no outcome)")),
+    }
+    s
+}
+
+/// One grep line: time, id, decision, who, rule, SQL, outcome.
+pub fn statement_line(
+    w: &mut dyn Write,
+    v: &StatementView,
+    st: &Style,
+    hl: Option<&Regex>,
+) -> io::Result<()> {
+    let sql = one_line(&v.sql);
+    let mut line = format!(
+        "{} {} {} {} {} {}",
+        st.paint(DIM, &v.time),
+        st.paint(DIM, &v.id),
+        st.paint(
+            action_colour(v.decision),
+            &format!("{:<5}", v.decision.as_str().to_uppercase())
+        ),
+        st.paint(BOLD, &format!("{}@{}", v.user, v.database)),
+        st.paint(DIM, &v.rule_id),
+        highlighted(&sql, hl, st),
+    );
+    if let Some(rw) = &v.rewritten_sql {
+        line.push_str(&format!(
+            " {} {}",
+            st.paint(CYAN, "=> rewritten:"),
+            highlighted(&one_line(rw), hl, st)
+        ));
+    }
+    writeln!(w, "{line} {}", outcome_summary(v, st))
+}
+
+/// One tail line for any record kind.
+pub fn record_line(w: &mut dyn Write, r: &Record, st: &Style) -> io::Result<()> {
+    let what = match &r.entry {
+        Entry::Decision(d) => format!(
+            "{} {} {}",
+            st.paint(
+                action_colour(d.decision.action),
+                &d.decision.action.as_str().to_uppercase()
+            ),
+            st.paint(BOLD, &format!("{}@{}", d.session.user, d.session.database)),
+            one_line(&d.sql)
+        ),
+        Entry::Outcome(o) => {
+            let result = match &o.error {
+                Some((code, msg)) => st.paint(RED, &format!("ERROR {code} {msg}")).into_owned(),
+                None => format!("{} ({} rows)", o.tags.join("; "), o.rows),
+            };
+            format!("{result} {} of {}", duration(o.duration_us), o.decision_id)
+        }
+        Entry::Approval(a) => format!(
+            "{} by {} via {} (request {}, decision {}){}",
+            st.paint(MAGENTA, a.action.as_str()),
+            a.actor,
+            a.channel,
+            a.request_id,
+            a.decision_id,
+            a.rationale
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        Entry::Session(s) => format!(
+            "{:?} {}@{} from {} app {:?} session {}{}",
+            s.event,
+            s.session.user,
+            s.session.database,
+            s.session.client_addr,
+            s.session.application_name,
+            s.session.session_id,
+            if s.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.detail)
+            }
+        )
+        .to_lowercase(),
+        Entry::Gateway(g) => format!("{} {}", g.event, g.detail),
+    };
+    writeln!(
+        w,
+        "{} {} {:<8} {what}",
+        st.paint(DIM, &r.time),
+        st.paint(DIM, &r.id),
+        r.kind.as_str()
+    )
+}
+
+fn field(w: &mut dyn Write, st: &Style, name: &str, value: &str) -> io::Result<()> {
+    writeln!(w, "  {} {value}", st.paint(DIM, &format!("{name:<12}")))
+}
+
+/// `show ID`: the whole story.
+pub fn show(w: &mut dyn Write, s: &ShowView, st: &Style) -> io::Result<()> {
+    let r = &s.record;
+    writeln!(
+        w,
+        "{} {} ({} record, seq {})",
+        st.paint(BOLD, "record"),
+        r.id,
+        r.kind.as_str(),
+        r.seq
+    )?;
+    if let Some(v) = &s.statement {
+        if v.id != r.id {
+            writeln!(w, "  belongs to statement {}", v.id)?;
+        }
+        statement_block(w, v, st)?;
+    } else {
+        field(w, st, "time", &r.time)?;
+        field(
+            w,
+            st,
+            "entry",
+            &serde_json::to_string(&r.entry).unwrap_or_default(),
+        )?;
+    }
+    let c = &s.chain;
+    writeln!(w, "{}", st.paint(BOLD, "chain"))?;
+    field(w, st, "seq", &c.seq.to_string())?;
+    field(w, st, "prev_hash", &r.prev_hash)?;
+    field(w, st, "hash", &r.hash)?;
+    let link = |ok: bool, id: &Option<String>, none: &str| match (ok, id) {
+        (true, Some(id)) => format!("{id} (link ok)"),
+        (true, None) => none.to_owned(),
+        (false, Some(id)) => st.paint(RED, &format!("{id} (LINK BROKEN)")).into_owned(),
+        (false, None) => st.paint(RED, "missing (LINK BROKEN)").into_owned(),
+    };
+    field(
+        w,
+        st,
+        "previous",
+        &link(c.prev_link_ok, &c.prev_id, "start of chain"),
+    )?;
+    field(
+        w,
+        st,
+        "next",
+        &link(c.next_link_ok, &c.next_id, "end of chain"),
+    )
+}
+
+fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Result<()> {
+    writeln!(w, "{}", st.paint(BOLD, "statement"))?;
+    field(w, st, "time", &v.time)?;
+    field(
+        w,
+        st,
+        "session",
+        &format!("{} from {}", v.session_id, v.client_addr),
+    )?;
+    field(
+        w,
+        st,
+        "who",
+        &format!(
+            "{} (application {:?}) on database {}",
+            v.user, v.application_name, v.database
+        ),
+    )?;
+    field(
+        w,
+        st,
+        "protocol",
+        &format!("{:?}", v.protocol).to_lowercase(),
+    )?;
+    field(w, st, "sql", &v.sql)?;
+    if let Some(rw) = &v.rewritten_sql {
+        field(w, st, "rewritten", rw)?;
+    }
+    for (i, p) in v.params.iter().enumerate() {
+        field(
+            w,
+            st,
+            &format!("${}", i + 1),
+            p.as_deref().unwrap_or("NULL"),
+        )?;
+    }
+    field(w, st, "fingerprint", &v.fingerprint)?;
+    for f in &v.facts {
+        let mut parts = vec![format!("{} ({})", f.kind.as_str(), f.label)];
+        let list = |xs: Vec<String>| xs.join(", ");
+        if !f.tables_read.is_empty() {
+            parts.push(format!(
+                "reads {}",
+                list(f.tables_read.iter().map(|t| t.to_string()).collect())
+            ));
+        }
+        if !f.tables_written.is_empty() {
+            parts.push(format!(
+                "writes {}",
+                list(f.tables_written.iter().map(|t| t.to_string()).collect())
+            ));
+        }
+        if !f.output_columns.is_empty() {
+            parts.push(format!(
+                "returns {}",
+                list(f.output_columns.iter().map(|c| c.to_string()).collect())
+            ));
+        }
+        if !f.functions.is_empty() {
+            parts.push(format!("calls {}", f.functions.join(", ")));
+        }
+        field(w, st, "facts", &parts.join("; "))?;
+    }
+    field(
+        w,
+        st,
+        "decision",
+        &format!(
+            "{} by rule {} ({}): {}",
+            st.paint(
+                action_colour(v.decision),
+                &v.decision.as_str().to_uppercase()
+            ),
+            v.rule_id,
+            v.rule_source,
+            v.reason
+        ),
+    )?;
+    if !v.pii_columns.is_empty() {
+        field(w, st, "pii", &v.pii_columns.join(", "))?;
+    }
+    if v.decision == Action::Hold {
+        field(
+            w,
+            st,
+            "approvers",
+            &format!("{} (quorum {})", v.approvers.join(", "), v.quorum),
+        )?;
+    }
+    for a in &v.approvals {
+        field(
+            w,
+            st,
+            "approval",
+            &format!(
+                "{} {} by {} via {} (request {}, at {}){}",
+                a.time,
+                st.paint(MAGENTA, a.action.as_str()),
+                a.actor,
+                a.channel,
+                a.request_id,
+                a.at,
+                a.rationale
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        )?;
+    }
+    match &v.outcome {
+        Some(o) => {
+            let result = match &o.error {
+                Some(e) => st
+                    .paint(RED, &format!("ERROR {} {}", e.sqlstate, e.message))
+                    .into_owned(),
+                None => format!("{} ({} rows)", o.tags.join("; "), o.rows),
+            };
+            field(
+                w,
+                st,
+                "outcome",
+                &format!(
+                    "{result} in {} at {} ({})",
+                    duration(o.duration_us),
+                    o.time,
+                    o.id
+                ),
+            )
+        }
+        None => field(w, st, "outcome", "none recorded"),
+    }
+}
+
+/// `verify`'s verdict.
+pub fn verify(w: &mut dyn Write, r: &VerifyReport, st: &Style) -> io::Result<()> {
+    match &r.broken {
+        None => writeln!(
+            w,
+            "{} {} records, chain intact{}",
+            st.paint(GREEN, "ok:"),
+            r.records,
+            match (&r.last_seq, &r.last_id, &r.last_hash) {
+                (Some(seq), Some(id), Some(hash)) =>
+                    format!("; head seq {seq} id {id} hash {hash}"),
+                _ => String::new(),
+            }
+        ),
+        Some(b) => writeln!(
+            w,
+            "{} {} at seq {}{}: {} ({} records verified before it)",
+            st.paint(RED, "BROKEN:"),
+            serde_json::to_value(b.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            b.seq,
+            b.id.as_deref()
+                .map(|id| format!(" id {id}"))
+                .unwrap_or_default(),
+            b.detail,
+            r.records
+        ),
+    }
+}

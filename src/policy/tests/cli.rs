@@ -1,0 +1,291 @@
+//! `policy check` and `explain` as functions: output, exit codes, offline catalog.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::policy::cli::{
+    load_catalog_file, run_explain, run_policy, ExplainArgs, PolicyArgs, PolicyCommand, EXIT_ALLOW,
+    EXIT_DENY, EXIT_ERROR, EXIT_HOLD,
+};
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn check(paths: &[PathBuf]) -> (i32, String, String) {
+    let args = PolicyArgs {
+        command: PolicyCommand::Check {
+            paths: paths.to_vec(),
+        },
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_policy(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn policy_check_summarises_or_names_the_error() {
+    let (code, out, err) = check(&[repo("policies/default.toml"), repo("policies/demo.toml")]);
+    assert_eq!(code, EXIT_ALLOW, "{err}");
+    assert!(out.contains("0 rule(s), 18 PII column pattern(s)"), "{out}");
+    assert!(
+        out.contains("4 rule(s), 3 PII column pattern(s), 1 agent(s), 2 approver(s), 2 group(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("approvers: alice (Alice (DBA)), bob (Bob (DBA))"),
+        "{out}"
+    );
+    assert!(out.contains("rule ssn-two-approvals  hold "), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[defaults]\nread = \"allow\"\n\n[[rule]]\nid = \"x\"\naction = \"maybe\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = check(&[repo("policies/default.toml"), bad.clone()]);
+    assert_eq!(code, EXIT_ERROR);
+    assert!(
+        out.contains("policies/default.toml"),
+        "the good one is still summarised"
+    );
+    assert!(err.contains(&format!("{}:6: ", bad.display())), "{err}");
+    assert!(err.contains("maybe"), "{err}");
+
+    let partial = dir.path().join("partial.toml");
+    std::fs::write(&partial, "[defaults]\nread = \"allow\"\n").unwrap();
+    let (code, out, _) = check(&[partial]);
+    assert_eq!(code, EXIT_ALLOW);
+    assert!(
+        out.contains("note: no [defaults] entry for write, ddl"),
+        "{out}"
+    );
+}
+
+fn facts_file(dir: &Path, name: &str, stmts: Vec<F>) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string(&classified(stmts)).unwrap()).unwrap();
+    path
+}
+
+fn explain(sql: &str, app: &str, facts: &Path, quiet: bool, json: bool) -> (i32, String, String) {
+    let args = ExplainArgs {
+        sql: sql.into(),
+        user: "agent".into(),
+        app: app.into(),
+        db: "demo".into(),
+        policy: repo("policies/demo.toml"),
+        catalog_file: Some(repo("docs/demo-catalog.json")),
+        facts: Some(facts.to_path_buf()),
+        quiet,
+        json,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_explain(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn explain_prints_facts_decision_rule_and_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let sel = F::new(Kind::Read, "SELECT")
+        .reads(&["public.customers"])
+        .out(&["public.customers.name", "public.customers.email"]);
+    let f = facts_file(dir.path(), "sel", vec![sel]);
+    let sql = "SELECT name, email FROM customers";
+
+    let (code, out, err) = explain(sql, "reporting", &f, false, false);
+    assert_eq!(code, EXIT_ALLOW, "{err}");
+    assert!(
+        out.contains("session    user=agent application=reporting database=demo"),
+        "{out}"
+    );
+    assert!(out.contains("statement 1: SELECT"), "{out}");
+    assert!(
+        out.contains("  kind       read -> export (returns PII)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  output     public.customers.name, public.customers.email"),
+        "{out}"
+    );
+    assert!(out.contains("  -> mask (reporting-masked)"), "{out}");
+    assert!(out.contains("decision   MASK"), "{out}");
+    let line = DEMO_TOML
+        .lines()
+        .position(|l| l == "id = \"reporting-masked\"")
+        .unwrap()
+        + 1;
+    assert!(
+        out.contains(&format!(
+            "rule       reporting-masked ({}:{line})",
+            repo("policies/demo.toml").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("rewritten  SELECT name, CASE WHEN (email) IS NULL"),
+        "{out}"
+    );
+
+    // Same facts from another application: held, with approvers.
+    let (code, out, _) = explain(sql, "psql", &f, false, false);
+    assert_eq!(code, EXIT_HOLD);
+    assert!(out.contains("decision   HOLD"), "{out}");
+    assert!(
+        out.contains("approvers  alice, bob (quorum 1, timeout 300s)"),
+        "{out}"
+    );
+    assert!(!out.contains("rewritten"), "{out}");
+
+    // -q: nothing printed, the exit code tells.
+    let (code, out, err) = explain(sql, "psql", &f, true, false);
+    assert_eq!((code, out.as_str(), err.as_str()), (EXIT_HOLD, "", ""));
+    let drop = facts_file(
+        dir.path(),
+        "drop",
+        vec![F::new(Kind::Ddl, "DROP TABLE").writes(&["public.orders"])],
+    );
+    assert_eq!(
+        explain("DROP TABLE orders", "", &drop, true, false).0,
+        EXIT_DENY
+    );
+    let ok = facts_file(
+        dir.path(),
+        "txn",
+        vec![F::new(Kind::Txn, "BEGIN"), F::new(Kind::Txn, "COMMIT")],
+    );
+    assert_eq!(explain("BEGIN; COMMIT", "", &ok, true, false).0, EXIT_ALLOW);
+}
+
+#[test]
+fn explain_json_is_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = facts_file(dir.path(), "grant", vec![F::new(Kind::Role, "GRANT")]);
+    let (code, out, _) = explain("GRANT x TO y", "", &f, false, true);
+    assert_eq!(code, EXIT_HOLD);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"]["action"], "hold");
+    assert_eq!(v["decision"]["rule_id"], "roles-need-dba");
+    assert_eq!(v["statements"][0]["facts"]["kind"], "role");
+    assert_eq!(v["statements"][0]["rule_id"], "roles-need-dba");
+    assert_eq!(v["session"]["user"], "agent");
+}
+
+#[test]
+fn explain_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.json");
+    let (code, _, err) = explain("SELECT 1", "", &missing, false, false);
+    assert_eq!(code, EXIT_ERROR);
+    assert!(err.contains("none.json"), "{err}");
+    let garbage = dir.path().join("g.json");
+    std::fs::write(&garbage, "{\"statements\": 3}").unwrap();
+    let (code, _, err) = explain("SELECT 1", "", &garbage, false, false);
+    assert_eq!(code, EXIT_ERROR);
+    assert!(err.contains("g.json"), "{err}");
+    // Quiet errors print nothing either.
+    let (code, out, err) = explain("SELECT 1", "", &garbage, true, false);
+    assert_eq!(
+        (code, out.is_empty(), err.is_empty()),
+        (EXIT_ERROR, true, true)
+    );
+}
+
+#[test]
+fn catalog_file_loads_relations_views_and_functions() {
+    let cat = load_catalog_file(&repo("docs/demo-catalog.json")).unwrap();
+    assert_eq!(cat.search_path, ["public"]);
+    let cust = cat.relation(&t("public.customers")).unwrap();
+    assert_eq!(cust.columns.len(), 6);
+    let v = cat.relation(&t("public.customer_contacts")).unwrap();
+    assert_eq!(v.kind, RelationKind::View);
+    assert_eq!(
+        v.view_sources["contact"],
+        [c("public.customers.email"), c("public.customers.phone")]
+    );
+    assert_eq!(
+        cat.functions["pg_catalog.nextval"].volatility,
+        crate::sql::Volatility::Volatile
+    );
+    // The same snapshot as the tests' hand-built one, where they overlap.
+    assert_eq!(
+        cust,
+        demo_catalog().relation(&t("public.customers")).unwrap()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("c.json");
+    std::fs::write(&bad, r#"{"relations": [{"schema": "s", "name": "v", "columns": ["a"], "view_sources": {"a": ["t.a"]}}]}"#).unwrap();
+    assert!(load_catalog_file(&bad)
+        .unwrap_err()
+        .contains("schema.table.column"));
+    std::fs::write(&bad, r#"{"tables": []}"#).unwrap();
+    assert!(load_catalog_file(&bad).unwrap_err().contains("tables"));
+}
+
+fn explain_sql(sql: &str, policy: &str, app: &str) -> (i32, String, String) {
+    let args = ExplainArgs {
+        sql: sql.into(),
+        user: "agent".into(),
+        app: app.into(),
+        db: "demo".into(),
+        policy: repo(policy),
+        catalog_file: Some(repo("docs/demo-catalog.json")),
+        facts: None,
+        quiet: false,
+        json: false,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_explain(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn explain_classifies_the_sql_itself() {
+    let (code, out, err) = explain_sql(
+        "SELECT name, email FROM customers",
+        "policies/demo.toml",
+        "reporting",
+    );
+    assert_eq!(code, EXIT_ALLOW, "{err}");
+    assert!(out.contains("decision   MASK"), "{out}");
+    assert!(
+        out.contains("rewritten  SELECT name, CASE WHEN (email) IS NULL"),
+        "{out}"
+    );
+
+    let (code, out, _) = explain_sql("DROP TABLE orders", "policies/demo.toml", "");
+    assert_eq!(code, EXIT_DENY, "{out}");
+    assert!(out.contains("rule       agent-no-drop"), "{out}");
+
+    let (code, out, _) = explain_sql("SELECT ssn FROM customers", "policies/default.toml", "");
+    assert_eq!(code, EXIT_HOLD, "{out}");
+    assert!(
+        out.contains("rule       default.export (") && out.contains("policies/default.toml:"),
+        "{out}"
+    );
+
+    // Secrets are not echoed back.
+    let (code, out, _) = explain_sql(
+        "CREATE ROLE x LOGIN PASSWORD 'hunter2'",
+        "policies/default.toml",
+        "",
+    );
+    assert_eq!(code, EXIT_HOLD, "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}

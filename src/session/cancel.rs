@@ -1,0 +1,74 @@
+//! Cancel keys. Clients get a key made by the gateway (never the upstream's), so a
+//! CancelRequest can only reach the upstream session that belongs to that client, and a
+//! cancel during a hold can withdraw the held request instead.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::sync::Notify;
+
+use crate::upstream::CancelTarget;
+
+/// What a cancel for one client session acts on.
+pub struct CancelHandle {
+    pub upstream: Mutex<Option<CancelTarget>>,
+    /// Woken on cancel; a session waiting on an approval withdraws its request.
+    pub hold_cancel: Notify,
+    /// The session is waiting on an approval: nothing runs upstream to cancel.
+    holding: AtomicBool,
+}
+
+impl CancelHandle {
+    pub fn set_holding(&self, on: bool) {
+        self.holding.store(on, Ordering::Release);
+    }
+
+    pub fn is_holding(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
+}
+
+/// All live sessions' cancel keys. Shared by the accept loop; passed explicitly.
+#[derive(Default, Clone)]
+pub struct CancelMap {
+    inner: Arc<Mutex<HashMap<(i32, i32), Arc<CancelHandle>>>>,
+}
+
+impl CancelMap {
+    /// Registers a new session and returns its key and handle.
+    pub fn register(&self) -> ((i32, i32), Arc<CancelHandle>) {
+        let handle = Arc::new(CancelHandle {
+            upstream: Mutex::new(None),
+            hold_cancel: Notify::new(),
+            holding: AtomicBool::new(false),
+        });
+        let mut map = self.inner.lock();
+        let mut rng = rand::thread_rng();
+        loop {
+            let key = (rng.gen_range(1..i32::MAX), rng.gen::<i32>());
+            if let std::collections::hash_map::Entry::Vacant(e) = map.entry(key) {
+                e.insert(handle.clone());
+                return (key, handle);
+            }
+        }
+    }
+
+    pub fn remove(&self, key: (i32, i32)) {
+        self.inner.lock().remove(&key);
+    }
+
+    pub fn get(&self, key: (i32, i32)) -> Option<Arc<CancelHandle>> {
+        self.inner.lock().get(&key).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

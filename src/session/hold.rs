@@ -1,0 +1,179 @@
+//! Handing a held unit to the approval registry: a grant left by a late approval runs it at
+//! once; otherwise the registry opens (or re-attaches to) a request, the client gets a NOTICE
+//! saying where to approve, and the session waits on the verdict.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+
+use super::gate::{HeldUnit, HoldVerdict, Unit, UnitDecision, Withdrawal};
+use crate::approval::{
+    denied_error, expired_error, held_notice, Binding, FactsSummary, HoldRequest, NoticeText,
+    Outcome, Registry, WithdrawReason,
+};
+use crate::audit::SessionInfo;
+use crate::policy::Decision;
+use crate::protocol::messages::{self, PgError};
+use crate::protocol::sqlstate;
+use crate::sql::Classified;
+
+/// What a session needs to hold statements.
+#[derive(Clone)]
+pub struct HoldContext {
+    pub registry: Arc<Registry>,
+    /// Base URL of the approval pages, for the NOTICE.
+    pub public_url: String,
+}
+
+/// The exact identity of a batch: what an approval (or a grant) is bound to.
+pub fn binding(unit: &Unit, info: &SessionInfo) -> Binding {
+    let mut b = Binding::builder(&info.database, &info.user);
+    match unit {
+        Unit::Simple { text } => b = b.sql(text.trim()),
+        Unit::Extended { statements } => {
+            for s in statements {
+                b = b.sql(s.text.trim());
+                for p in &s.params {
+                    b = b.param(p.as_deref().map(str::as_bytes));
+                }
+            }
+        }
+    }
+    b.build()
+}
+
+/// Holds a unit: a grant runs it now, otherwise a request is opened and the session waits.
+pub async fn hold(
+    ctx: &HoldContext,
+    unit: &Unit,
+    info: &SessionInfo,
+    decision: Decision,
+    decision_id: Option<String>,
+    classified: &Classified,
+    params: Vec<Option<String>>,
+) -> UnitDecision {
+    let Some(id) = decision_id.clone() else {
+        return refuse(
+            None,
+            PgError::error(
+                sqlstate::INTERNAL_ERROR,
+                "airlock could not audit this statement, so it was not held or run",
+            ),
+        );
+    };
+    let binding = binding(unit, info);
+    if ctx.registry.take_grant(&binding, &id).await.is_some() {
+        return UnitDecision::Forward {
+            decision_id,
+            replacement: None,
+        };
+    }
+    let request = HoldRequest {
+        decision_id: id,
+        session: info.clone(),
+        requester_aliases: Vec::new(),
+        sql: classified.redacted.clone(),
+        params,
+        binding,
+        facts: FactsSummary::from_facts(&classified.statements, &decision),
+        decision,
+    };
+    let (_request_id, mut waiter) = match ctx.registry.submit(request).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "could not open an approval request");
+            return refuse(
+                decision_id,
+                PgError::error(
+                    sqlstate::INTERNAL_ERROR,
+                    format!("airlock could not open an approval request: {e}"),
+                ),
+            );
+        }
+    };
+    let view = waiter.view().clone();
+    let notice = notice_bytes(&held_notice(&view, &ctx.public_url));
+    let withdraw_handle = waiter.withdraw_handle();
+    let verdict = async move {
+        match waiter.wait().await {
+            Outcome::Approved { .. } => HoldVerdict::Approved { replacement: None },
+            Outcome::Denied { by, rationale } => HoldVerdict::Refused {
+                error: error_bytes(
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
+                    &denied_error(view.id.as_str(), &by, &rationale),
+                ),
+            },
+            Outcome::Expired => HoldVerdict::Refused {
+                error: error_bytes(sqlstate::HOLD_EXPIRED, &expired_error(&view)),
+            },
+            Outcome::Withdrawn => HoldVerdict::Refused {
+                error: PgError::error(
+                    sqlstate::QUERY_CANCELED,
+                    format!(
+                        "airlock: request {} was withdrawn; nothing ran",
+                        view.id.as_str()
+                    ),
+                )
+                .to_bytes(),
+            },
+            Outcome::Abandoned => HoldVerdict::Refused {
+                error: PgError::error(
+                    sqlstate::ADMIN_SHUTDOWN,
+                    format!(
+                        "airlock is shutting down; request {} was abandoned and nothing ran",
+                        view.id.as_str()
+                    ),
+                )
+                .to_bytes(),
+            },
+            Outcome::Aborted { reason } => HoldVerdict::Refused {
+                error: PgError::error(
+                    sqlstate::INTERNAL_ERROR,
+                    format!(
+                        "airlock: request {} could not be completed: {reason}; nothing ran",
+                        view.id.as_str()
+                    ),
+                )
+                .to_bytes(),
+            },
+        }
+    }
+    .boxed();
+    let withdraw = Box::new(move |w: Withdrawal| {
+        async move {
+            let reason = match w {
+                Withdrawal::Cancelled => WithdrawReason::Cancel,
+                Withdrawal::Disconnected => WithdrawReason::Disconnect,
+            };
+            withdraw_handle.withdraw(reason).await;
+        }
+        .boxed()
+    });
+    UnitDecision::Hold(HeldUnit {
+        decision_id,
+        notice,
+        verdict,
+        withdraw,
+    })
+}
+
+fn refuse(decision_id: Option<String>, e: PgError) -> UnitDecision {
+    UnitDecision::Refuse {
+        decision_id,
+        error: e.to_bytes(),
+    }
+}
+
+fn notice_bytes(n: &NoticeText) -> Bytes {
+    let mut b = BytesMut::new();
+    messages::notice_with_hint(&mut b, "01000", &n.message, &n.detail, &n.hint);
+    b.freeze()
+}
+
+fn error_bytes(code: &'static str, n: &NoticeText) -> Bytes {
+    PgError::error(code, n.message.clone())
+        .with_detail(n.detail.clone())
+        .with_hint(n.hint.clone())
+        .to_bytes()
+}

@@ -1,0 +1,270 @@
+//! Deciding one unit of client SQL: classify (cached by text), evaluate the policy, write the
+//! decision ahead to the audit, and turn the decision into what the relay does. Everything the
+//! sessions share lives in [`Inspector`]; what one session remembers lives in
+//! [`SessionInspector`].
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+use super::gate::{ExtStatement, Unit, UnitDecision};
+use crate::audit::{AuditHandle, DecisionEntry, Protocol, SessionInfo};
+use crate::policy::{Action, Decision, PolicyStore, RequestContext};
+use crate::protocol::messages::PgError;
+use crate::protocol::sqlstate;
+use crate::sql::{Catalog, Classified, Classifier, SessionSqlState};
+use crate::upstream::UpstreamConn;
+
+/// What every session shares for decisions: the policy, the audit, and one classifier per
+/// upstream database (each over that database's catalog snapshot, loaded by the first session
+/// that opens it).
+pub struct Inspector {
+    classifiers: RwLock<HashMap<String, Arc<Classifier>>>,
+    pub policy: Arc<PolicyStore>,
+    pub audit: AuditHandle,
+    /// Counters for /metrics (statements by kind and decision).
+    pub metrics: Option<Arc<crate::admin::Metrics>>,
+}
+
+impl Inspector {
+    pub fn new(
+        policy: Arc<PolicyStore>,
+        audit: AuditHandle,
+        metrics: Option<Arc<crate::admin::Metrics>>,
+    ) -> Inspector {
+        Inspector {
+            classifiers: RwLock::new(HashMap::new()),
+            policy,
+            audit,
+            metrics,
+        }
+    }
+
+    /// The classifier for `database`, loading its catalog over `conn` the first time.
+    pub async fn classifier_for(
+        &self,
+        database: &str,
+        conn: &mut UpstreamConn,
+    ) -> Result<Arc<Classifier>, String> {
+        if let Some(c) = self.classifiers.read().get(database) {
+            return Ok(c.clone());
+        }
+        let catalog = Catalog::load(conn).await.map_err(|e| e.to_string())?;
+        let c = Arc::new(Classifier::new(
+            Arc::new(catalog),
+            self.policy.current().classifier_options(),
+        ));
+        self.classifiers
+            .write()
+            .entry(database.to_string())
+            .or_insert(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets every catalog snapshot: the next session of each database reads a new one.
+    pub fn invalidate_catalogs(&self) {
+        self.classifiers.write().clear();
+    }
+
+    /// Reloads the policy; on error the old one stays and the error is returned.
+    pub fn reload_policy(&self, path: &std::path::Path) -> Result<(), crate::policy::PolicyError> {
+        self.policy.reload(path)?;
+        let opts = self.policy.current().classifier_options();
+        let mut map = self.classifiers.write();
+        for c in map.values_mut() {
+            *c = Arc::new(c.with_options(opts.clone()));
+        }
+        Ok(())
+    }
+
+    /// Settings an agent may change without approval (startup parameters included).
+    pub fn allowed_settings(&self) -> Vec<String> {
+        self.policy.current().classifier_options().allowed_settings
+    }
+}
+
+/// The outcome of deciding a unit.
+pub struct Decided {
+    pub decision: Decision,
+    /// Audit id of the decision record (None when the audit failed: the unit is refused).
+    pub id: Option<String>,
+    pub classified: Arc<Classified>,
+    /// Bound parameters as display text, redacted per policy.
+    pub params: Vec<Option<String>>,
+}
+
+/// One session's view: who it is, its SQL-level state, and which prepared statements were
+/// rewritten by a mask when they were parsed.
+pub struct SessionInspector {
+    inspector: Arc<Inspector>,
+    classifier: Arc<Classifier>,
+    pub info: SessionInfo,
+    ctx: RequestContext,
+    sql_state: SessionSqlState,
+}
+
+impl SessionInspector {
+    pub fn new(
+        inspector: Arc<Inspector>,
+        classifier: Arc<Classifier>,
+        info: SessionInfo,
+    ) -> SessionInspector {
+        let sql_state = SessionSqlState::new(classifier.catalog());
+        let ctx = RequestContext {
+            user: info.user.clone(),
+            application_name: info.application_name.clone(),
+            database: info.database.clone(),
+        };
+        SessionInspector {
+            inspector,
+            classifier,
+            info,
+            ctx,
+            sql_state,
+        }
+    }
+
+    /// Decides a unit. Any failure to decide or to audit refuses it: nothing runs unaudited.
+    pub async fn decide(&mut self, unit: &Unit) -> Decided {
+        let classifier = self.classifier.clone();
+        let (classified, text, params, protocol) = match unit {
+            Unit::Simple { text } => (
+                classifier.classify_in_session(&mut self.sql_state, text),
+                text.clone(),
+                Vec::new(),
+                Protocol::Simple,
+            ),
+            Unit::Extended { statements } => {
+                let (c, text, params) = self.classify_extended(&classifier, statements);
+                (c, text, params, Protocol::Extended)
+            }
+        };
+        let policy = self.inspector.policy.current();
+        let decision = policy.evaluate(&classified, &text, &self.ctx, classifier.catalog());
+        let mut params = params;
+        policy.param_redaction(&decision).apply(&mut params);
+        let entry = DecisionEntry {
+            session: self.info.clone(),
+            protocol,
+            sql: classified.redacted.clone(),
+            rewritten_sql: decision.rewritten.clone(),
+            params: params.clone(),
+            fingerprint: classified.fingerprint.clone(),
+            facts: classified.statements.clone(),
+            decision: decision.clone(),
+        };
+        if let Some(m) = &self.inspector.metrics {
+            for f in &classified.statements {
+                m.statement(f.kind, decision.action);
+            }
+        }
+        match self.inspector.audit.decision(entry).await {
+            Ok(id) => Decided {
+                decision,
+                id: Some(id),
+                classified,
+                params,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "audit write failed; refusing the statement");
+                Decided {
+                    decision: Decision::fail_closed(format!("the audit store is unavailable: {e}")),
+                    id: None,
+                    classified,
+                    params,
+                }
+            }
+        }
+    }
+
+    /// One Classified for all statements of an extended batch.
+    fn classify_extended(
+        &mut self,
+        classifier: &Classifier,
+        statements: &[ExtStatement],
+    ) -> (Arc<Classified>, String, Vec<Option<String>>) {
+        if let [only] = statements {
+            let c = classifier.classify_in_session(&mut self.sql_state, &only.text);
+            return (c, only.text.clone(), only.params.clone());
+        }
+        let mut all = Classified {
+            statements: Vec::new(),
+            fingerprint: String::new(),
+            redacted: String::new(),
+        };
+        let mut texts = Vec::new();
+        let mut params = Vec::new();
+        for s in statements {
+            let c = classifier.classify_in_session(&mut self.sql_state, &s.text);
+            all.statements.extend(c.statements.iter().cloned());
+            if !all.fingerprint.is_empty() {
+                all.fingerprint.push_str(";\n");
+                all.redacted.push_str(";\n");
+            }
+            all.fingerprint.push_str(&c.fingerprint);
+            all.redacted.push_str(&c.redacted);
+            texts.push(s.text.as_str());
+            params.extend(s.params.iter().cloned());
+        }
+        (Arc::new(all), texts.join(";\n"), params)
+    }
+}
+
+/// The error a denied unit gets.
+pub fn denied_error(d: &Decision) -> Bytes {
+    PgError::error(
+        sqlstate::INSUFFICIENT_PRIVILEGE,
+        format!(
+            "airlock denied this statement (rule {}): {}",
+            d.rule_id, d.reason
+        ),
+    )
+    .with_detail(format!("Rule {} at {}.", d.rule_id, d.rule_source))
+    .to_bytes()
+}
+
+/// The error a held unit gets when no approval channel is configured.
+pub fn held_without_approvals_error(d: &Decision, request: Option<&str>) -> Bytes {
+    PgError::error(
+        sqlstate::INSUFFICIENT_PRIVILEGE,
+        format!(
+            "airlock held this statement for approval (request {}, rule {}): {}",
+            request.unwrap_or("-"),
+            d.rule_id,
+            d.reason
+        ),
+    )
+    .with_hint("No approval channel is configured on this gateway, so nothing ran.")
+    .to_bytes()
+}
+
+/// Builds a simple Query message for rewritten SQL.
+pub fn query_message(sql: &str) -> Bytes {
+    let mut b = BytesMut::with_capacity(sql.len() + 6);
+    b.extend_from_slice(b"Q");
+    b.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
+    b.extend_from_slice(sql.as_bytes());
+    b.extend_from_slice(&[0]);
+    b.freeze()
+}
+
+/// Turns a decision into relay instructions for units that are not held.
+pub fn simple_outcome(decision: &Decision, decision_id: Option<String>) -> UnitDecision {
+    match decision.action {
+        Action::Allow => UnitDecision::Forward {
+            decision_id,
+            replacement: None,
+        },
+        Action::Deny => UnitDecision::Refuse {
+            error: denied_error(decision),
+            decision_id,
+        },
+        Action::Mask | Action::Hold => UnitDecision::Refuse {
+            error: held_without_approvals_error(decision, decision_id.as_deref()),
+            decision_id,
+        },
+    }
+}

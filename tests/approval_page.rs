@@ -1,0 +1,172 @@
+//! The approval page in a real headless Chromium, against a real admin server and registry:
+//! sign in with a token, see the held statement, approve or deny, and the waiting session is
+//! released with that verdict.
+//!
+//! Needs Debian's chromium (`apt-get install -y chromium`); fails saying so when missing.
+
+mod approval_support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use airlock::approval::{sign_link, ApprovalAction, Channel, Outcome};
+use approval_support::cdp::Browser;
+use approval_support::{hold, token, AdminServer, LINK_SECRET};
+
+fn visible(id: &str) -> String {
+    format!("!document.getElementById('{id}').hidden")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_signs_in_and_approves_in_the_browser() {
+    let server = AdminServer::start(&["alice", "agent"]).await;
+    // Markup in the statement must show up as text, never as markup.
+    let sql = "DROP TABLE orders; -- </pre><img src=x onerror=\"window.pwned=1\"> 'x'";
+    let (id, mut waiter) = server
+        .registry
+        .submit(hold("agent", sql, &["alice", "agent"]))
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move { waiter.wait().await });
+    let url = format!("{}/approvals/{}", server.url, id);
+    let expected_sql = sql.to_owned();
+
+    tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch();
+        b.navigate(&url);
+        b.wait_for(&visible("signin-section"), "the sign-in form");
+
+        // The requester signs in and tries to approve its own request: refused.
+        b.type_into("#token", &token("agent"));
+        b.click("#signin-btn");
+        b.wait_for(&visible("verdict"), "the verdict form");
+        assert_eq!(b.text("#sql"), expected_sql, "statement shown verbatim");
+        assert!(
+            b.eval("document.querySelectorAll('#sql span.kw').length").as_u64() >= Some(2),
+            "keywords highlighted"
+        );
+        assert_eq!(b.eval("document.querySelectorAll('img').length"), 0, "no injected markup");
+        assert_eq!(b.eval("window.pwned === undefined"), true);
+        assert_eq!(b.text("#f-requester"), "agent");
+        assert_eq!(b.text("#f-app"), "test-agent");
+        assert_eq!(b.text("#f-rule"), "ddl.hold");
+        assert_eq!(b.text("#f-pii"), "public.customers.email");
+        assert_eq!(b.text("#f-tables"), "public.orders");
+        assert_eq!(b.eval("document.querySelectorAll('#params tbody tr').length"), 2);
+        assert_eq!(b.text("#params tbody tr:nth-child(2) td:nth-child(2)"), "NULL");
+        assert!(b.text("#countdown").contains("left"), "{}", b.text("#countdown"));
+        assert!(b.text("#who").contains("agent"));
+        b.click("#approve");
+        b.wait_for(
+            "document.getElementById('result').textContent.includes('cannot decide its own request')",
+            "the self-approval refusal",
+        );
+
+        // Sign out, sign in as the approver, approve with a rationale.
+        b.click("#signout");
+        b.wait_for("document.readyState === 'complete'", "reload");
+        b.wait_for(&visible("signin-section"), "the sign-in form again");
+        b.type_into("#token", &token("alice"));
+        b.click("#signin-btn");
+        b.wait_for(&visible("verdict"), "the verdict form for alice");
+        assert!(b.text("#who").contains("alice"));
+        b.type_into("#rationale", "reviewed in the browser");
+        b.click("#approve");
+        b.wait_for(
+            "document.getElementById('result').textContent.startsWith('Approved')",
+            "the approval confirmation",
+        );
+        assert_eq!(b.text("#req-state"), "approved");
+        assert!(b.page_errors.is_empty(), "page errors: {:?}", b.page_errors);
+    })
+    .await
+    .expect("browser steps");
+
+    match waiting.await.unwrap() {
+        Outcome::Approved { by } => {
+            assert_eq!(by.len(), 1);
+            assert_eq!(by[0].approver, "alice");
+            assert_eq!(by[0].channel, Channel::Web);
+            assert_eq!(by[0].rationale.as_deref(), Some("reviewed in the browser"));
+        }
+        other => panic!("expected approval, got {other:?}"),
+    }
+    let actions = server.audit.as_ref().unwrap().actions_for(id.as_str());
+    assert_eq!(
+        actions,
+        vec![
+            ApprovalAction::Requested,
+            ApprovalAction::Refused,
+            ApprovalAction::Approve
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_link_opens_the_request_and_a_tampered_one_is_refused() {
+    let server = AdminServer::start(&["alice"]).await;
+    let (id, mut waiter) = server
+        .registry
+        .submit(hold(
+            "agent",
+            "ALTER TABLE orders DROP COLUMN note",
+            &["alice"],
+        ))
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move { waiter.wait().await });
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
+    let link = format!("{}/approvals/{}?exp={exp}&sig={sig}", server.url, id);
+    let tampered = format!("{}/approvals/{}?exp={}&sig={sig}", server.url, id, exp + 60);
+
+    tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch();
+        b.navigate(&tampered);
+        b.wait_for(
+            "document.title.includes('link refused')",
+            "the refusal page",
+        );
+
+        b.navigate(&link);
+        b.wait_for(&visible("request-section"), "the read-only request");
+        assert!(b.text("#sql").contains("ALTER TABLE orders"));
+        assert_eq!(b.eval(&visible("readonly-note")), true);
+        assert_eq!(
+            b.eval(&visible("verdict")),
+            false,
+            "a link alone cannot decide"
+        );
+
+        b.type_into("#token", &token("alice"));
+        b.click("#signin-btn");
+        b.wait_for(&visible("verdict"), "the verdict form");
+        b.click("#deny");
+        b.wait_for(
+            "document.getElementById('result').textContent.includes('rationale is required')",
+            "the rationale prompt",
+        );
+        b.type_into("#rationale", "column is still read by billing");
+        b.click("#deny");
+        b.wait_for(
+            "document.getElementById('result').textContent.startsWith('Denied')",
+            "the denial confirmation",
+        );
+        assert!(b.page_errors.is_empty(), "page errors: {:?}", b.page_errors);
+    })
+    .await
+    .expect("browser steps");
+
+    assert_eq!(
+        waiting.await.unwrap(),
+        Outcome::Denied {
+            by: "alice".into(),
+            rationale: "column is still read by billing".into()
+        }
+    );
+    server.stop().await;
+}

@@ -1,0 +1,164 @@
+//! The `airlock` binary itself: demo, passwd, config check.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn airlock() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn demo_serves_psql_and_cleans_up_on_ctrl_c() {
+    let _ = cluster(); // fail early, with instructions, if PostgreSQL is missing
+    let port = free_port();
+    let admin = free_port();
+    let mut child = airlock()
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("airlock demo");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut psql_line = None;
+    let mut data_dir = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(i) = line.find("data in ") {
+            data_dir = Some(line[i + 8..].trim().to_string());
+        }
+        if line.trim_start().starts_with("psql \"") {
+            psql_line = Some(line.trim().to_string());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo did not print its psql line"
+        );
+    }
+    let psql_line = psql_line.expect("demo prints the psql command");
+    let url = psql_line
+        .trim_start_matches("psql ")
+        .trim_matches('"')
+        .to_string();
+    let out = psql(&url, &["-At", "-c", "SELECT count(*) FROM orders"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "200");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let dir = data_dir.expect("demo prints its data directory");
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "{dir} was not removed"
+    );
+}
+
+#[test]
+fn passwd_prints_a_verifier_the_gateway_accepts() {
+    let mut child = airlock()
+        .args(["passwd", "robot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hunter2\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("robot = "))
+        .expect("config line");
+    let verifier = line
+        .trim_start_matches("robot = ")
+        .trim_matches('"')
+        .to_string();
+    assert!(!text.contains("hunter2"));
+
+    let gw = Gw::start(|c| {
+        c.auth.users.insert("robot".into(), verifier.clone());
+    });
+    let ok = psql(
+        &format!(
+            "postgres://robot:hunter2@127.0.0.1:{}/postgres?sslmode=disable",
+            gw.port()
+        ),
+        &["-At", "-c", "SELECT 7"],
+        None,
+    );
+    assert_eq!(stdout(&ok).trim(), "7", "{}", stderr(&ok));
+}
+
+#[test]
+fn config_check_reports_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[server]\nlisten = \"127.0.0.1:7000\"\n[upstream]\nurl = \"postgres://svc@db:5432/app\"\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"x:1\"\n\n[audit]\ndurabilty = \"strict\"\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("durabilty"), "{err}");
+
+    // Environment overrides are validated too.
+    let out = airlock()
+        .args(["config", "check"])
+        .arg(&good)
+        .env("AIRLOCK_AUDIT__DURABILITY", "sometimes")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AIRLOCK_"));
+}

@@ -1,0 +1,330 @@
+//! Statements decided by the shipped policies, through the gateway, against real PostgreSQL:
+//! held or denied statements leave no trace upstream, PII never leaks from a held case,
+//! masked reads are masked, allowed reads are what a direct connection returns, and every
+//! statement upstream ran was audited first.
+
+mod common;
+
+use airlock::policy::Action;
+use common::*;
+
+const DEMO_SCHEMA: &str = airlock::demo::DEMO_SCHEMA;
+
+fn demo_db(label: &str) -> TestDb {
+    let db = TestDb::new(label);
+    db.exec(DEMO_SCHEMA);
+    db
+}
+
+/// A gateway with the demo policy, where approver alice denies every held request at once.
+fn demo_gw() -> Gw {
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_deny("alice");
+    gw
+}
+
+/// Runs one statement as the agent; (stdout, stderr).
+fn agent_sql(gw: &Gw, db: &TestDb, sql: &str) -> (String, String) {
+    let out = psql(&gw.url(&db.name), &["-At", "-c", sql], None);
+    (stdout(&out), stderr(&out))
+}
+
+#[test]
+fn held_statements_have_no_side_effect_upstream() {
+    let db = demo_db("held_effects");
+    let gw = demo_gw();
+    let before = db.exec("SELECT count(*), sum(quantity) FROM orders");
+    let cases = [
+        "DROP TABLE orders",
+        "TRUNCATE orders",
+        "DELETE FROM orders",
+        "UPDATE orders SET quantity = 0",
+        "ALTER TABLE orders ADD COLUMN note text",
+        "CREATE TABLE sneaky AS SELECT * FROM orders",
+        "SELECT * INTO sneaky2 FROM orders",
+        "WITH gone AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM gone",
+        "EXPLAIN ANALYZE DELETE FROM orders",
+        "GRANT ALL ON orders TO PUBLIC",
+        "CREATE ROLE intruder LOGIN SUPERUSER PASSWORD 'hunter2'",
+        "DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$",
+        "/* harmless */ DROP /* really */ TABLE \"orders\"",
+        "SELECT 1; DROP TABLE orders",
+        "SELECT set_config('role', 'postgres', false)",
+        "COPY orders TO PROGRAM 'cat > /tmp/airlock-leak'",
+        "PREPARE wipe AS DELETE FROM orders; EXECUTE wipe",
+    ];
+    for sql in cases {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(
+            err.contains("airlock"),
+            "{sql}: expected a refusal, got out={out:?} err={err:?}"
+        );
+    }
+    assert_eq!(
+        db.exec("SELECT count(*), sum(quantity) FROM orders"),
+        before
+    );
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_class WHERE relname LIKE 'sneaky%'")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        db.exec("SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'").trim(),
+        "0"
+    );
+    assert!(!std::path::Path::new("/tmp/airlock-leak").exists());
+    // The audit never holds the password.
+    let records = gw.decisions();
+    assert!(records
+        .iter()
+        .any(|(_, d)| d.sql.contains("CREATE ROLE intruder")));
+    assert!(records.iter().all(|(_, d)| !d.sql.contains("hunter2")));
+    assert!(records
+        .iter()
+        .all(|(_, d)| d.decision.action != Action::Allow || !d.sql.contains("DROP TABLE")));
+}
+
+#[test]
+fn refusal_inside_a_transaction_aborts_it_like_postgres() {
+    let db = demo_db("held_tx");
+    let gw = demo_gw();
+    let script = "BEGIN;\nINSERT INTO products (name, price) VALUES ('tx-probe', 1);\nDROP TABLE orders;\nSELECT 1;\nROLLBACK;\nSELECT count(*) FROM products WHERE name = 'tx-probe';\n";
+    let out = psql(&gw.url(&db.name), &["-At", "-f", "-"], Some(script));
+    let err = stderr(&out);
+    assert!(err.contains("airlock"), "{err}");
+    assert!(err.contains("current transaction is aborted"), "{err}");
+    assert!(stdout(&out).trim_end().ends_with('0'), "{}", stdout(&out));
+    assert_eq!(
+        db.exec("SELECT count(*) FROM products WHERE name = 'tx-probe'")
+            .trim(),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn extended_protocol_is_decided_too() {
+    let db = demo_db("held_extended");
+    let gw = demo_gw();
+    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // A bounded DELETE is an allowed write; a WHERE that is always true is not bounded.
+    assert_eq!(
+        client
+            .execute("DELETE FROM orders WHERE id = $1", &[&7i32])
+            .await
+            .unwrap(),
+        1
+    );
+    let err = client
+        .execute("DELETE FROM orders WHERE $1::int = 1 OR true", &[&1i32])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+    assert_eq!(db.exec("SELECT count(*) FROM orders").trim(), "199");
+    let err = client.execute("DROP TABLE orders", &[]).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+    let err = client
+        .query("SELECT email FROM customers WHERE id = $1", &[&1i32])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501");
+    assert!(!err.to_string().contains("@example.com"));
+    let rows = client
+        .query("SELECT name FROM customers WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "Customer 1");
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_class WHERE relname = 'orders'")
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn pii_never_appears_in_a_held_case() {
+    let db = demo_db("pii_held");
+    let gw = demo_gw();
+    for sql in [
+        "SELECT email FROM customers",
+        "SELECT * FROM customers",
+        "SELECT c FROM customers c",
+        "SELECT row_to_json(c) FROM customers c",
+        "SELECT * FROM customer_contacts",
+        "SELECT lower(\"email\") FROM public.\"customers\"",
+        "WITH x AS (SELECT ssn FROM customers) SELECT * FROM x",
+        "COPY customers TO STDOUT",
+        "COPY (SELECT phone FROM customers) TO STDOUT",
+        "UPDATE customers SET name = name WHERE id = 1 RETURNING email",
+        "SELECT name FROM customers UNION ALL SELECT email FROM customers",
+    ] {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(err.contains("airlock"), "{sql}: {err}");
+        for leak in ["@example.com", "+1-555-", "100007919"] {
+            assert!(
+                !out.contains(leak) && !err.contains(leak),
+                "{sql} leaked {leak}: {out} {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn allowed_reads_match_a_direct_connection() {
+    let db = demo_db("allowed_reads");
+    let gw = demo_gw();
+    for sql in [
+        "SELECT id, name, city FROM customers ORDER BY id",
+        "SELECT * FROM orders ORDER BY id LIMIT 20",
+        "SELECT * FROM order_totals ORDER BY customer_id",
+        "SELECT p.name, sum(o.quantity) FROM orders o JOIN products p ON p.id = o.product_id GROUP BY p.name ORDER BY 1",
+        "SELECT count(*) FROM customers WHERE city = 'Oslo'",
+        "SELECT version() IS NOT NULL, current_schema()",
+    ] {
+        let (via, err) = agent_sql(&gw, &db, sql);
+        assert!(err.is_empty(), "{sql}: {err}");
+        let direct = psql(&db.direct_url(), &["-At", "-c", sql], None);
+        assert_eq!(via, stdout(&direct), "{sql}");
+        assert!(!via.is_empty());
+    }
+}
+
+#[test]
+fn masked_reads_return_masked_values() {
+    let db = demo_db("masked");
+    let gw = demo_gw();
+    let url = format!("{}&application_name=reporting-daily", gw.url(&db.name));
+    let out = psql(
+        &url,
+        &[
+            "-At",
+            "-c",
+            "SELECT name, email, phone FROM customers WHERE id = 1",
+        ],
+        None,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.starts_with("Customer 1|"), "{text}");
+    assert!(!text.contains("customer1@example.com"), "{text}");
+    assert!(!text.contains("+1-555-0001"), "{text}");
+    let d = gw
+        .decisions()
+        .into_iter()
+        .find(|(_, d)| d.sql.contains("SELECT name, email, phone"))
+        .expect("audited");
+    assert_eq!(d.1.decision.action, Action::Mask);
+    let rewritten = d.1.rewritten_sql.expect("rewrite audited");
+    assert_ne!(rewritten, d.1.sql);
+}
+
+#[test]
+fn every_statement_upstream_ran_was_audited_first() {
+    let db = demo_db("completeness");
+    let gw = demo_gw();
+    let app = format!("completeness-{}", std::process::id());
+    let url = format!("{}&application_name={app}", gw.url(&db.name));
+    // Simple protocol, allowed and refused, multi-statement, COPY.
+    let script = "SELECT count(*) FROM orders;\nSELECT 1; SELECT 2;\nDROP TABLE orders;\nINSERT INTO products (name, price) VALUES ('x', 1);\n\\copy (SELECT id FROM products) TO STDOUT\nSELECT email FROM customers;\n";
+    let _ = psql(&url, &["-f", "-"], Some(script));
+    // Extended protocol via pgbench's prepared mode.
+    let bench = std::process::Command::new(tool("pgbench", "postgresql-15"))
+        .args(["-n", "-M", "prepared", "-t", "5", "-f", "-"])
+        .arg(&url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(
+                b"\\set pid random(1, 20)\nSELECT name FROM products WHERE id = :pid;\n",
+            )?;
+            c.wait()
+        })
+        .expect("pgbench");
+    assert!(bench.success());
+
+    let log = std::fs::read_to_string(cluster().log_file()).expect("postgres log");
+    let executed: Vec<(i64, String)> = log
+        .lines()
+        .filter(|l| l.contains(&format!("|{}|{}|", db.name, app)))
+        .filter_map(|l| {
+            let (ts, rest) = l.split_once('|')?;
+            let sql = rest
+                .split_once("LOG:  statement: ")
+                .map(|(_, s)| s)
+                .or_else(|| {
+                    rest.split_once("LOG:  execute ")
+                        .and_then(|(_, s)| s.split_once(": "))
+                        .map(|(_, s)| s)
+                })?;
+            Some((pg_time_us(ts), sql.to_string()))
+        })
+        .filter(|(_, sql)| {
+            !sql.starts_with("/* airlock: catalog */") && !sql.starts_with("/* airlock: reset */")
+        })
+        .collect();
+    assert!(executed.len() >= 10, "{executed:?}");
+    let decisions = gw.decisions();
+    for (pg_time, sql) in &executed {
+        if sql.starts_with("/* airlock: refused */") {
+            continue; // the gateway's stand-in for a refused statement: audited as refused
+        }
+        let found = decisions.iter().find(|(r, d)| {
+            (d.sql.contains(sql.trim_end_matches(';')) || d.rewritten_sql.as_deref() == Some(sql))
+                && airlock::audit::parse_time(&r.time).unwrap() <= pg_time + 1000
+        });
+        assert!(
+            found.is_some(),
+            "upstream ran {sql:?} without an earlier audit record"
+        );
+    }
+    let refused = executed
+        .iter()
+        .filter(|(_, s)| s.starts_with("/* airlock: refused */"))
+        .count();
+    let not_allowed = decisions
+        .iter()
+        .filter(|(_, d)| d.session.application_name == app && d.decision.action != Action::Allow)
+        .count();
+    assert_eq!(refused, not_allowed);
+}
+
+/// `2026-11-24 06:05:35.674 UTC` → µs since the epoch.
+fn pg_time_us(ts: &str) -> i64 {
+    let t = ts.trim_end_matches(" UTC").replace(' ', "T") + "Z";
+    airlock::audit::parse_time(&t).unwrap_or_else(|| panic!("bad log time {ts}"))
+}
+
+#[test]
+fn policy_reload_applies_and_an_invalid_policy_keeps_the_old_one() {
+    let db = demo_db("reload");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::copy(shipped_policy("demo.toml"), &path).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    gw.auto_deny("alice");
+    let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
+    assert!(err.is_empty(), "{err}");
+    // Deny reads of orders from now on.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[rule]]\nid = \"no-orders\"\naction = \"deny\"\ntables = [\"public.orders\"]\nreason = \"orders are off limits\"\n");
+    std::fs::write(&path, &text).unwrap();
+    gw.gateway.reload_policy();
+    let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
+    assert!(err.contains("no-orders"), "{err}");
+    // A broken file is refused and the previous policy stays in force.
+    std::fs::write(&path, "this is [not toml").unwrap();
+    gw.gateway.reload_policy();
+    let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
+    assert!(err.contains("no-orders"), "{err}");
+}

@@ -1,0 +1,320 @@
+//! Bad input never takes the gateway down: each case gets a PostgreSQL error where the
+//! protocol allows one, and a new client is served normally afterwards.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use airlock::config::AuthMethod;
+use common::*;
+
+fn trust_gw(max_message: usize) -> Gw {
+    Gw::start(|c| {
+        c.auth.method = AuthMethod::Trust;
+        c.server.max_message_bytes = max_message;
+    })
+}
+
+fn startup_packet(user: &str, db: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&196608i32.to_be_bytes());
+    for (k, v) in [("user", user), ("database", db)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
+
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn connect(gw: &Gw) -> TcpStream {
+    let s = TcpStream::connect(gw.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads until EOF (or timeout) and returns everything.
+fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads messages until ReadyForQuery; returns their tags and the raw bytes.
+fn read_until_ready(s: &mut TcpStream) -> (Vec<u8>, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut tags = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut pos = 0;
+        tags.clear();
+        while raw.len() >= pos + 5 {
+            let len = i32::from_be_bytes([raw[pos + 1], raw[pos + 2], raw[pos + 3], raw[pos + 4]])
+                as usize;
+            if raw.len() < pos + 1 + len {
+                break;
+            }
+            tags.push(raw[pos]);
+            if raw[pos] == b'Z' {
+                return (tags, raw);
+            }
+            pos += 1 + len;
+        }
+        let n = s.read(&mut buf).expect("read before ReadyForQuery");
+        assert!(
+            n > 0,
+            "closed before ReadyForQuery: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A logged-in raw session (trust auth).
+fn session(gw: &Gw) -> TcpStream {
+    let mut s = connect(gw);
+    s.write_all(&startup_packet(AGENT, "postgres")).unwrap();
+    let (tags, _) = read_until_ready(&mut s);
+    assert_eq!(tags.first(), Some(&b'R'));
+    s
+}
+
+fn sqlstate_of(raw: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    text.find("\0C").map(|i| text[i + 2..i + 7].to_string())
+}
+
+fn still_serves(gw: &Gw) {
+    let mut s = session(gw);
+    s.write_all(&message(b'Q', b"SELECT 'alive'\0")).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    assert!(tags.contains(&b'D'), "{tags:?}");
+    assert!(String::from_utf8_lossy(&raw).contains("alive"));
+}
+
+#[test]
+fn truncated_frame_then_close() {
+    let gw = trust_gw(1 << 20);
+    let mut s = session(&gw);
+    let mut m = message(b'Q', b"SELECT 1\0");
+    m[4] = 100; // claims more than is sent
+    s.write_all(&m).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = read_all(&mut s);
+    still_serves(&gw);
+}
+
+#[test]
+fn oversized_frame_is_refused() {
+    let gw = trust_gw(4096);
+    let mut s = session(&gw);
+    let big = vec![b'x'; 10_000];
+    let mut body = b"SELECT '".to_vec();
+    body.extend(&big);
+    body.extend(b"'\0");
+    let _ = s.write_all(&message(b'Q', &body));
+    let raw = read_all(&mut s);
+    assert_eq!(
+        sqlstate_of(&raw).as_deref(),
+        Some("54000"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(String::from_utf8_lossy(&raw).contains("exceeds the maximum"));
+    still_serves(&gw);
+}
+
+#[test]
+fn impossible_length_is_a_protocol_violation() {
+    let gw = trust_gw(1 << 20);
+    let mut s = session(&gw);
+    s.write_all(&[b'Q', 0, 0, 0, 2]).unwrap();
+    let raw = read_all(&mut s);
+    assert_eq!(sqlstate_of(&raw).as_deref(), Some("08P01"));
+    still_serves(&gw);
+}
+
+#[test]
+fn unknown_message_type_is_refused() {
+    let gw = trust_gw(1 << 20);
+    let mut s = session(&gw);
+    s.write_all(&message(b'z', b"whatever")).unwrap();
+    let raw = read_all(&mut s);
+    assert_eq!(sqlstate_of(&raw).as_deref(), Some("08P01"));
+    assert!(String::from_utf8_lossy(&raw).contains("invalid frontend message type"));
+    still_serves(&gw);
+}
+
+#[test]
+fn garbage_before_startup_gets_an_error() {
+    let gw = trust_gw(1 << 20);
+    let mut s = connect(&gw);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let raw = read_all(&mut s);
+    assert_eq!(
+        sqlstate_of(&raw).as_deref(),
+        Some("08P01"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    // Protocol version 2 is refused too.
+    let mut s = connect(&gw);
+    let mut p = startup_packet(AGENT, "postgres");
+    p[4..8].copy_from_slice(&0x0002_0000i32.to_be_bytes());
+    s.write_all(&p).unwrap();
+    let raw = read_all(&mut s);
+    assert!(String::from_utf8_lossy(&raw).contains("unsupported frontend protocol 2.0"));
+    still_serves(&gw);
+}
+
+#[test]
+fn plaintext_after_ssl_request_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = write_cert(dir.path());
+    let gw = Gw::start(|c| {
+        c.auth.method = AuthMethod::Trust;
+        c.tls.cert = Some(cert);
+        c.tls.key = Some(key);
+    });
+    let mut s = connect(&gw);
+    let mut req = 8i32.to_be_bytes().to_vec();
+    req.extend_from_slice(&80877103i32.to_be_bytes());
+    req.extend(startup_packet(AGENT, "postgres"));
+    s.write_all(&req).unwrap();
+    let raw = read_all(&mut s);
+    assert!(
+        String::from_utf8_lossy(&raw).contains("unencrypted data after SSL request"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    still_serves(&gw);
+}
+
+#[test]
+fn gssenc_request_is_declined_and_startup_continues() {
+    let gw = trust_gw(1 << 20);
+    let mut s = connect(&gw);
+    let mut req = 8i32.to_be_bytes().to_vec();
+    req.extend_from_slice(&80877104i32.to_be_bytes());
+    s.write_all(&req).unwrap();
+    let mut answer = [0u8; 1];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"N");
+    s.write_all(&startup_packet(AGENT, "postgres")).unwrap();
+    let (tags, _) = read_until_ready(&mut s);
+    assert!(tags.contains(&b'K'));
+}
+
+#[test]
+fn fastpath_function_call_is_refused_and_session_continues() {
+    let gw = trust_gw(1 << 20);
+    let mut s = session(&gw);
+    // FunctionCall: oid 1 (nonsense), no args formats, no args, result format text.
+    let mut body = 1i32.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    s.write_all(&message(b'F', &body)).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    assert_eq!(tags, vec![b'E', b'Z']);
+    assert_eq!(sqlstate_of(&raw).as_deref(), Some("0A000"));
+    assert!(String::from_utf8_lossy(&raw).contains("fastpath function calls are not supported"));
+    s.write_all(&message(b'Q', b"SELECT 'after'\0")).unwrap();
+    let (tags, _) = read_until_ready(&mut s);
+    assert!(tags.contains(&b'D'));
+}
+
+#[test]
+fn unknown_cancel_key_is_ignored() {
+    let gw = trust_gw(1 << 20);
+    let mut s = connect(&gw);
+    let mut req = 16i32.to_be_bytes().to_vec();
+    req.extend_from_slice(&80877102i32.to_be_bytes());
+    req.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    s.write_all(&req).unwrap();
+    assert!(read_all(&mut s).is_empty());
+    still_serves(&gw);
+}
+
+#[test]
+fn role_changing_startup_parameters_are_refused() {
+    let gw = trust_gw(1 << 20);
+    let out = psql(
+        &format!(
+            "postgres://{AGENT}@127.0.0.1:{}/postgres?options=-c%20role%3Dpg_read_all_data",
+            gw.port()
+        ),
+        &["-c", "SELECT 1"],
+        None,
+    );
+    assert!(
+        stderr(&out).contains("not allowed through airlock"),
+        "{}",
+        stderr(&out)
+    );
+    still_serves(&gw);
+}
+
+#[test]
+fn unreachable_upstream_is_08006_and_gateway_keeps_serving() {
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gw = Gw::start(|c| {
+        c.auth.method = AuthMethod::Trust;
+        c.upstream.url =
+            format!("postgres://svc:s3cr3t-pw@127.0.0.1:{dead_port}/db?sslmode=disable");
+    });
+    for _ in 0..2 {
+        let mut s = connect(&gw);
+        s.write_all(&startup_packet(AGENT, "postgres")).unwrap();
+        let raw = read_all(&mut s);
+        let text = String::from_utf8_lossy(&raw);
+        assert_eq!(sqlstate_of(&raw).as_deref(), Some("08006"), "{text}");
+        assert!(
+            text.contains(&format!("upstream 127.0.0.1:{dead_port}")),
+            "{text}"
+        );
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+}
+
+#[test]
+fn too_many_connections_is_53300() {
+    let gw = Gw::start(|c| {
+        c.auth.method = AuthMethod::Trust;
+        c.server.max_connections = 1;
+    });
+    let _first = session(&gw);
+    let mut second = connect(&gw);
+    let raw = read_all(&mut second);
+    assert_eq!(sqlstate_of(&raw).as_deref(), Some("53300"));
+}
+
+/// A self-signed certificate for 127.0.0.1/localhost.
+pub fn write_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let c = dir.join("cert.pem");
+    let k = dir.join("key.pem");
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
+    (c, k)
+}
