@@ -320,6 +320,7 @@ pub(crate) fn view_lineage(
         path,
         functions: &functions,
         allowed_settings: &allowed,
+        literal_sensitive: std::cell::Cell::new(false),
     };
     let mut acc = Acc::default();
     let out = analyze_query(&cx, None, q, &mut acc);

@@ -195,6 +195,7 @@ impl Walker<'_, '_, '_> {
     /// `set_config(name, value, is_local)`: a role change when the name is `role` or
     /// `session_authorization`, a session setting when it is allowlisted, unsafe otherwise.
     fn set_config(&mut self, f: &Function) {
+        self.cx.literal_sensitive.set(true);
         let first = match &f.args {
             FunctionArguments::List(l) => l.args.first(),
             _ => None,

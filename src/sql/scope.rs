@@ -58,6 +58,9 @@ pub(crate) struct Ctx<'a> {
     pub functions: &'a FunctionPolicy,
     /// Lower-cased setting names the policy lets an agent change.
     pub allowed_settings: &'a HashSet<String>,
+    /// Set when a fact depended on a literal's value (`set_config('role', …)`, an EXPLAIN
+    /// option's argument): such texts are not shared by fingerprint.
+    pub literal_sensitive: std::cell::Cell<bool>,
 }
 
 /// Facts gathered while walking one statement.

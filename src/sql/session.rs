@@ -213,7 +213,7 @@ pub(crate) fn resolve_in_session(
     let n = primary.classified.statements.len();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let mut facts = if entries.len() == 1 {
+        let facts = if entries.len() == 1 {
             entries[0].classified.statements[i].clone()
         } else {
             let all: Vec<Facts> = entries
@@ -222,18 +222,22 @@ pub(crate) fn resolve_in_session(
                 .collect();
             merge(&all)
         };
-        if state.search_path_lost {
-            facts = Facts {
-                flags: facts.flags,
-                ..Facts::unknown(format!("{} (search_path unknown)", facts.label))
-            };
-        }
+        let lost = state.search_path_lost;
         let effect = entries[0].effects.as_ref().and_then(|e| e.get(i)).cloned();
         let before = state.candidates();
         match effect.unwrap_or(Effect::None) {
             Effect::None => out.push(facts),
             Effect::Prepare { name, inner } => {
-                state.prepare(&name, *inner);
+                // Under every path the server may have, the prepared statement may mean any.
+                let mut all = vec![*inner];
+                for e in &entries[1..] {
+                    if let Some(Effect::Prepare { inner, .. }) =
+                        e.effects.as_ref().and_then(|x| x.get(i))
+                    {
+                        all.push((**inner).clone());
+                    }
+                }
+                state.prepare(&name, merge(&all));
                 out.push(facts);
             }
             Effect::Execute { name, params, wrap } => {
@@ -261,6 +265,15 @@ pub(crate) fn resolve_in_session(
                 state.prepared.clear();
                 state.switch_search_path(default_path.to_vec());
                 out.push(facts);
+            }
+        }
+        if lost {
+            if let Some(last) = out.last_mut() {
+                let flags = last.flags.clone();
+                *last = Facts {
+                    flags,
+                    ..Facts::unknown(format!("{} (search_path unknown)", last.label))
+                };
             }
         }
         if i + 1 < n && state.candidates() != before {

@@ -179,6 +179,9 @@ pub(crate) fn classify_statement(
             options,
             ..
         } => {
+            if options.iter().flatten().any(|o| o.arg.is_some()) {
+                cx.literal_sensitive.set(true);
+            }
             let analyze = *analyze || explain_analyze_option(options);
             let (inner, effect) = classify_statement(cx, statement, src);
             match effect {

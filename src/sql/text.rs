@@ -98,6 +98,44 @@ pub(crate) fn fingerprint(text: &str, toks: &[Tok]) -> String {
     out
 }
 
+/// A key under which texts that differ only in their constants (and layout, comments, the case
+/// of unquoted words) meet: every token with its kind, literals reduced to their form. `None`
+/// when a literal's content could change how the statement parses (strings with escapes:
+/// `E'…'`, `U&'…'`, bit and hex strings), or when the text's extent is in doubt.
+pub(crate) fn literal_free_key(text: &str, toks: &[Tok]) -> Option<String> {
+    let mut out = String::with_capacity(text.len().min(4096));
+    for t in toks {
+        let s = t.text(text);
+        match t.kind {
+            TokKind::String => match s.as_bytes().first() {
+                Some(b'\'') => out.push_str("\u{1}s"),
+                Some(b'$') => out.push_str("\u{1}d"),
+                _ => return None,
+            },
+            TokKind::Number => {
+                if s.bytes().all(|c| c.is_ascii_digit() || c == b'_') {
+                    out.push_str("\u{1}i");
+                } else if s.bytes().any(|c| c == b'e' || c == b'E') {
+                    out.push_str("\u{1}e");
+                } else {
+                    out.push_str("\u{1}f");
+                }
+            }
+            TokKind::Word => {
+                out.push_str("\u{1}w");
+                for c in s.chars() {
+                    out.push(c.to_ascii_lowercase());
+                }
+            }
+            _ => {
+                out.push_str("\u{1}o");
+                out.push_str(s);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// Words after which `(` opens a list or subquery rather than a call's arguments.
 fn is_clause_word(w: &str) -> bool {
     const WORDS: &[&str] = &[

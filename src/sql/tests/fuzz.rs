@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use proptest::prelude::*;
 
-use super::super::classify::analyze_text;
+use super::super::analyze::analyze_text;
 use super::super::functions::FunctionPolicy;
+use super::super::lexer::lex;
 use super::super::scope::Ctx;
 use super::super::SessionSqlState;
 use super::{classifier, demo_catalog};
@@ -103,10 +104,11 @@ fn analyze(sql: &str) {
         path: &cat.search_path,
         functions: &functions,
         allowed_settings: &allowed,
+        literal_sensitive: std::cell::Cell::new(false),
     };
-    let (cl, effects) = analyze_text(&cx, sql);
-    assert_eq!(cl.statements.len(), effects.len());
-    for f in &cl.statements {
+    let a = analyze_text(&cx, sql, &lex(sql, true));
+    assert_eq!(a.classified.statements.len(), a.effects.len());
+    for f in &a.classified.statements {
         assert!(!f.label.is_empty());
     }
 }
@@ -138,5 +140,121 @@ proptest! {
         for f in &cl.statements {
             prop_assert!(!f.label.contains(&needle));
         }
+    }
+}
+
+const TEMPLATES: &[&str] = &[
+    "SELECT email FROM customers WHERE id = {} AND name = {}",
+    "UPDATE products SET price = {} WHERE id = {}",
+    "DELETE FROM orders WHERE {} = {}",
+    "SELECT set_config({}, {}, false)",
+    "EXPLAIN (ANALYZE {}) DELETE FROM orders WHERE id = {}",
+    "ALTER ROLE bob PASSWORD {}; SELECT {}",
+    "SET search_path = {}, {}",
+    "COPY customers TO {}; SELECT {}",
+    "SELECT * FROM customers LIMIT {} OFFSET {}",
+    "SELECT {}::regclass, {}",
+    "INSERT INTO orders (id, total) VALUES ({}, {}) RETURNING *",
+    "SELECT {} {}",
+];
+
+fn literal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u32..5).prop_map(|n| n.to_string()),
+        prop::sample::select(vec![
+            "'role'",
+            "'statement_timeout'",
+            "'search_path'",
+            "'a\\'",
+            "'x''y'",
+            "$$d$$",
+            "E'\\n'",
+            "'/tmp/f'",
+            "'password=x'",
+            "1.5",
+            "true",
+            "'1'",
+            "'0'",
+            "'postgres://u:p@h/db'",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Sharing facts by fingerprint never changes a classification.
+    #[test]
+    fn fingerprint_cache_agrees_with_full_analysis(
+        picks in prop::collection::vec((prop::sample::select(TEMPLATES), literal(), literal()), 1..12)
+    ) {
+        let shared = classifier();
+        let fresh = super::super::Classifier::new(
+            std::sync::Arc::new(demo_catalog()),
+            super::super::ClassifierOptions {
+                safe_functions: vec!["calc_discount".into()],
+                cache_capacity: 0,
+                ..Default::default()
+            },
+        );
+        for (t, a, b) in picks {
+            let sql = t.replacen("{}", &a, 1).replacen("{}", &b, 1);
+            let x = shared.classify(&sql);
+            let y = fresh.classify(&sql);
+            prop_assert_eq!(&x.statements, &y.statements, "{}", sql);
+            prop_assert_eq!(&x.redacted, &y.redacted);
+            prop_assert_eq!(&x.fingerprint, &y.fingerprint);
+        }
+    }
+}
+
+/// The same text with every plain string and integer constant changed.
+fn other_constants(sql: &str) -> String {
+    use super::super::lexer::TokKind;
+    let l = lex(sql, true);
+    let mut out = String::new();
+    let mut at = 0;
+    for t in &l.toks {
+        let s = t.text(sql);
+        let new = match t.kind {
+            TokKind::String if s.starts_with('\'') && s.ends_with('\'') && s.len() >= 2 => {
+                Some("'zz''q'")
+            }
+            TokKind::Number if s.bytes().all(|c| c.is_ascii_digit()) => Some("7"),
+            _ => None,
+        };
+        if let Some(n) = new {
+            out.push_str(&sql[at..t.start]);
+            out.push_str(n);
+            at = t.end;
+        }
+    }
+    out.push_str(&sql[at..]);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    /// Whatever the shape of the text, another text with other constants gets, from the shared
+    /// caches, exactly what a full analysis gives it.
+    #[test]
+    fn constants_never_change_cached_facts(sql in soup()) {
+        let shared = classifier();
+        let fresh = super::super::Classifier::new(
+            std::sync::Arc::new(demo_catalog()),
+            super::super::ClassifierOptions {
+                safe_functions: vec!["calc_discount".into()],
+                cache_capacity: 0,
+                ..Default::default()
+            },
+        );
+        let variant = other_constants(&sql);
+        shared.classify(&sql);
+        let x = shared.classify(&variant);
+        let y = fresh.classify(&variant);
+        prop_assert_eq!(&x.statements, &y.statements, "{} / {}", sql, variant);
+        prop_assert_eq!(&x.redacted, &y.redacted);
     }
 }

@@ -309,3 +309,36 @@ fn wide_tables_cost_linear_time() {
         "took {took:?}"
     );
 }
+
+#[test]
+fn same_statement_with_other_constants_skips_parsing() {
+    let c = classifier();
+    let a = c.classify("SELECT email FROM customers WHERE id = 1 AND name = 'Ann'");
+    assert_eq!(c.analyses(), 1);
+    let b = c.classify("select email from customers where id = 2 and name = 'Bob' -- hi");
+    assert_eq!(c.analyses(), 1, "served by fingerprint");
+    assert_eq!(a.statements, b.statements);
+    assert_eq!(
+        b.redacted,
+        "select email from customers where id = 2 and name = 'Bob' -- hi"
+    );
+    assert_eq!(b.fingerprint, a.fingerprint);
+    // Facts that depend on a literal are never shared.
+    let role = c.classify("SELECT set_config('role', 'admin', false)");
+    let timeout = c.classify("SELECT set_config('statement_timeout', '5s', false)");
+    assert_eq!(role.statements[0].kind, Kind::Role);
+    assert_eq!(timeout.statements[0].kind, Kind::Session);
+    let off = c.classify("EXPLAIN (ANALYZE 0) DELETE FROM orders WHERE id = 1");
+    let on = c.classify("EXPLAIN (ANALYZE 1) DELETE FROM orders WHERE id = 1");
+    assert!(!off.statements[0].flags.explain_analyze);
+    assert!(on.statements[0].flags.explain_analyze);
+    // A text with a secret is analyzed (and redacted) on its own.
+    c.classify("ALTER ROLE x PASSWORD 'one'");
+    let two = c.classify("ALTER ROLE x PASSWORD 'two'");
+    assert_eq!(two.redacted, "ALTER ROLE x PASSWORD '***'");
+    assert!(two.statements[0].flags.has_secret);
+    // Quoting that depends on standard_conforming_strings is never shared.
+    c.classify("SELECT 'ab', 1");
+    let amb = c.classify("SELECT 'a\\', 1");
+    assert_eq!(amb.statements[0].kind, Kind::Unknown);
+}

@@ -200,3 +200,16 @@ fn declared_cursor_is_classified_by_its_query_in_session_too() {
         cols(&["customers.ssn"])
     );
 }
+
+#[test]
+fn prepare_under_an_uncertain_path_covers_every_path() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "SET search_path = app");
+    c.classify_in_session(&mut s, "PREPARE q AS SELECT * FROM customers");
+    s.confirm_search_path(vec!["app".into()]);
+    // The server may have prepared it under either path.
+    let e = c.classify_in_session(&mut s, "EXECUTE q");
+    let read = sorted(&e.statements[0].tables_read);
+    assert_eq!(read, vec!["app.customers", "public.customers"]);
+}

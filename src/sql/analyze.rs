@@ -1,0 +1,219 @@
+//! The uncached analysis of one text.
+//!
+//! The text is lexed once by the PostgreSQL-faithful lexer (split, fingerprint, redaction,
+//! labels) and each statement is tokenized and parsed once by sqlparser. The two lexers must
+//! agree on which parts of a statement are identifiers and which are strings or comments; if they
+//! do not, the statement is `unknown` — a parser that saw a comment where the server sees code
+//! must never decide what runs.
+
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use super::lexer::{lex, Lexed, Tok, TokKind};
+use super::scope::Ctx;
+use super::statement::{classify_statement, Effect, Source};
+use super::text::{fingerprint, redact, redact_raw, split_statements, token_kind, token_label};
+use super::{Classified, Facts, Kind};
+
+/// What a full analysis of one text found.
+#[derive(Debug)]
+pub(crate) struct Analysis {
+    pub classified: Classified,
+    /// One per statement.
+    pub effects: Vec<Effect>,
+    /// The facts depend on nothing but the text's fingerprint (words, operators, punctuation):
+    /// another text with the same fingerprint, and no secret in it, has the same facts.
+    pub by_fingerprint: bool,
+}
+
+/// Classify a whole text (uncached), already lexed with standard-conforming strings.
+pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str, lexed: &Lexed) -> Analysis {
+    let (redacted, secrets) = redact(sql, &lexed.toks, lexed.unterminated);
+    let fingerprint = fingerprint(sql, &lexed.toks);
+    if lexed.backslash_in_plain_string && !same_structure(lexed, &lex(sql, false)) {
+        // Where a string ends depends on standard_conforming_strings, which a session could
+        // have turned off: there are two readings of the text, so neither can be trusted. Redact
+        // what either reading would call a secret.
+        let (redacted_all, fingerprint) = redact_thoroughly(sql);
+        let alt = lex(&redacted_all, false);
+        let (redacted, more) = redact(&redacted_all, &alt.toks, alt.unterminated);
+        let redacted = redact_raw(&redacted).into_owned();
+        let mut f = Facts::unknown("string constants with backslashes (ambiguous quoting)");
+        f.flags.has_secret = !secrets.is_empty() || !more.is_empty() || redacted_all != sql;
+        return Analysis {
+            classified: Classified {
+                statements: vec![f],
+                fingerprint,
+                redacted,
+            },
+            effects: vec![Effect::None],
+            by_fingerprint: false,
+        };
+    }
+    let mut statements = Vec::new();
+    let mut effects = Vec::new();
+    let mut all_parsed = !lexed.unterminated;
+    cx.literal_sensitive.set(false);
+    for range in split_statements(sql, &lexed.toks) {
+        let toks = &lexed.toks[range.clone()];
+        let (mut facts, effect, parsed) = classify_chunk(cx, sql, toks);
+        all_parsed &= parsed;
+        if secrets.iter().any(|i| range.contains(i)) {
+            facts.flags.has_secret = true;
+        }
+        statements.push(facts);
+        effects.push(effect);
+    }
+    if lexed.unterminated {
+        // The server rejects an unterminated comment, string or quoted identifier; whatever came
+        // before it in this text is not to be taken at face value either.
+        let label = "unterminated comment, string or quoted identifier";
+        match statements.last_mut() {
+            Some(last) if last.kind != Kind::Unknown => {
+                let had_secret = last.flags.has_secret;
+                *last = Facts::unknown(format!("{} ({label})", last.label));
+                last.flags.has_secret = had_secret;
+            }
+            Some(_) => {}
+            None => {
+                statements.push(Facts::unknown(label));
+                effects.push(Effect::None);
+            }
+        }
+    }
+    // Text the server would not run as the tokens say (unparsable, unterminated) may hide a
+    // password where the token rules do not look: redact it as raw text first, then by tokens,
+    // and fingerprint what is left.
+    let (redacted, fingerprint) = if !all_parsed {
+        let (r, fp) = redact_thoroughly(sql);
+        if r != redacted {
+            for f in statements.iter_mut() {
+                f.flags.has_secret = true;
+            }
+        }
+        (r, fp)
+    } else {
+        (redacted, fingerprint)
+    };
+    let by_fingerprint = all_parsed
+        && !lexed.backslash_in_plain_string
+        && secrets.is_empty()
+        && !cx.literal_sensitive.get()
+        && effects.iter().all(|e| *e == Effect::None);
+    Analysis {
+        classified: Classified {
+            statements,
+            fingerprint,
+            redacted,
+        },
+        effects,
+        by_fingerprint,
+    }
+}
+
+/// Redaction for text whose tokens cannot be trusted: raw-text rules on the original, then the
+/// token rules on the result, then raw again; the fingerprint is taken from the redacted text.
+fn redact_thoroughly(sql: &str) -> (String, String) {
+    let raw = redact_raw(sql);
+    let l = lex(&raw, true);
+    let (tok, _) = redact(&raw, &l.toks, l.unterminated);
+    let out = redact_raw(&tok).into_owned();
+    let l = lex(&out, true);
+    let fp = redact_raw(&fingerprint(&out, &l.toks)).into_owned();
+    (out, fp)
+}
+
+fn same_structure(a: &Lexed, b: &Lexed) -> bool {
+    a.toks.len() == b.toks.len()
+        && a.toks
+            .iter()
+            .zip(&b.toks)
+            .all(|(x, y)| x.kind == y.kind && x.start == y.start && x.end == y.end)
+}
+
+/// Facts for one statement's tokens (no semicolons), and whether sqlparser understood it.
+fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool) {
+    let (Some(first), Some(last)) = (toks.first(), toks.last()) else {
+        return (Facts::unknown("empty statement"), Effect::None, false);
+    };
+    let text = &sql[first.start..last.end];
+    let unparsed = || {
+        let (kind, flags) = token_kind(sql, toks);
+        (
+            Facts {
+                kind,
+                flags,
+                ..Facts::unknown(token_label(sql, toks))
+            },
+            Effect::None,
+            false,
+        )
+    };
+    let dialect = PostgreSqlDialect {};
+    let Ok(sp_toks) = Tokenizer::new(&dialect, text).tokenize_with_location() else {
+        return unparsed();
+    };
+    if !skeletons_agree(sql, toks, &sp_toks) {
+        return (
+            Facts::unknown(format!("{} (ambiguous tokens)", token_label(sql, toks))),
+            Effect::None,
+            false,
+        );
+    }
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(sp_toks);
+    let stmt = match parser.parse_statement() {
+        Ok(s) if parser.peek_token().token == Token::EOF => s,
+        _ => return unparsed(),
+    };
+    let (facts, effect) = classify_statement(cx, &stmt, &Source { text: sql, toks });
+    (facts, effect, true)
+}
+
+/// The parts of a statement that decide what runs: identifiers/keywords (with their text) and
+/// string constants (as such), in order.
+#[derive(Debug, PartialEq, Eq)]
+enum Skel<'a> {
+    Word(std::borrow::Cow<'a, str>),
+    Str,
+}
+
+fn skeletons_agree(sql: &str, mine: &[Tok], theirs: &[TokenWithSpan]) -> bool {
+    let a = mine.iter().filter_map(|t| match t.kind {
+        TokKind::Word => Some(Skel::Word(t.text(sql).into())),
+        TokKind::QuotedIdent => {
+            let raw = t.text(sql);
+            let inner = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
+            Some(Skel::Word(match inner {
+                Some(i) => i.replace("\"\"", "\"").into(),
+                None => raw.into(),
+            }))
+        }
+        TokKind::String => Some(Skel::Str),
+        _ => None,
+    });
+    let b = theirs.iter().filter_map(|t| match &t.token {
+        Token::Word(w) => Some(Skel::Word(w.value.as_str().into())),
+        Token::SingleQuotedString(_)
+        | Token::DoubleQuotedString(_)
+        | Token::TripleSingleQuotedString(_)
+        | Token::TripleDoubleQuotedString(_)
+        | Token::DollarQuotedString(_)
+        | Token::SingleQuotedByteStringLiteral(_)
+        | Token::DoubleQuotedByteStringLiteral(_)
+        | Token::TripleSingleQuotedByteStringLiteral(_)
+        | Token::TripleDoubleQuotedByteStringLiteral(_)
+        | Token::SingleQuotedRawStringLiteral(_)
+        | Token::DoubleQuotedRawStringLiteral(_)
+        | Token::TripleSingleQuotedRawStringLiteral(_)
+        | Token::TripleDoubleQuotedRawStringLiteral(_)
+        | Token::NationalStringLiteral(_)
+        | Token::QuoteDelimitedStringLiteral(_)
+        | Token::NationalQuoteDelimitedStringLiteral(_)
+        | Token::EscapedStringLiteral(_)
+        | Token::UnicodeStringLiteral(_)
+        | Token::HexStringLiteral(_) => Some(Skel::Str),
+        _ => None,
+    });
+    a.eq(b)
+}
