@@ -148,7 +148,7 @@ run() {
   local before=0 after=0
   [ -n "$pid" ] && before=$(cpu_ticks "$pid")
   local out
-  out=$(PGPASSWORD=$PW "$PGBENCH" -h 127.0.0.1 -p "$port" -U "$user" -T "$DURATION" -j 2 "$@" bench 2>&1) || {
+  out=$(PGPASSWORD=$PW "$PGBENCH" -h 127.0.0.1 -p "$port" -U "$user" -n -T "$DURATION" -j 2 "$@" bench 2>&1) || {
     echo "pgbench failed against $target: $out" >&2; echo "0 0 0"; return; }
   [ -n "$pid" ] && after=$(cpu_ticks "$pid")
   local tps lat tx
