@@ -350,7 +350,13 @@ mod tests {
     fn auth_method_uses_postgres_spelling() {
         let c = parse("[auth]\nmethod = \"scram-sha-256\"\n", &[]).unwrap();
         assert_eq!(c.auth.method, AuthMethod::ScramSha256);
-        assert_eq!(parse("[auth]\nmethod = \"trust\"\n", &[]).unwrap().auth.method, AuthMethod::Trust);
+        assert_eq!(
+            parse("[auth]\nmethod = \"trust\"\n", &[])
+                .unwrap()
+                .auth
+                .method,
+            AuthMethod::Trust
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum ServerError {
     Audit(#[from] crate::audit::AuditError),
     #[error("approvals: {0}")]
     Approval(String),
+    #[error("notify: {0}")]
+    Notify(String),
 }
 
 /// Everything sessions share. Built once from the config and passed down explicitly.
@@ -54,6 +56,8 @@ pub struct Gateway {
     pub admin: Option<crate::admin::AdminState>,
     /// What sessions need to hold statements.
     pub holds: Option<crate::session::hold::HoldContext>,
+    /// The Teams bot messaging endpoint, served on the admin listener when `[notify.bot]` is set.
+    pub bot: Option<crate::notify::BotState>,
     pub metrics: Arc<crate::admin::Metrics>,
     /// The audit writer, awaited at shutdown so the last records are flushed.
     audit_writer: parking_lot::Mutex<Option<crate::audit::AuditWriter>>,
@@ -73,14 +77,50 @@ impl Gateway {
         ));
         let (audit, audit_writer) = crate::audit::Audit::open(&config.audit).await?;
         let metrics = Arc::new(crate::admin::Metrics::new());
+        // One key for the links cards carry and the admin listener that checks them.
+        let links = crate::approval::LinkSecret::from_config(&config.admin.link_secret);
+        let approval_audit: Arc<dyn crate::approval::ApprovalAudit> = Arc::new(audit.clone());
+        let notifiers = crate::notify::Notifiers::from_config(
+            &config.notify,
+            Arc::new(crate::approval::teams::AuditDeliveryReport::new(
+                approval_audit.clone(),
+            )),
+            &|k| std::env::var(k).ok(),
+        )
+        .map_err(|e| ServerError::Notify(e.to_string()))?;
+        let mut announcers: Vec<Arc<dyn crate::approval::Notifier>> = Vec::new();
+        if !notifiers.is_empty() {
+            announcers.push(Arc::new(crate::approval::teams::TeamsNotifier::new(
+                notifiers.clone(),
+                policy.clone(),
+                config.admin.public_url.clone(),
+                links.clone(),
+            )));
+        }
         let registry = crate::approval::Registry::open(
             config.approval.clone(),
-            Arc::new(audit.clone()),
-            Vec::new(),
+            approval_audit.clone(),
+            announcers,
             metrics.clone(),
         )
         .await
         .map_err(|e| ServerError::Approval(e.to_string()))?;
+        let bot = match (&config.notify.bot, notifiers.bot()) {
+            (Some(cfg), Some(notifier)) => Some(
+                crate::notify::BotState::from_config(
+                    cfg,
+                    &config.notify.retry,
+                    notifier.clone(),
+                    Arc::new(crate::approval::teams::RegistryVerdicts::new(
+                        registry.clone(),
+                        approval_audit.clone(),
+                    )),
+                    Arc::new(crate::approval::teams::PolicyApprovers(policy.clone())),
+                )
+                .map_err(|e| ServerError::Notify(e.to_string()))?,
+            ),
+            _ => None,
+        };
         let admin = if config.admin.listen.is_empty() {
             None
         } else {
@@ -88,7 +128,7 @@ impl Gateway {
                 &config.admin,
                 registry.clone(),
                 metrics.clone(),
-                crate::approval::LinkSecret::from_config(&config.admin.link_secret),
+                links,
                 Some(policy.clone()),
             )
             .map_err(|e| ServerError::Approval(e.to_string()))?;
@@ -116,6 +156,7 @@ impl Gateway {
             registry,
             admin,
             holds,
+            bot,
             metrics,
             audit_writer: parking_lot::Mutex::new(Some(audit_writer)),
             pool,
@@ -206,7 +247,10 @@ impl Server {
                     .with_live(audit.subscribe()),
             );
             state.readiness().set_ready(true);
-            let app = crate::admin::router(state).merge(audit_api);
+            let mut app = crate::admin::router(state).merge(audit_api);
+            if let Some(bot) = gw.bot.clone() {
+                app = app.merge(crate::notify::bot_routes(bot));
+            }
             let stop = admin_stop.clone();
             info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin API listening");
             tokio::spawn(async move {

@@ -26,6 +26,7 @@ mod link;
 mod notice;
 mod notifier;
 mod registry;
+pub mod teams;
 mod types;
 mod waiter;
 

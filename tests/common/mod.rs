@@ -91,6 +91,8 @@ impl TestDb {
 /// A running gateway with its own runtime thread.
 pub struct Gw {
     pub addr: SocketAddr,
+    /// The admin listener, when the test enabled `[admin] listen`.
+    pub admin_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     pub audit_dir: tempfile::TempDir,
     closing: CancellationToken,
@@ -129,15 +131,16 @@ impl Gw {
                 rt.block_on(async move {
                     let gateway = Arc::new(Gateway::open(Arc::new(cfg)).await.expect("gateway"));
                     let server = Server::bind(gateway.clone()).await.expect("bind");
-                    tx.send((server.local_addr(), gateway))
+                    tx.send((server.local_addr(), server.admin_addr(), gateway))
                         .expect("report address");
                     server.run(closing).await;
                 });
             })
         };
-        let (addr, gateway) = rx.recv().expect("gateway started");
+        let (addr, admin_addr, gateway) = rx.recv().expect("gateway started");
         Gw {
             addr,
+            admin_addr,
             gateway,
             audit_dir,
             closing,

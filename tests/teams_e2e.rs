@@ -1,0 +1,157 @@
+//! End to end in Workflows webhook mode: psql holds a statement in the real gateway, the card
+//! reaches a loopback Workflows endpoint, its signed link opens the page on the gateway's own
+//! admin listener, and an approver's verdict through the admin API releases psql.
+
+mod common;
+mod teams_fakes;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock::approval::{ListFilter, RequestView};
+use airlock::notify::WebhookConfig;
+use common::*;
+use serde_json::Value;
+use teams_fakes::*;
+
+const LINK_SECRET: &str = "teams-e2e-link-secret-0123456789abcdef";
+
+fn spawn_psql(url: &str, sql: &str) -> Child {
+    Command::new(tool("psql", "postgresql-client-15"))
+        .args(["-X", url, "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql")
+}
+
+async fn pending(gw: &Gw, needle: &str) -> RequestView {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = gw
+            .gateway
+            .registry
+            .list(ListFilter::Pending)
+            .await
+            .into_iter()
+            .find(|v| v.sql.contains(needle) && v.client_waiting)
+        {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no pending request for {needle}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every `Action.OpenUrl` target in a card, wherever it sits.
+fn open_urls(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if m.get("type").and_then(Value::as_str) == Some("Action.OpenUrl") {
+                if let Some(u) = m.get("url").and_then(Value::as_str) {
+                    out.push(u.to_string());
+                }
+            }
+            m.values().for_each(|x| open_urls(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| open_urls(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_card_link_opens_the_page_and_an_approval_releases_psql() {
+    let db = TestDb::new("teams_e2e_webhook");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let mut hook = fake_webhook(vec![]).await;
+    let hook_url = hook.url.clone();
+    let gw = Gw::start(move |c| {
+        c.policy.path = shipped_policy("demo.toml");
+        c.admin.listen = "127.0.0.1:0".into();
+        c.admin.public_url = "https://airlock.example".into();
+        c.admin.link_secret = LINK_SECRET.into();
+        c.admin
+            .tokens
+            .insert("alice".into(), airlock::admin::hash_token("tok-alice"));
+        c.notify.webhook = Some(WebhookConfig {
+            url: Some(hook_url),
+            ..WebhookConfig::default()
+        });
+    });
+    let admin = format!("http://{}", gw.admin_addr.expect("admin listener"));
+
+    let child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
+    let req = pending(&gw, "ADD COLUMN note").await;
+
+    let post = recv(&mut hook.posts, "the held card").await;
+    let body = post.json();
+    let card = &body["attachments"][0]["content"];
+    assert_valid_card(card);
+    assert!(
+        card.to_string().contains(req.id.as_str()),
+        "the card names the request"
+    );
+    let mut links = Vec::new();
+    open_urls(card, &mut links);
+    let link = links
+        .iter()
+        .find(|u| u.contains(&format!("/approvals/{}?", req.id)))
+        .unwrap_or_else(|| panic!("no approval link in {links:?}"))
+        .clone();
+    assert!(
+        link.starts_with("https://airlock.example/approvals/"),
+        "{link}"
+    );
+    assert!(link.contains("sig="), "the link is signed: {link}");
+
+    // The public URL fronts the admin listener; open the same path and query there.
+    let local = link.replacen("https://airlock.example", &admin, 1);
+    let page = reqwest::get(&local).await.expect("page");
+    assert_eq!(page.status(), reqwest::StatusCode::OK, "signed link opens");
+    // A tampered signature is refused by the same listener (same key signs and verifies).
+    let tampered = format!("{}x", local.trim_end_matches('='));
+    let refused = reqwest::get(&tampered).await.expect("page");
+    assert_eq!(
+        refused.status(),
+        reqwest::StatusCode::FORBIDDEN,
+        "tampered link"
+    );
+
+    let status = reqwest::Client::new()
+        .post(format!("{admin}/api/approvals/{}/approve", req.id))
+        .bearer_auth("tok-alice")
+        .json(&serde_json::json!({"rationale": "column is fine"}))
+        .send()
+        .await
+        .expect("approve")
+        .status();
+    assert!(status.is_success(), "approve: {status}");
+
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        db.exec(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_name = 'orders' AND column_name = 'note'"
+        )
+        .trim(),
+        "1"
+    );
+
+    // The verdict follows as a second card.
+    let verdict = recv(&mut hook.posts, "the verdict card").await;
+    let text = verdict.json().to_string();
+    assert!(
+        text.contains(req.id.as_str()),
+        "verdict card names the request"
+    );
+    assert!(text.to_lowercase().contains("approved"), "{text}");
+}
