@@ -153,12 +153,15 @@ pub async fn run(
             }
             None => buf.split_to(end),
         };
-        if !chunk.is_empty() {
+        if !chunk.is_empty() || readies > 0 {
+            // Count the ReadyForQuery messages before the client can see them (it may answer
+            // with Terminate at once, and the session must then know it is idle), but under
+            // the writer lock, so a gateway NOTICE waiting for that count still goes after them.
             let mut w = shared.client_wr.lock().await;
+            if readies > 0 {
+                shared.ready_count.send_modify(|c| *c += readies);
+            }
             w.write_all(&chunk).await?;
-        }
-        if readies > 0 {
-            shared.ready_count.send_modify(|c| *c += readies);
         }
     }
 }
