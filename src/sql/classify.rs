@@ -184,7 +184,19 @@ impl Classifier {
             _ => None,
         };
         let analysis = self.analyze(sql, path, &lexed);
-        let by_fingerprint = analysis.by_fingerprint;
+        // Sharing facts across constants is for the OLTP hot path only. Elsewhere a literal can
+        // stand where a name belongs (sqlparser accepts `DROP TABLE 'x'`), and those statements
+        // are rare enough to analyse every time.
+        let by_fingerprint = analysis.by_fingerprint
+            && analysis.classified.statements.iter().all(|f| {
+                matches!(
+                    f.kind,
+                    super::Kind::Read
+                        | super::Kind::Write
+                        | super::Kind::Catalog
+                        | super::Kind::Txn
+                )
+            });
         let effects = analysis
             .effects
             .iter()
