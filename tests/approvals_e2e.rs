@@ -5,10 +5,9 @@
 mod approval_support;
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
-use airlock::approval::{ListFilter, RequestState, RequestView};
+use airlock::approval::{ListFilter, RequestState};
 use approval_support::cdp::Browser;
 use approval_support::{token, AdminServer};
 use common::*;
@@ -17,43 +16,6 @@ fn demo_db(label: &str) -> TestDb {
     let db = TestDb::new(label);
     db.exec(airlock::demo::DEMO_SCHEMA);
     db
-}
-
-fn spawn_psql(url: &str, sql: &str) -> Child {
-    Command::new(tool("psql", "postgresql-client-15"))
-        .args(["-X", url, "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("psql")
-}
-
-/// Waits (bounded) for a pending request whose SQL contains `needle`.
-async fn pending(gw: &Gw, needle: &str) -> RequestView {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = gw
-            .gateway
-            .registry
-            .list(ListFilter::Pending)
-            .await
-            .into_iter()
-            .find(|v| v.sql.contains(needle) && v.client_waiting)
-        {
-            return v;
-        }
-        if Instant::now() > deadline {
-            let all = gw.gateway.registry.list(ListFilter::All).await;
-            panic!(
-                "no pending request for {needle}: {:?}",
-                all.iter()
-                    .map(|v| (&v.sql, v.state, v.client_waiting))
-                    .collect::<Vec<_>>()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn finish(child: Child) -> (bool, String, String) {

@@ -5,10 +5,6 @@
 mod common;
 mod teams_fakes;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use airlock::approval::ListFilter;
 use airlock::notify::config::BotConfig;
 use common::*;
 use serde_json::{json, Value};
@@ -76,35 +72,8 @@ async fn an_approve_click_in_teams_releases_psql() {
         gw.admin_addr.expect("admin listener")
     );
 
-    let child = Command::new(tool("psql", "postgresql-client-15"))
-        .args([
-            "-X",
-            &gw.url(&db.name),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "ALTER TABLE orders ADD COLUMN note text",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("psql");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let req = loop {
-        if let Some(v) = gw
-            .gateway
-            .registry
-            .list(ListFilter::Pending)
-            .await
-            .into_iter()
-            .find(|v| v.client_waiting)
-        {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "nothing held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
+    let req = pending(&gw, "ADD COLUMN note").await;
 
     let token = key.sign(&connector_claims(APP_ID, &service_url));
     let http = reqwest::Client::new();

@@ -5,44 +5,12 @@
 mod common;
 mod teams_fakes;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use airlock::approval::{ListFilter, RequestView};
 use airlock::notify::WebhookConfig;
 use common::*;
 use serde_json::Value;
 use teams_fakes::*;
 
 const LINK_SECRET: &str = "teams-e2e-link-secret-0123456789abcdef";
-
-fn spawn_psql(url: &str, sql: &str) -> Child {
-    Command::new(tool("psql", "postgresql-client-15"))
-        .args(["-X", url, "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("psql")
-}
-
-async fn pending(gw: &Gw, needle: &str) -> RequestView {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = gw
-            .gateway
-            .registry
-            .list(ListFilter::Pending)
-            .await
-            .into_iter()
-            .find(|v| v.sql.contains(needle) && v.client_waiting)
-        {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "no pending request for {needle}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Every `Action.OpenUrl` target in a card, wherever it sits.
 fn open_urls(v: &Value, out: &mut Vec<String>) {

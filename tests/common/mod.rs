@@ -321,3 +321,40 @@ pub fn python_with(module: &str) -> PathBuf {
     );
     py
 }
+
+/// Starts psql running one statement as a child (to be held, decided, then awaited).
+pub fn spawn_psql(url: &str, sql: &str) -> std::process::Child {
+    Command::new(tool("psql", "postgresql-client-15"))
+        .args(["-X", url, "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql")
+}
+
+/// Waits (bounded) for a pending request whose client waits and whose SQL contains `needle`.
+pub async fn pending(gw: &Gw, needle: &str) -> airlock::approval::RequestView {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let all = gw
+            .gateway
+            .registry
+            .list(airlock::approval::ListFilter::All)
+            .await;
+        if let Some(v) = all
+            .iter()
+            .find(|v| v.sql.contains(needle) && v.client_waiting)
+        {
+            return v.clone();
+        }
+        if std::time::Instant::now() > deadline {
+            let seen: Vec<_> = all
+                .iter()
+                .map(|v| (&v.sql, v.state, v.client_waiting))
+                .collect();
+            panic!("no pending request for {needle}: {seen:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
