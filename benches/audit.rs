@@ -157,7 +157,7 @@ fn ensure_store(n: u64) -> PathBuf {
             joins.push(tokio::spawn(async move {
                 for i in 0..per_task {
                     let id = audit.decision(entry(t * per_task + i)).await.unwrap();
-                    audit.outcome(outcome(id)).await.unwrap();
+                    audit.outcome(&outcome(id)).unwrap();
                 }
             }));
         }

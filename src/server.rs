@@ -244,7 +244,7 @@ impl Server {
             let audit = &gw.inspector.audit;
             let audit_api = crate::admin::audit_api::audit_routes(
                 crate::admin::audit_api::AuditApiState::new(audit.store(), state.token_check())
-                    .with_live(audit.subscribe()),
+                    .with_writer(audit.clone()),
             );
             state.readiness().set_ready(true);
             let mut app = crate::admin::router(state).merge(audit_api);

@@ -56,14 +56,13 @@ fn generate(dir: &Path, n: usize) {
         for i in 0..n {
             let id = audit.decision(entry(i)).await.unwrap();
             audit
-                .outcome(OutcomeEntry {
+                .outcome(&OutcomeEntry {
                     decision_id: id,
                     tags: vec!["SELECT 1".into()],
                     error: None,
                     rows: 1,
                     duration_us: 100,
                 })
-                .await
                 .unwrap();
         }
         audit.shutdown().await;

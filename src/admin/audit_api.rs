@@ -39,6 +39,9 @@ pub struct AuditApiState {
     /// The writer's "last appended seq" signal (`AuditHandle::subscribe`), so `follow`
     /// streams wake on new records; without it they poll.
     pub live: Option<watch::Receiver<u64>>,
+    /// The running writer, so a request first lets queued records reach the store and sees
+    /// everything written before it.
+    pub writer: Option<crate::audit::AuditHandle>,
 }
 
 impl AuditApiState {
@@ -47,12 +50,26 @@ impl AuditApiState {
             store,
             check_token,
             live: None,
+            writer: None,
         }
     }
 
     pub fn with_live(mut self, live: watch::Receiver<u64>) -> AuditApiState {
         self.live = Some(live);
         self
+    }
+
+    /// Reads through the running writer: live updates, and queued records settled first.
+    pub fn with_writer(mut self, writer: crate::audit::AuditHandle) -> AuditApiState {
+        self.live = Some(writer.subscribe());
+        self.writer = Some(writer);
+        self
+    }
+
+    async fn settle(&self) {
+        if let Some(w) = &self.writer {
+            w.settle().await;
+        }
     }
 }
 
@@ -134,6 +151,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, AuditApiError> {
     authorize(&state, &headers)?;
+    state.settle().await;
     let store = state.store.clone();
     let found = blocking(move || {
         crate::audit::view::show(store.as_ref(), &id)?
@@ -148,6 +166,7 @@ async fn verify(
     headers: HeaderMap,
 ) -> Result<Response, AuditApiError> {
     authorize(&state, &headers)?;
+    state.settle().await;
     let store = state.store.clone();
     let report = blocking(move || Ok(crate::audit::verify(store.as_ref())?)).await?;
     Ok(Json(report).into_response())
@@ -243,6 +262,7 @@ async fn records(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AuditApiError> {
     authorize(&state, &headers)?;
+    state.settle().await;
     let now = now_micros();
     let request = parse_request(pairs, now)?;
     // Compile up front so a bad filter is a 400, not an error line mid-stream.

@@ -1,10 +1,12 @@
 //! The write-ahead, hash-chained audit store (sled behind a trait, one writer task).
 //!
 //! ```text
-//! sessions ──AuditHandle──► mpsc ──► writer thread: drain queue → seal (seq, id, time,
-//!   (clone per session)               prev_hash → hash) → store.append(one atomic batch)
-//!                                     → strict: flush once, then answer every waiter
-//!                                     → batched: answer now, flush every flush_interval_ms
+//! sessions ──AuditHandle──► queue (seq, time, id fixed under one lock: queue order = chain order)
+//!   (clone per session)        │ batched: the caller goes on at once
+//!                              ▼ strict: the caller waits for the group's flush
+//!                    writer thread, every 1 ms or when someone waits: take the queue → seal
+//!                    (prev_hash → hash) → store.append(one atomic batch) → flush when needed
+//!                    or every flush_interval_ms
 //! ```
 //!
 //! * [`record`]: what callers hand over (decision, outcome, approval, session and gateway events).
@@ -45,7 +47,8 @@ use std::sync::Arc;
 pub enum Durability {
     /// Flushed (group commit) before the statement is forwarded.
     Strict,
-    /// Appended before forwarding, flushed every `flush_interval_ms`.
+    /// Queued in chain order before forwarding, appended within a millisecond, flushed every
+    /// `flush_interval_ms`.
     #[default]
     Batched,
 }

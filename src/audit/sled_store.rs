@@ -45,7 +45,13 @@ pub struct SledStore {
     appended_seq: AtomicU64,
     durable_seq: AtomicU64,
     flushes: AtomicU64,
+    /// Ids of recently appended records that others can link to, so an outcome arriving a
+    /// batch after its decision costs no read of the tree.
+    recent: Mutex<lru::LruCache<String, u64>>,
 }
+
+/// How many linkable ids [`SledStore`] remembers.
+const RECENT_IDS: usize = 64 * 1024;
 
 fn rec_key(seq: u64) -> [u8; 9] {
     let mut k = [REC; 9];
@@ -115,6 +121,9 @@ impl SledStore {
             appended_seq: AtomicU64::new(last_seq),
             durable_seq: AtomicU64::new(last_seq),
             flushes: AtomicU64::new(0),
+            recent: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(RECENT_IDS).expect("non-zero"),
+            )),
         })
     }
 
@@ -191,7 +200,9 @@ impl AuditStore for SledStore {
                 new_indexed = Some(sec);
             }
             if let Some(decision_id) = &r.link {
-                let decision_seq = match in_batch.get(decision_id.as_str()) {
+                let remembered = self.recent.lock().get(decision_id.as_str()).copied();
+                let decision_seq = match in_batch.get(decision_id.as_str()).or(remembered.as_ref())
+                {
                     Some(s) => Some(*s),
                     None => self.seq_of_id(decision_id)?,
                 };
@@ -212,6 +223,12 @@ impl AuditStore for SledStore {
         batch.insert(HEAD_KEY, &head[..]);
         self.tree.apply_batch(batch)?;
         *indexed = new_indexed;
+        {
+            let mut recent = self.recent.lock();
+            for r in records.iter().filter(|r| r.link.is_none()) {
+                recent.put(r.id.clone(), r.seq);
+            }
+        }
         self.appended_seq.fetch_max(last.seq, Ordering::SeqCst);
         Ok(())
     }

@@ -114,14 +114,13 @@ async fn chain_verifies_and_reopen_continues_it() {
     let dir = tempfile::tempdir().unwrap();
     let (store, h, w) = open(dir.path(), Durability::Batched, 5).await;
     let ids = write_some(&h, 3).await;
-    h.outcome(OutcomeEntry {
+    h.outcome(&OutcomeEntry {
         decision_id: ids[0].clone(),
         tags: vec!["SELECT 1".into()],
         error: None,
         rows: 1,
         duration_us: 10,
     })
-    .await
     .unwrap();
     h.shutdown().await;
     w.wait().await.unwrap();
@@ -229,6 +228,8 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
         .decision(decision_entry("dave", "SELECT 1"))
         .await
         .unwrap();
+    // Queued in chain order at once; appended within a tick, or now when settled.
+    h.settle().await;
     let seq = store.seq_of_id(&id).unwrap().unwrap();
     assert_eq!(
         store.flush_count(),
@@ -259,6 +260,7 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
         .decision(decision_entry("dave", "SELECT 2"))
         .await
         .unwrap();
+    h.settle().await;
     let seq2 = store.seq_of_id(&id2).unwrap().unwrap();
     assert!(store.durable_seq() < seq2);
     h.shutdown().await;
@@ -274,6 +276,8 @@ async fn batched_mode_flushes_on_its_timer() {
         .decision(decision_entry("dave", "SELECT 1"))
         .await
         .unwrap();
+    // Queued in chain order at once; appended within a tick, or now when settled.
+    h.settle().await;
     let seq = store.seq_of_id(&id).unwrap().unwrap();
     // Wait on the writer's own progress signal rather than a fixed sleep.
     let mut tries = 0;
@@ -392,14 +396,13 @@ async fn a_deleted_decision_is_named_by_its_outcome() {
         .decision(decision_entry("mallory", "DROP TABLE audit_me"))
         .await
         .unwrap();
-    h.outcome(OutcomeEntry {
+    h.outcome(&OutcomeEntry {
         decision_id: id.clone(),
         tags: vec!["DROP TABLE".into()],
         error: None,
         rows: 0,
         duration_us: 1,
     })
-    .await
     .unwrap();
     h.shutdown().await;
     w.wait().await.unwrap();
@@ -535,14 +538,13 @@ async fn show_gathers_outcome_and_approvals() {
         .await
         .unwrap();
     }
-    h.outcome(OutcomeEntry {
+    h.outcome(&OutcomeEntry {
         decision_id: id.clone(),
         tags: vec![],
         error: Some(("42P01".into(), "table \"t\" does not exist".into())),
         rows: 0,
         duration_us: 7,
     })
-    .await
     .unwrap();
     h.shutdown().await;
     w.wait().await.unwrap();

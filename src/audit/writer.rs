@@ -1,22 +1,30 @@
 //! The single audit writer and the handle sessions use to reach it.
 //!
-//! One writer owns the chain (next sequence number, previous hash, last time), so sealing needs
-//! no lock. It runs on its own OS thread with a small current-thread runtime: sled appends and
-//! fsyncs block, and they must never stall the gateway's runtime.
+//! Sessions never wait for the writer in `batched` mode. Enqueuing a record assigns its
+//! sequence number, time and id under one short lock, so queue order is chain order and the
+//! caller knows the record's id at once; the statement is forwarded right after. The writer, an
+//! OS thread of its own (sled appends and fsyncs block), wakes every [`APPEND_EVERY`] while
+//! records are queued, or at once when someone waits, takes the whole queue, seals it (hash
+//! chain) and appends it to the store as one atomic batch. Waking it per record cost two
+//! context switches per statement, which at tens of thousands of statements a second was most
+//! of the gateway's CPU.
 //!
-//! Group commit: the writer takes whatever is queued (up to [`MAX_BATCH`]), seals it, appends it
-//! as one atomic batch, then
-//! * answers callers that only need the append (batched mode);
-//! * flushes once and answers the callers that need durability (strict mode, approval verdicts,
-//!   gateway events, explicit flushes). While it flushes, the next group queues up.
+//! Group commit: callers that need durability (strict mode, approval verdicts, gateway events,
+//! explicit flushes) make the writer append and flush at once, and everything queued meanwhile
+//! rides along; while it flushes, the next group queues up. In batched mode the writer also
+//! flushes every `flush_interval_ms` while there are unflushed records.
 //!
-//! In batched mode a timer flushes every `flush_interval_ms` in the background, so sessions never
-//! wait on the disk.
+//! A failed append rewinds the chain to the first record of the failed group and fails every
+//! record queued after it, so the stored chain never has a hole. Until an append succeeds
+//! again, decisions wait for their own append result even in batched mode: a store that is
+//! failing makes the gateway refuse statements instead of running them unaudited.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::{oneshot, watch, Notify};
 
 use super::chain::{record_id, seal, RecordHeader, RecordKind, GENESIS_HASH};
 use super::clock::now_micros;
@@ -27,31 +35,84 @@ use super::{AuditError, Durability};
 
 /// Most records sealed into one append.
 pub const MAX_BATCH: usize = 4096;
-/// Queue between sessions and the writer; a full queue makes sessions wait (backpressure)
-/// rather than grow memory without bound.
+/// Queued records beyond which sessions wait for the writer (backpressure) rather than grow
+/// memory without bound.
 const QUEUE: usize = 16 * 1024;
+/// How long a queued record waits, at most, before the writer appends it (when nobody is
+/// waiting for it). Readers in this process call [`AuditHandle::settle`] to skip the wait.
+pub const APPEND_EVERY: Duration = Duration::from_millis(1);
+/// A queue this long wakes the writer before the timer does.
+const WAKE_AT: usize = 1024;
 
 type Reply = oneshot::Sender<Result<String, AuditError>>;
 
-struct Pending {
+/// A record waiting for the writer. Its place in the chain is already fixed.
+struct Queued {
+    seq: u64,
+    id: String,
+    time_us: i64,
     kind: RecordKind,
     entry_json: String,
     link: Option<String>,
     /// Answer only once flushed.
     durable: bool,
-    reply: Reply,
+    /// Someone waits for the append (or the flush, when `durable`).
+    reply: Option<Reply>,
 }
 
-enum Msg {
-    Append(Pending),
-    Flush(oneshot::Sender<Result<(), AuditError>>),
-    Shutdown(oneshot::Sender<()>),
+/// Everything behind the lock: the chain's next position and what waits for the writer.
+struct Queue {
+    next_seq: u64,
+    last_time_us: i64,
+    items: Vec<Queued>,
+    /// Someone waits: append (and maybe flush) now rather than at the next tick.
+    urgent: bool,
+    flushes: Vec<oneshot::Sender<Result<(), AuditError>>>,
+    settles: Vec<oneshot::Sender<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    /// No more records are accepted (shutdown asked, or every handle dropped).
+    closed: bool,
+    /// Every handle is gone: the writer drains, flushes and stops.
+    orphaned: bool,
+}
+
+impl Queue {
+    /// Record time: now, but never before the previous record, so time order is chain order
+    /// (the time index and `--until` rely on it).
+    fn tick(&mut self) -> i64 {
+        let t = now_micros().max(self.last_time_us);
+        self.last_time_us = t;
+        t
+    }
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The writer sleeps on it.
+    wake: Condvar,
+    /// Sessions waiting for room in a full queue.
+    room: Notify,
+    /// The last append failed (see the module doc).
+    degraded: AtomicBool,
+}
+
+/// Marks the queue orphaned when the last handle goes, so the writer can finish.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let mut q = self.0.queue.lock();
+        q.closed = true;
+        q.orphaned = true;
+        drop(q);
+        self.0.wake.notify_one();
+    }
 }
 
 /// What the sessions, the approval registry and the gateway hold. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditHandle {
-    tx: mpsc::Sender<Msg>,
+    owner: Arc<Owner>,
     durability: Durability,
     store: Arc<dyn AuditStore>,
     appended: watch::Receiver<u64>,
@@ -76,9 +137,21 @@ impl AuditWriter {
     }
 }
 
+/// How a caller waits for its record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Not at all: the record is queued in chain order.
+    No,
+    /// Until it is appended to the store.
+    Appended,
+    /// Until it is flushed to disk.
+    Durable,
+}
+
 impl AuditHandle {
-    /// Writes the decision record of a statement and returns its id. Returns once appended,
-    /// and in strict mode once flushed: call it, and forward the statement only on `Ok`.
+    /// Writes the decision record of a statement and returns its id: call it, and forward the
+    /// statement only on `Ok`. In batched mode the record is queued in chain order and the id
+    /// returned at once; in strict mode this returns once the record is on disk.
     pub async fn decision(&self, mut e: DecisionEntry) -> Result<String, AuditError> {
         redact_in_place(&mut e.sql);
         redact_in_place(&mut e.fingerprint);
@@ -89,20 +162,27 @@ impl AuditHandle {
             redact_in_place(rw);
         }
         let json = serde_json::to_string(&e)?;
-        self.submit(RecordKind::Decision, json, None, self.strict())
-            .await
+        let wait = if self.strict() {
+            Wait::Durable
+        } else if self.shared().degraded.load(Ordering::Acquire) {
+            Wait::Appended
+        } else {
+            Wait::No
+        };
+        self.room().await;
+        self.submit(RecordKind::Decision, json, None, wait).await
     }
 
-    /// Writes the outcome of a decided statement (durable per the durability setting).
-    pub async fn outcome(&self, e: OutcomeEntry) -> Result<(), AuditError> {
-        let json = serde_json::to_string(&e)?;
-        self.submit(
+    /// Queues the outcome of a decided statement. Never waits: nothing is held back by an
+    /// outcome, and it is flushed with the next group (or by the flush timer).
+    pub fn outcome(&self, e: &OutcomeEntry) -> Result<(), AuditError> {
+        let json = serde_json::to_string(e)?;
+        self.enqueue(
             RecordKind::Outcome,
             json,
-            Some(e.decision_id),
-            self.strict(),
+            Some(e.decision_id.clone()),
+            Wait::No,
         )
-        .await
         .map(drop)
     }
 
@@ -113,15 +193,21 @@ impl AuditHandle {
             redact_in_place(r);
         }
         let json = serde_json::to_string(&e)?;
-        self.submit(RecordKind::Approval, json, Some(e.decision_id), true)
+        let link = Some(e.decision_id.clone());
+        self.submit(RecordKind::Approval, json, link, Wait::Durable)
             .await
             .map(drop)
     }
 
-    /// Writes a session lifecycle event (durable per the durability setting).
+    /// Writes a session lifecycle event (on disk before it returns in strict mode).
     pub async fn session_event(&self, e: SessionEvent) -> Result<(), AuditError> {
         let json = serde_json::to_string(&e)?;
-        self.submit(RecordKind::Session, json, None, self.strict())
+        let wait = if self.strict() {
+            Wait::Durable
+        } else {
+            Wait::No
+        };
+        self.submit(RecordKind::Session, json, None, wait)
             .await
             .map(drop)
     }
@@ -130,28 +216,57 @@ impl AuditHandle {
     /// an investigator needs them.
     pub async fn gateway_event(&self, e: GatewayEvent) -> Result<(), AuditError> {
         let json = serde_json::to_string(&e)?;
-        self.submit(RecordKind::Gateway, json, None, true)
+        self.submit(RecordKind::Gateway, json, None, Wait::Durable)
             .await
             .map(drop)
     }
 
-    /// Flushes everything appended so far.
+    /// Appends and flushes everything queued so far.
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(reply))
-            .await
-            .map_err(|_| AuditError::Closed)?;
+        {
+            let mut q = self.shared().queue.lock();
+            if q.orphaned {
+                return Err(AuditError::Closed);
+            }
+            q.flushes.push(reply);
+            q.urgent = true;
+        }
+        self.shared().wake.notify_one();
         rx.await.unwrap_or(Err(AuditError::Closed))
+    }
+
+    /// Returns once everything queued so far is appended (readable in the store), without
+    /// waiting for a flush. Readers in this process call it first so they see every record
+    /// written before their request.
+    pub async fn settle(&self) {
+        let (reply, rx) = oneshot::channel();
+        {
+            let mut q = self.shared().queue.lock();
+            if q.orphaned || q.shutdown.is_some() {
+                return;
+            }
+            q.settles.push(reply);
+            q.urgent = true;
+        }
+        self.shared().wake.notify_one();
+        let _ = rx.await;
     }
 
     /// Appends what is queued, flushes, and stops the writer. Later calls fail with
     /// [`AuditError::Closed`]. Safe to call more than once.
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Msg::Shutdown(reply)).await.is_ok() {
-            let _ = rx.await;
+        {
+            let mut q = self.shared().queue.lock();
+            if q.shutdown.is_some() || q.orphaned {
+                return;
+            }
+            q.closed = true;
+            q.shutdown = Some(reply);
         }
+        self.shared().wake.notify_one();
+        let _ = rx.await;
     }
 
     /// The store, for readers in the same process (the admin audit API).
@@ -172,26 +287,92 @@ impl AuditHandle {
         self.durability == Durability::Strict
     }
 
+    fn shared(&self) -> &Shared {
+        &self.owner.0
+    }
+
+    /// Waits while the queue is full.
+    async fn room(&self) {
+        loop {
+            let notified = self.shared().room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared().queue.lock().items.len() < QUEUE {
+                return;
+            }
+            self.shared().wake.notify_one();
+            notified.await;
+        }
+    }
+
     async fn submit(
         &self,
         kind: RecordKind,
         entry_json: String,
         link: Option<String>,
-        durable: bool,
+        wait: Wait,
     ) -> Result<String, AuditError> {
-        let (reply, rx) = oneshot::channel();
-        let pending = Pending {
-            kind,
-            entry_json,
-            link,
-            durable,
-            reply,
+        let (id, rx) = self.enqueue(kind, entry_json, link, wait)?;
+        match rx {
+            Some(rx) => rx.await.unwrap_or(Err(AuditError::Closed)),
+            None => Ok(id),
+        }
+    }
+
+    /// Fixes the record's place in the chain and queues it.
+    #[allow(clippy::type_complexity)]
+    fn enqueue(
+        &self,
+        kind: RecordKind,
+        entry_json: String,
+        link: Option<String>,
+        wait: Wait,
+    ) -> Result<
+        (
+            String,
+            Option<oneshot::Receiver<Result<String, AuditError>>>,
+        ),
+        AuditError,
+    > {
+        let (reply, rx) = match wait {
+            Wait::No => (None, None),
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
         };
-        self.tx
-            .send(Msg::Append(pending))
-            .await
-            .map_err(|_| AuditError::Closed)?;
-        rx.await.unwrap_or(Err(AuditError::Closed))
+        let wake = {
+            let mut q = self.shared().queue.lock();
+            if q.closed {
+                return Err(AuditError::Closed);
+            }
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            let time_us = q.tick();
+            let id = record_id(time_us, seq);
+            q.items.push(Queued {
+                seq,
+                id: id.clone(),
+                time_us,
+                kind,
+                entry_json,
+                link,
+                durable: wait == Wait::Durable,
+                reply,
+            });
+            if wait != Wait::No {
+                q.urgent = true;
+            }
+            // The first record of an empty queue starts the writer's tick; a long queue or a
+            // waiting caller cuts it short.
+            let n = q.items.len();
+            let wake = wait != Wait::No || n == 1 || n == WAKE_AT;
+            (wake, id)
+        };
+        if wake.0 {
+            self.shared().wake.notify_one();
+        }
+        Ok((wake.1, rx))
     }
 }
 
@@ -202,7 +383,7 @@ fn redact_in_place(text: &mut String) {
     }
 }
 
-/// Where the chain continues.
+/// Where the stored chain ends.
 struct Chain {
     next_seq: u64,
     prev_hash: [u8; 32],
@@ -241,14 +422,6 @@ impl Chain {
         }
         Ok(chain)
     }
-
-    /// Record time: now, but never before the previous record, so time order is chain order
-    /// (the time index and `--until` rely on it).
-    fn tick(&mut self) -> i64 {
-        let t = now_micros().max(self.last_time_us);
-        self.last_time_us = t;
-        t
-    }
 }
 
 pub(super) async fn start(
@@ -260,33 +433,44 @@ pub(super) async fn start(
     let chain = tokio::task::spawn_blocking(move || Chain::load(loader.as_ref()))
         .await
         .map_err(|e| AuditError::Store(format!("reading the chain head panicked: {e}")))??;
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            next_seq: chain.next_seq,
+            last_time_us: chain.last_time_us,
+            items: Vec::with_capacity(WAKE_AT),
+            urgent: false,
+            flushes: Vec::new(),
+            settles: Vec::new(),
+            shutdown: None,
+            closed: false,
+            orphaned: false,
+        }),
+        wake: Condvar::new(),
+        room: Notify::new(),
+        degraded: AtomicBool::new(false),
+    });
     let (appended_tx, appended) = watch::channel(chain.next_seq - 1);
     let (done_tx, done) = oneshot::channel();
     let writer = Writer {
+        shared: shared.clone(),
         store: store.clone(),
         chain,
-        durability,
         flush_interval: Duration::from_millis(flush_interval_ms.max(1)),
         appended: appended_tx,
+        dirty: false,
+        last_flush: Instant::now(),
     };
     let thread = std::thread::Builder::new()
         .name("airlock-audit".into())
         .spawn(move || {
-            let result = match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => rt.block_on(writer.run(rx)),
-                Err(e) => Err(AuditError::Io(e)),
-            };
+            let result = writer.run();
             if let Err(e) = &result {
                 tracing::error!(error = %e, "audit writer stopped");
             }
             let _ = done_tx.send(result);
         })?;
     let handle = AuditHandle {
-        tx,
+        owner: Arc::new(Owner(shared)),
         durability,
         store,
         appended,
@@ -300,137 +484,127 @@ pub(super) async fn start(
     ))
 }
 
-/// The periodic flush of batched mode, run on the blocking pool so appends go on meanwhile.
-struct BackgroundFlush {
-    /// Appended records not yet covered by a flush.
-    dirty: bool,
-    running: Option<tokio::task::JoinHandle<()>>,
-    last_start: tokio::time::Instant,
-}
-
-impl BackgroundFlush {
-    /// Starts a flush unless one is still running (the next chance will pick the rest up).
-    fn start(&mut self, store: &Arc<dyn AuditStore>) {
-        if self.running.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        let store = store.clone();
-        self.running = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.flush() {
-                tracing::error!(error = %e, "audit flush failed");
-            }
-        }));
-        self.dirty = false;
-        self.last_start = tokio::time::Instant::now();
-    }
+/// One round of work taken from the queue.
+struct Group {
+    items: Vec<Queued>,
+    flushes: Vec<oneshot::Sender<Result<(), AuditError>>>,
+    settles: Vec<oneshot::Sender<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    /// Every handle is gone and the queue is empty: finish.
+    orphaned: bool,
 }
 
 struct Writer {
+    shared: Arc<Shared>,
     store: Arc<dyn AuditStore>,
     chain: Chain,
-    durability: Durability,
     flush_interval: Duration,
     appended: watch::Sender<u64>,
+    /// Appended records not yet covered by a flush.
+    dirty: bool,
+    last_flush: Instant,
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<(), AuditError> {
-        let batched = self.durability == Durability::Batched;
-        let mut ticker = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.flush_interval,
-            self.flush_interval,
-        );
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut flusher = BackgroundFlush {
-            dirty: false,
-            running: None,
-            last_start: tokio::time::Instant::now(),
-        };
-        let mut msgs = Vec::with_capacity(MAX_BATCH);
+    fn run(mut self) -> Result<(), AuditError> {
         loop {
-            tokio::select! {
-                biased;
-                first = rx.recv() => match first {
-                    Some(m) => msgs.push(m),
-                    None => break, // every handle dropped
-                },
-                // Idle with unflushed records: the timer flushes them.
-                _ = ticker.tick(), if batched && flusher.dirty => {
-                    flusher.start(&self.store);
-                    continue;
-                }
-            }
-            while msgs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => msgs.push(m),
-                    Err(_) => break,
-                }
-            }
-            let stop = self.commit(&mut msgs, &mut flusher.dirty);
-            if let Some(reply) = stop {
-                // Take what is still queued, then stop for good.
-                rx.close();
-                while let Some(m) = rx.recv().await {
-                    msgs.push(m);
-                }
-                let _ = self.commit(&mut msgs, &mut flusher.dirty);
-                let _ = reply.send(());
+            let group = self.next_group();
+            let stop = group.shutdown.is_some() || group.orphaned;
+            self.commit(group);
+            if stop {
                 return Ok(());
             }
-            // Under sustained load the queue is never empty and the timer branch above never
-            // runs: flush on schedule from here too.
-            if batched && flusher.dirty && flusher.last_start.elapsed() >= self.flush_interval {
-                flusher.start(&self.store);
-            }
         }
-        self.store.flush()
     }
 
-    /// Seals and appends one group, flushes when someone needs it, answers everyone.
-    /// Returns the shutdown reply when a shutdown was asked for.
-    fn commit(&mut self, msgs: &mut Vec<Msg>, dirty: &mut bool) -> Option<oneshot::Sender<()>> {
-        let mut sealed: Vec<SealedRecord> = Vec::with_capacity(msgs.len());
-        let mut waiters: Vec<(Reply, String, bool)> = Vec::with_capacity(msgs.len());
-        let mut flushes = Vec::new();
-        let mut shutdown = None;
-        let saved = (
-            self.chain.next_seq,
-            self.chain.prev_hash,
-            self.chain.last_time_us,
-        );
-        for m in msgs.drain(..) {
-            match m {
-                Msg::Append(p) => {
-                    let seq = self.chain.next_seq;
-                    let time_us = self.chain.tick();
-                    let id = record_id(time_us, seq);
-                    let rec = seal(
-                        seq,
-                        id.clone(),
-                        time_us,
-                        p.kind,
-                        &self.chain.prev_hash,
-                        &p.entry_json,
-                        p.link,
-                    );
-                    self.chain.prev_hash = rec.hash;
-                    self.chain.next_seq += 1;
-                    sealed.push(rec);
-                    waiters.push((p.reply, id, p.durable));
+    /// Sleeps until there is something to do, then takes it.
+    fn next_group(&mut self) -> Group {
+        let mut q = self.shared.queue.lock();
+        let mut ticked = false;
+        loop {
+            if q.urgent || q.shutdown.is_some() || q.orphaned || q.items.len() >= WAKE_AT {
+                break;
+            }
+            if !q.items.is_empty() {
+                if ticked {
+                    break;
                 }
-                Msg::Flush(reply) => flushes.push(reply),
-                Msg::Shutdown(reply) => shutdown = Some(reply),
+                self.shared.wake.wait_for(&mut q, APPEND_EVERY);
+                ticked = true;
+                continue;
+            }
+            if self.dirty {
+                let due = self.last_flush + self.flush_interval;
+                if Instant::now() >= due {
+                    break;
+                }
+                self.shared.wake.wait_until(&mut q, due);
+                continue;
+            }
+            self.shared.wake.wait(&mut q);
+        }
+        let n = q.items.len().min(MAX_BATCH);
+        let items: Vec<Queued> = q.items.drain(..n).collect();
+        // Waiters for "everything so far" are answered only with the last of it.
+        let rest = !q.items.is_empty();
+        q.urgent = rest;
+        let group = if rest {
+            Group {
+                items,
+                flushes: Vec::new(),
+                settles: Vec::new(),
+                shutdown: None,
+                orphaned: false,
+            }
+        } else {
+            Group {
+                items,
+                flushes: std::mem::take(&mut q.flushes),
+                settles: std::mem::take(&mut q.settles),
+                shutdown: q.shutdown.take(),
+                orphaned: q.orphaned,
+            }
+        };
+        drop(q);
+        self.shared.room.notify_waiters();
+        group
+    }
+
+    /// Seals and appends one group, flushes when someone needs it or the timer says so,
+    /// answers everyone.
+    fn commit(&mut self, group: Group) {
+        let Group {
+            items,
+            flushes,
+            settles,
+            shutdown,
+            orphaned,
+        } = group;
+        let saved = (self.chain.next_seq, self.chain.prev_hash);
+        let mut sealed: Vec<SealedRecord> = Vec::with_capacity(items.len());
+        let mut waiters: Vec<(Reply, String, bool)> = Vec::new();
+        for p in items {
+            debug_assert_eq!(p.seq, self.chain.next_seq, "queue order is chain order");
+            let rec = seal(
+                p.seq,
+                p.id.clone(),
+                p.time_us,
+                p.kind,
+                &self.chain.prev_hash,
+                &p.entry_json,
+                p.link,
+            );
+            self.chain.prev_hash = rec.hash;
+            self.chain.next_seq = p.seq + 1;
+            self.chain.last_time_us = p.time_us;
+            sealed.push(rec);
+            if let Some(reply) = p.reply {
+                waiters.push((reply, p.id, p.durable));
             }
         }
         if !sealed.is_empty() {
             if let Err(e) = self.store.append(&sealed) {
-                // Nothing of this group is stored: rewind so the chain stays contiguous, and
-                // tell every caller (their statements must not run).
-                (
-                    self.chain.next_seq,
-                    self.chain.prev_hash,
-                    self.chain.last_time_us,
-                ) = saved;
+                self.rewind(saved, sealed.len(), &e);
                 let msg = e.to_string();
                 for (reply, _, _) in waiters {
                     let _ = reply.send(Err(AuditError::Store(msg.clone())));
@@ -438,10 +612,22 @@ impl Writer {
                 for reply in flushes {
                     let _ = reply.send(Err(AuditError::Store(msg.clone())));
                 }
-                return shutdown;
+                for s in settles {
+                    let _ = s.send(());
+                }
+                if let Some(s) = shutdown {
+                    let _ = s.send(());
+                }
+                return;
             }
-            *dirty = true;
+            if self.shared.degraded.swap(false, Ordering::AcqRel) {
+                tracing::info!("audit store appends succeed again");
+            }
+            self.dirty = true;
             let _ = self.appended.send(self.chain.next_seq - 1);
+        }
+        for s in settles {
+            let _ = s.send(());
         }
         let mut durable_waiters = Vec::new();
         for (reply, id, durable) in waiters {
@@ -451,10 +637,18 @@ impl Writer {
                 let _ = reply.send(Ok(id));
             }
         }
-        if !durable_waiters.is_empty() || !flushes.is_empty() || shutdown.is_some() {
+        let due = self.dirty && self.last_flush.elapsed() >= self.flush_interval;
+        if !durable_waiters.is_empty()
+            || !flushes.is_empty()
+            || shutdown.is_some()
+            || orphaned
+            || due
+        {
             let result = self.store.flush();
-            if result.is_ok() {
-                *dirty = false;
+            self.last_flush = Instant::now();
+            match &result {
+                Ok(()) => self.dirty = false,
+                Err(e) => tracing::error!(error = %e, "audit flush failed"),
             }
             for (reply, id) in durable_waiters {
                 let _ = reply.send(match &result {
@@ -469,6 +663,32 @@ impl Writer {
                 });
             }
         }
-        shutdown
+        if let Some(s) = shutdown {
+            let _ = s.send(());
+        }
+    }
+
+    /// Nothing of the failed group is stored: continue the chain from where it was, and fail
+    /// every record queued after the group (their places in the chain are gone).
+    fn rewind(&mut self, saved: (u64, [u8; 32]), lost: usize, e: &AuditError) {
+        (self.chain.next_seq, self.chain.prev_hash) = saved;
+        self.shared.degraded.store(true, Ordering::Release);
+        let mut q = self.shared.queue.lock();
+        q.next_seq = saved.0;
+        let later = std::mem::take(&mut q.items);
+        drop(q);
+        self.shared.room.notify_waiters();
+        let unanswered = later.iter().filter(|p| p.reply.is_none()).count();
+        tracing::error!(
+            error = %e,
+            records = lost + later.len(),
+            queued_only = unanswered,
+            "audit append failed; these records are lost and statements now wait for the store"
+        );
+        for p in later {
+            if let Some(reply) = p.reply {
+                let _ = reply.send(Err(AuditError::Store(e.to_string())));
+            }
+        }
     }
 }

@@ -255,12 +255,9 @@ impl Session {
                 rows: o.rows,
                 duration_us: p.started.elapsed().as_micros() as u64,
             };
-            let audit = audit.clone();
-            tokio::spawn(async move {
-                if let Err(e) = audit.outcome(entry).await {
-                    warn!(error = %e, "could not audit a statement outcome");
-                }
-            });
+            if let Err(e) = audit.outcome(&entry) {
+                warn!(error = %e, "could not audit a statement outcome");
+            }
         });
         let upstream_status = upstream.params;
         let (up_pid, up_secret) = (upstream.pid, upstream.secret);
