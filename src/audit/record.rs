@@ -39,6 +39,35 @@ pub struct DecisionEntry {
     pub decision: Decision,
 }
 
+/// The borrowed form of [`DecisionEntry`], serialized identically: the session writes a
+/// decision record from what it already holds, without copying it first.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DecisionRecord<'a> {
+    pub session: &'a SessionInfo,
+    pub protocol: Protocol,
+    pub sql: &'a str,
+    pub rewritten_sql: Option<&'a str>,
+    pub params: &'a [Option<String>],
+    pub fingerprint: &'a str,
+    pub facts: &'a [Facts],
+    pub decision: &'a Decision,
+}
+
+impl DecisionEntry {
+    pub fn as_record(&self) -> DecisionRecord<'_> {
+        DecisionRecord {
+            session: &self.session,
+            protocol: self.protocol,
+            sql: &self.sql,
+            rewritten_sql: self.rewritten_sql.as_deref(),
+            params: &self.params,
+            fingerprint: &self.fingerprint,
+            facts: &self.facts,
+            decision: &self.decision,
+        }
+    }
+}
+
 /// The result of a statement (or batch) that was decided earlier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutcomeEntry {

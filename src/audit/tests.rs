@@ -268,6 +268,17 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
     w.wait().await.unwrap();
 }
 
+#[test]
+fn borrowed_decision_record_serializes_like_the_entry() {
+    let mut e = decision_entry("ann", "SELECT 'x'");
+    e.params = vec![Some("1".into()), None];
+    e.rewritten_sql = Some("SELECT '***'".into());
+    assert_eq!(
+        serde_json::to_string(&e).unwrap(),
+        serde_json::to_string(&e.as_record()).unwrap()
+    );
+}
+
 #[tokio::test]
 async fn batched_mode_flushes_on_its_timer() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,7 @@
 //! again, decisions wait for their own append result even in batched mode: a store that is
 //! failing makes the gateway refuse statements instead of running them unaudited.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,10 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use super::chain::{record_id, seal, RecordHeader, RecordKind, GENESIS_HASH};
 use super::clock::now_micros;
-use super::record::{ApprovalEntry, DecisionEntry, GatewayEvent, OutcomeEntry, SessionEvent};
+use super::record::{
+    ApprovalEntry, DecisionEntry, DecisionRecord, GatewayEvent, OutcomeEntry, SessionEvent,
+};
+use crate::policy::Decision;
 use super::redact::redact_passwords;
 use super::store::{AuditStore, SealedRecord};
 use super::{AuditError, Durability};
@@ -152,16 +156,34 @@ impl AuditHandle {
     /// Writes the decision record of a statement and returns its id: call it, and forward the
     /// statement only on `Ok`. In batched mode the record is queued in chain order and the id
     /// returned at once; in strict mode this returns once the record is on disk.
-    pub async fn decision(&self, mut e: DecisionEntry) -> Result<String, AuditError> {
-        redact_in_place(&mut e.sql);
-        redact_in_place(&mut e.fingerprint);
-        if let Some(rw) = &mut e.rewritten_sql {
-            redact_in_place(rw);
-        }
-        if let Some(rw) = &mut e.decision.rewritten {
-            redact_in_place(rw);
-        }
-        let json = serde_json::to_string(&e)?;
+    pub async fn decision(&self, e: DecisionEntry) -> Result<String, AuditError> {
+        self.decision_of(&e.as_record()).await
+    }
+
+    /// [`AuditHandle::decision`] from borrowed parts (the session's hot path).
+    pub async fn decision_of(&self, e: &DecisionRecord<'_>) -> Result<String, AuditError> {
+        // Secrets are redacted by the classifier already; this is the last line of defence.
+        let sql = redact_passwords(e.sql);
+        let fingerprint = redact_passwords(e.fingerprint);
+        let rewritten_sql = e.rewritten_sql.map(redact_passwords);
+        let redacted_decision;
+        let decision = match e.decision.rewritten.as_deref().map(redact_passwords) {
+            Some(Cow::Owned(rw)) => {
+                redacted_decision = Decision {
+                    rewritten: Some(rw),
+                    ..e.decision.clone()
+                };
+                &redacted_decision
+            }
+            _ => e.decision,
+        };
+        let json = serde_json::to_string(&DecisionRecord {
+            sql: &sql,
+            fingerprint: &fingerprint,
+            rewritten_sql: rewritten_sql.as_deref(),
+            decision,
+            ..*e
+        })?;
         let wait = if self.strict() {
             Wait::Durable
         } else if self.shared().degraded.load(Ordering::Acquire) {

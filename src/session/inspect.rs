@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use parking_lot::RwLock;
 
 use super::gate::{ExtStatement, Unit, UnitDecision};
-use crate::audit::{AuditHandle, DecisionEntry, Protocol, SessionInfo};
+use crate::audit::{AuditHandle, DecisionRecord, Protocol, SessionInfo};
 use crate::policy::{Action, Decision, PolicyStore, RequestContext};
 use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
@@ -146,22 +146,23 @@ impl SessionInspector {
         let decision = policy.evaluate(&classified, &text, &self.ctx, classifier.catalog());
         let mut params = params;
         policy.param_redaction(&decision).apply(&mut params);
-        let entry = DecisionEntry {
-            session: self.info.clone(),
+        let record = DecisionRecord {
+            session: &self.info,
             protocol,
-            sql: classified.redacted.clone(),
-            rewritten_sql: decision.rewritten.clone(),
-            params: params.clone(),
-            fingerprint: classified.fingerprint.clone(),
-            facts: classified.statements.clone(),
-            decision: decision.clone(),
+            sql: &classified.redacted,
+            rewritten_sql: decision.rewritten.as_deref(),
+            params: &params,
+            fingerprint: &classified.fingerprint,
+            facts: &classified.statements,
+            decision: &decision,
         };
         if let Some(m) = &self.inspector.metrics {
-            for f in &classified.statements {
+            for f in classified.statements.iter() {
                 m.statement(f.kind, decision.action);
             }
         }
-        match self.inspector.audit.decision(entry).await {
+        let written = self.inspector.audit.decision_of(&record).await;
+        match written {
             Ok(id) => Decided {
                 decision,
                 id: Some(id),
@@ -190,8 +191,9 @@ impl SessionInspector {
             let c = classifier.classify_in_session(&mut self.sql_state, &only.text);
             return (c, only.text.clone(), only.params.clone());
         }
+        let mut facts: Vec<crate::sql::Facts> = Vec::new();
         let mut all = Classified {
-            statements: Vec::new(),
+            statements: Arc::new(Vec::new()),
             fingerprint: String::new(),
             redacted: String::new(),
         };
@@ -199,7 +201,7 @@ impl SessionInspector {
         let mut params = Vec::new();
         for s in statements {
             let c = classifier.classify_in_session(&mut self.sql_state, &s.text);
-            all.statements.extend(c.statements.iter().cloned());
+            facts.extend(c.statements.iter().cloned());
             if !all.fingerprint.is_empty() {
                 all.fingerprint.push_str(";\n");
                 all.redacted.push_str(";\n");
@@ -209,6 +211,7 @@ impl SessionInspector {
             texts.push(s.text.as_str());
             params.extend(s.params.iter().cloned());
         }
+        all.statements = Arc::new(facts);
         (Arc::new(all), texts.join(";\n"), params)
     }
 }

@@ -6,6 +6,8 @@
 //! do not, the statement is `unknown` — a parser that saw a comment where the server sees code
 //! must never decide what runs.
 
+use std::sync::Arc;
+
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -43,7 +45,7 @@ pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str, lexed: &Lexed) -> Analysis {
         f.flags.has_secret = !secrets.is_empty() || !more.is_empty() || redacted_all != sql;
         return Analysis {
             classified: Classified {
-                statements: vec![f],
+                statements: Arc::new(vec![f]),
                 fingerprint,
                 redacted,
             },
@@ -103,7 +105,7 @@ pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str, lexed: &Lexed) -> Analysis {
         && effects.iter().all(|e| *e == Effect::None);
     Analysis {
         classified: Classified {
-            statements,
+            statements: Arc::new(statements),
             fingerprint,
             redacted,
         },

@@ -173,10 +173,10 @@ impl Classifier {
             Some((c, fp)) => {
                 let key = c.key(path, &fp);
                 if let Some(same) = c.get(key, path, &fp) {
+                    // Not remembered by text: texts that differ only in constants rarely
+                    // repeat, and caching each one would only churn the text cache.
                     if let Some(e) = reuse(sql, &lexed, &same) {
-                        let e = Arc::new(e);
-                        self.remember(text_key, path, sql, &e);
-                        return e;
+                        return Arc::new(e);
                     }
                 }
                 Some((key, fp))
@@ -237,7 +237,7 @@ impl Classifier {
                 );
                 Analysis {
                     classified: Classified {
-                        statements: vec![Facts::unknown("unclassifiable text")],
+                        statements: Arc::new(vec![Facts::unknown("unclassifiable text")]),
                         fingerprint: String::new(),
                         redacted: "[text withheld: it could not be classified]".into(),
                     },

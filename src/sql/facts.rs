@@ -1,6 +1,8 @@
 //! The facts the classifier establishes about one statement. This is the contract between
 //! `sql` (which produces them) and `policy` / `audit` (which consume them).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// What a statement does, coarsely. The policy has a default action per kind.
@@ -132,7 +134,8 @@ impl Facts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Classified {
     /// One entry per statement, in order. Empty for an empty query string.
-    pub statements: Vec<Facts>,
+    /// Shared: statements that differ only in constants share one analysis.
+    pub statements: Arc<Vec<Facts>>,
     /// The text with literals replaced by `$n`/`?`, for grouping in the audit.
     pub fingerprint: String,
     /// The text with secrets (passwords) replaced; equal to the input when there are none.

@@ -86,7 +86,7 @@ impl SessionSqlState {
         let mut statements = self
             .prepared
             .get(name)
-            .map(|c| c.statements.clone())
+            .map(|c| c.statements.as_ref().clone())
             .unwrap_or_default();
         if !statements.contains(&facts) {
             statements.push(facts);
@@ -99,7 +99,7 @@ impl SessionSqlState {
         self.prepared.insert(
             name.to_owned(),
             Arc::new(Classified {
-                statements,
+                statements: Arc::new(statements),
                 fingerprint: String::new(),
                 redacted: String::new(),
             }),
@@ -283,7 +283,7 @@ pub(crate) fn resolve_in_session(
     }
     let last = &entries[0].classified;
     Arc::new(Classified {
-        statements: out,
+        statements: Arc::new(out),
         fingerprint: last.fingerprint.clone(),
         redacted: last.redacted.clone(),
     })

@@ -87,7 +87,7 @@ impl F {
 
 pub(crate) fn classified(stmts: Vec<F>) -> crate::sql::Classified {
     crate::sql::Classified {
-        statements: stmts.into_iter().map(|f| f.0).collect(),
+        statements: std::sync::Arc::new(stmts.into_iter().map(|f| f.0).collect()),
         fingerprint: String::new(),
         redacted: String::new(),
     }

@@ -108,7 +108,7 @@ fn analyze(sql: &str) {
     };
     let a = analyze_text(&cx, sql, &lex(sql, true));
     assert_eq!(a.classified.statements.len(), a.effects.len());
-    for f in &a.classified.statements {
+    for f in a.classified.statements.iter() {
         assert!(!f.label.is_empty());
     }
 }
@@ -137,7 +137,7 @@ proptest! {
         let needle = format!("S3{secret}");
         prop_assert!(!cl.redacted.contains(&needle), "redacted: {}", cl.redacted);
         prop_assert!(!cl.fingerprint.contains(&needle), "fingerprint: {}", cl.fingerprint);
-        for f in &cl.statements {
+        for f in cl.statements.iter() {
             prop_assert!(!f.label.contains(&needle));
         }
     }
