@@ -5,10 +5,16 @@
 //!
 //! | key                         | value            | purpose                              |
 //! |-----------------------------|------------------|--------------------------------------|
-//! | `r` seq(8, BE)              | hash ‖ body      | the records, in chain order          |
+//! | `b` first seq(8, BE)        | block of records | the records, in chain order          |
 //! | `t` unix second(8, BE)      | first seq in it  | `--since` without a full scan        |
 //! | `l` decision seq ‖ seq      | (empty)          | outcome and approvals of a decision  |
 //! | `m` `head`                  | seq ‖ hash       | reveals records cut from the end     |
+//!
+//! A block holds consecutive records of one group commit, each as `seq(8, BE) ‖ len(4, BE) ‖
+//! hash ‖ body`, up to [`BLOCK_BYTES`]. One sled insert per block instead of one per record:
+//! sled's cost is per insert (it copies and periodically rewrites whole leaves), and with a
+//! key per record it was most of the gateway's CPU under load. A record is found by the last
+//! block key at or before its sequence number.
 //!
 //! Ids need no index: a record id carries its sequence number (see
 //! [`crate::audit::chain::record_id`]), which halves the inserts per record.
@@ -25,8 +31,13 @@ use super::chain::{seq_in_id, RecordHeader};
 use super::store::{AuditStore, Head, RawRecord, RecordIter, SealedRecord};
 use super::AuditError;
 
-const TREE: &str = "airlock.audit.v1";
-const REC: u8 = b'r';
+const TREE: &str = "airlock.audit.v2";
+/// The layout with one key per record, which this build does not read.
+const OLD_TREE: &str = "airlock.audit.v1";
+const BLOCK: u8 = b'b';
+/// A block is closed once it holds this many bytes (a larger single record gets a block of
+/// its own). Small enough to stay inline in sled's leaves.
+pub const BLOCK_BYTES: usize = 32 * 1024;
 const TIME: u8 = b't';
 const LINK: u8 = b'l';
 const HEAD_KEY: &[u8] = b"mhead";
@@ -53,8 +64,8 @@ pub struct SledStore {
 /// How many linkable ids [`SledStore`] remembers.
 const RECENT_IDS: usize = 64 * 1024;
 
-fn rec_key(seq: u64) -> [u8; 9] {
-    let mut k = [REC; 9];
+fn block_key(seq: u64) -> [u8; 9] {
+    let mut k = [BLOCK; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k
 }
@@ -74,6 +85,55 @@ fn link_key(decision_seq: u64, seq: u64) -> [u8; 17] {
 
 fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// Appends one record to a block being built.
+fn push_entry(block: &mut Vec<u8>, seq: u64, bytes: &[u8]) {
+    block.extend_from_slice(&seq.to_be_bytes());
+    block.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    block.extend_from_slice(bytes);
+}
+
+/// The records of a block, in order.
+fn entries(block: &[u8]) -> impl Iterator<Item = Result<(u64, &[u8]), AuditError>> + '_ {
+    let mut rest = block;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let parsed = (|| {
+            let seq = be_u64(rest)?;
+            let len = u32::from_be_bytes(rest.get(8..12)?.try_into().ok()?) as usize;
+            let bytes = rest.get(12..12 + len)?;
+            Some((seq, bytes, 12 + len))
+        })();
+        match parsed {
+            Some((seq, bytes, used)) => {
+                rest = &rest[used..];
+                Some(Ok((seq, bytes)))
+            }
+            None => {
+                rest = &[];
+                Some(Err(AuditError::Corrupt {
+                    seq: 0,
+                    reason: "truncated record block".into(),
+                }))
+            }
+        }
+    })
+}
+
+/// The records of a block at or after `from`, owned.
+fn records_from(block: &[u8], from: u64) -> Vec<Result<RawRecord, AuditError>> {
+    entries(block)
+        .filter(|e| !matches!(e, Ok((seq, _)) if *seq < from))
+        .map(|e| {
+            e.map(|(seq, bytes)| RawRecord {
+                seq,
+                bytes: bytes.to_vec(),
+            })
+        })
+        .collect()
 }
 
 fn second_of(time_us: i64) -> u64 {
@@ -101,18 +161,31 @@ impl SledStore {
                 other => break other?,
             }
         };
+        if db
+            .tree_names()
+            .iter()
+            .any(|n| &n[..] == OLD_TREE.as_bytes())
+            && !db.open_tree(OLD_TREE)?.is_empty()
+        {
+            return Err(AuditError::Store(format!(
+                "{} holds an audit written by an older airlock (one key per record); \
+                 keep it for reading with that version and point [audit] path at a new directory",
+                path.display()
+            )));
+        }
         let tree = db.open_tree(TREE)?;
         let last_indexed_sec = tree
             .scan_prefix([TIME])
             .next_back()
             .transpose()?
             .and_then(|(k, _)| be_u64(&k[1..]));
-        let last_seq = tree
-            .scan_prefix([REC])
-            .next_back()
-            .transpose()?
-            .and_then(|(k, _)| be_u64(&k[1..]))
-            .unwrap_or(0);
+        let last_seq = match tree.scan_prefix([BLOCK]).next_back().transpose()? {
+            Some((_, block)) => entries(&block)
+                .last()
+                .transpose()?
+                .map_or(0, |(seq, _)| seq),
+            None => 0,
+        };
         Ok(SledStore {
             tree,
             _db: db,
@@ -155,17 +228,45 @@ impl SledStore {
     /// forensic drills: it breaks the chain on purpose.
     #[doc(hidden)]
     pub fn tamper_replace(&self, seq: u64, bytes: &[u8]) -> Result<(), AuditError> {
-        self.tree.insert(rec_key(seq), bytes)?;
-        self.tree.flush()?;
-        Ok(())
+        self.rewrite_block(seq, Some(bytes))
     }
 
     /// Deletes a stored record, bypassing the chain. Only for tamper tests.
     #[doc(hidden)]
     pub fn tamper_remove(&self, seq: u64) -> Result<(), AuditError> {
-        self.tree.remove(rec_key(seq))?;
+        self.rewrite_block(seq, None)
+    }
+
+    /// Rebuilds the block holding `seq` with that record replaced (or left out).
+    fn rewrite_block(&self, seq: u64, replacement: Option<&[u8]>) -> Result<(), AuditError> {
+        let Some((key, block)) = self.block_for(seq)? else {
+            return Err(AuditError::Store(format!("no record {seq}")));
+        };
+        let mut rebuilt = Vec::with_capacity(block.len());
+        for e in entries(&block) {
+            let (s, bytes) = e?;
+            match (s == seq, replacement) {
+                (false, _) => push_entry(&mut rebuilt, s, bytes),
+                (true, Some(new)) => push_entry(&mut rebuilt, s, new),
+                (true, None) => {}
+            }
+        }
+        if rebuilt.is_empty() {
+            self.tree.remove(key)?;
+        } else {
+            self.tree.insert(key, rebuilt)?;
+        }
         self.tree.flush()?;
         Ok(())
+    }
+
+    /// The block whose records start at or before `seq` (the one that would hold it).
+    fn block_for(&self, seq: u64) -> Result<Option<(sled::IVec, sled::IVec)>, AuditError> {
+        Ok(self
+            .tree
+            .range(block_key(0)..=block_key(seq))
+            .next_back()
+            .transpose()?)
     }
 }
 
@@ -192,8 +293,16 @@ impl AuditStore for SledStore {
         let mut in_batch: HashMap<&str, u64> = HashMap::new();
         let mut indexed = self.last_indexed_sec.lock();
         let mut new_indexed = *indexed;
+        let mut block: Vec<u8> = Vec::new();
+        let mut block_first = 0;
         for r in records {
-            batch.insert(&rec_key(r.seq)[..], r.bytes.as_slice());
+            if block.is_empty() {
+                block_first = r.seq;
+            }
+            push_entry(&mut block, r.seq, &r.bytes);
+            if block.len() >= BLOCK_BYTES {
+                batch.insert(&block_key(block_first)[..], std::mem::take(&mut block));
+            }
             let sec = second_of(r.time_us);
             if new_indexed.is_none_or(|s| sec > s) {
                 batch.insert(&time_key(sec)[..], &r.seq.to_be_bytes()[..]);
@@ -216,6 +325,9 @@ impl AuditStore for SledStore {
                 }
             }
             in_batch.insert(&r.id, r.seq);
+        }
+        if !block.is_empty() {
+            batch.insert(&block_key(block_first)[..], block);
         }
         let mut head = [0u8; 40];
         head[..8].copy_from_slice(&last.seq.to_be_bytes());
@@ -242,16 +354,15 @@ impl AuditStore for SledStore {
     }
 
     fn last(&self) -> Result<Option<RawRecord>, AuditError> {
-        Ok(self
-            .tree
-            .scan_prefix([REC])
-            .next_back()
+        let Some((_, block)) = self.tree.scan_prefix([BLOCK]).next_back().transpose()? else {
+            return Ok(None);
+        };
+        Ok(entries(&block)
+            .last()
             .transpose()?
-            .and_then(|(k, v)| {
-                Some(RawRecord {
-                    seq: be_u64(&k[1..])?,
-                    bytes: v.to_vec(),
-                })
+            .map(|(seq, bytes)| RawRecord {
+                seq,
+                bytes: bytes.to_vec(),
             }))
     }
 
@@ -265,10 +376,19 @@ impl AuditStore for SledStore {
     }
 
     fn get(&self, seq: u64) -> Result<Option<RawRecord>, AuditError> {
-        Ok(self.tree.get(rec_key(seq))?.map(|v| RawRecord {
-            seq,
-            bytes: v.to_vec(),
-        }))
+        let Some((_, block)) = self.block_for(seq)? else {
+            return Ok(None);
+        };
+        for e in entries(&block) {
+            let (s, bytes) = e?;
+            if s == seq {
+                return Ok(Some(RawRecord {
+                    seq,
+                    bytes: bytes.to_vec(),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     fn seq_of_id(&self, id: &str) -> Result<Option<u64>, AuditError> {
@@ -293,19 +413,18 @@ impl AuditStore for SledStore {
     }
 
     fn scan(&self, from: u64) -> RecordIter<'_> {
+        // Start at the block holding `from` (or the first one after it).
+        let start = match self.block_for(from) {
+            Ok(Some((key, _))) => key.to_vec(),
+            Ok(None) => block_key(0).to_vec(),
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         let iter = self
             .tree
-            .range(rec_key(from)[..].to_vec()..vec![REC + 1])
-            .map(|item| {
-                let (k, v) = item?;
-                let seq = be_u64(&k[1..]).ok_or_else(|| AuditError::Corrupt {
-                    seq: 0,
-                    reason: "record key without a sequence number".into(),
-                })?;
-                Ok(RawRecord {
-                    seq,
-                    bytes: v.to_vec(),
-                })
+            .range(start..vec![BLOCK + 1])
+            .flat_map(move |item| match item {
+                Ok((_, block)) => records_from(&block, from),
+                Err(e) => vec![Err(e.into())],
             });
         Box::new(iter)
     }
@@ -403,6 +522,48 @@ mod tests {
         // Same second as the indexed one: no new time key, still found from seq 1.
         store.append(&[rec(2, 5_500_000, None)]).unwrap();
         assert_eq!(store.seq_for_time(5_600_000).unwrap(), 1);
+    }
+
+    #[test]
+    fn groups_larger_than_a_block_are_split_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let n = 400u64;
+        let recs: Vec<SealedRecord> = (1..=n).map(|i| rec(i, 1_000_000, None)).collect();
+        let total: usize = recs.iter().map(|r| r.bytes.len()).sum();
+        assert!(total > 2 * BLOCK_BYTES, "the test must span several blocks");
+        store.append(&recs).unwrap();
+        store.append(&[rec(n + 1, 2_000_000, None)]).unwrap();
+        assert!(store.tree.scan_prefix([BLOCK]).count() >= 3);
+        for r in &recs {
+            assert_eq!(store.get(r.seq).unwrap().unwrap().bytes, r.bytes);
+        }
+        assert!(store.get(n + 2).unwrap().is_none());
+        assert_eq!(store.last().unwrap().unwrap().seq, n + 1);
+        let seqs: Vec<u64> = store.scan(150).map(|r| r.unwrap().seq).collect();
+        assert_eq!(seqs, (150..=n + 1).collect::<Vec<_>>());
+        // Tampering inside a block touches only that record.
+        store.tamper_remove(151).unwrap();
+        store.tamper_replace(152, b"forged").unwrap();
+        assert!(store.get(151).unwrap().is_none());
+        assert_eq!(store.get(152).unwrap().unwrap().bytes, b"forged");
+        assert_eq!(store.get(153).unwrap().unwrap().bytes, recs[152].bytes);
+        let seqs: Vec<u64> = store.scan(150).take(3).map(|r| r.unwrap().seq).collect();
+        assert_eq!(seqs, vec![150, 152, 153]);
+    }
+
+    #[test]
+    fn a_store_in_the_older_layout_is_refused_not_read_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(OLD_TREE).unwrap().insert(b"r1", b"x").unwrap();
+            db.flush().unwrap();
+        }
+        match SledStore::open(dir.path()) {
+            Err(AuditError::Store(msg)) => assert!(msg.contains("older airlock"), "{msg}"),
+            other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+        }
     }
 
     #[test]

@@ -32,10 +32,10 @@ use super::clock::now_micros;
 use super::record::{
     ApprovalEntry, DecisionEntry, DecisionRecord, GatewayEvent, OutcomeEntry, SessionEvent,
 };
-use crate::policy::Decision;
 use super::redact::redact_passwords;
 use super::store::{AuditStore, SealedRecord};
 use super::{AuditError, Durability};
+use crate::policy::Decision;
 
 /// Most records sealed into one append.
 pub const MAX_BATCH: usize = 4096;
@@ -44,7 +44,7 @@ pub const MAX_BATCH: usize = 4096;
 const QUEUE: usize = 16 * 1024;
 /// How long a queued record waits, at most, before the writer appends it (when nobody is
 /// waiting for it). Readers in this process call [`AuditHandle::settle`] to skip the wait.
-pub const APPEND_EVERY: Duration = Duration::from_millis(1);
+pub const APPEND_EVERY: Duration = Duration::from_millis(5);
 /// A queue this long wakes the writer before the timer does.
 const WAKE_AT: usize = 1024;
 
