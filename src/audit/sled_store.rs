@@ -36,8 +36,11 @@ const TREE: &str = "airlock.audit.v2";
 const OLD_TREE: &str = "airlock.audit.v1";
 const BLOCK: u8 = b'b';
 /// A block is closed once it holds this many bytes (a larger single record gets a block of
-/// its own). Small enough to stay inline in sled's leaves.
-pub const BLOCK_BYTES: usize = 32 * 1024;
+/// its own). sled rewrites a whole leaf (up to 17 values) every few inserts and writes any
+/// page over 128 KB as a separate blob file; 4 KB blocks keep leaves well under that, where
+/// 32 KB blocks turned every leaf rewrite into a new blob file (tens of GB for a 1M-record
+/// run).
+pub const BLOCK_BYTES: usize = 4 * 1024;
 const TIME: u8 = b't';
 const LINK: u8 = b'l';
 const HEAD_KEY: &[u8] = b"mhead";

@@ -71,8 +71,11 @@ struct Queue {
     items: Vec<Queued>,
     /// Someone waits: append (and maybe flush) now rather than at the next tick.
     urgent: bool,
-    flushes: Vec<oneshot::Sender<Result<(), AuditError>>>,
-    settles: Vec<oneshot::Sender<()>>,
+    /// Waiters for "everything so far", each with the last sequence number assigned when it
+    /// asked: it is answered once the group holding that record is appended (and flushed),
+    /// however busy the queue stays behind it.
+    flushes: Vec<(u64, oneshot::Sender<Result<(), AuditError>>)>,
+    settles: Vec<(u64, oneshot::Sender<()>)>,
     shutdown: Option<oneshot::Sender<()>>,
     /// No more records are accepted (shutdown asked, or every handle dropped).
     closed: bool,
@@ -251,7 +254,8 @@ impl AuditHandle {
             if q.orphaned {
                 return Err(AuditError::Closed);
             }
-            q.flushes.push(reply);
+            let upto = q.next_seq - 1;
+            q.flushes.push((upto, reply));
             q.urgent = true;
         }
         self.shared().wake.notify_one();
@@ -268,7 +272,8 @@ impl AuditHandle {
             if q.orphaned || q.shutdown.is_some() {
                 return;
             }
-            q.settles.push(reply);
+            let upto = q.next_seq - 1;
+            q.settles.push((upto, reply));
             q.urgent = true;
         }
         self.shared().wake.notify_one();
@@ -567,25 +572,23 @@ impl Writer {
         }
         let n = q.items.len().min(MAX_BATCH);
         let items: Vec<Queued> = q.items.drain(..n).collect();
-        // Waiters for "everything so far" are answered only with the last of it.
         let rest = !q.items.is_empty();
         q.urgent = rest;
-        let group = if rest {
-            Group {
-                items,
-                flushes: Vec::new(),
-                settles: Vec::new(),
-                shutdown: None,
-                orphaned: false,
-            }
-        } else {
-            Group {
-                items,
-                flushes: std::mem::take(&mut q.flushes),
-                settles: std::mem::take(&mut q.settles),
-                shutdown: q.shutdown.take(),
-                orphaned: q.orphaned,
-            }
+        // Everything up to `covered` is appended with this group.
+        let covered = q.items.first().map_or(q.next_seq, |p| p.seq) - 1;
+        let (flushes, waiting): (Vec<_>, Vec<_>) =
+            q.flushes.drain(..).partition(|(upto, _)| *upto <= covered);
+        q.flushes = waiting;
+        let (settles, waiting): (Vec<_>, Vec<_>) =
+            q.settles.drain(..).partition(|(upto, _)| *upto <= covered);
+        q.settles = waiting;
+        let group = Group {
+            items,
+            flushes: flushes.into_iter().map(|(_, r)| r).collect(),
+            settles: settles.into_iter().map(|(_, r)| r).collect(),
+            // Shutdown closed the queue: it ends once the queue is empty.
+            shutdown: if rest { None } else { q.shutdown.take() },
+            orphaned: !rest && q.orphaned,
         };
         drop(q);
         self.shared.room.notify_waiters();
@@ -698,7 +701,15 @@ impl Writer {
         let mut q = self.shared.queue.lock();
         q.next_seq = saved.0;
         let later = std::mem::take(&mut q.items);
+        let flushes = std::mem::take(&mut q.flushes);
+        let settles = std::mem::take(&mut q.settles);
         drop(q);
+        for (_, reply) in flushes {
+            let _ = reply.send(Err(AuditError::Store(e.to_string())));
+        }
+        for (_, s) in settles {
+            let _ = s.send(());
+        }
         self.shared.room.notify_waiters();
         let unanswered = later.iter().filter(|p| p.reply.is_none()).count();
         tracing::error!(
