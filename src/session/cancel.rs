@@ -17,7 +17,8 @@ pub struct CancelHandle {
     pub upstream: Mutex<Option<CancelTarget>>,
     /// Woken on cancel; a session waiting on an approval withdraws its request.
     pub hold_cancel: Notify,
-    /// The session is waiting on an approval: nothing runs upstream to cancel.
+    /// The session is deciding a unit or waiting on an approval: a cancel withdraws the hold
+    /// (nothing of that unit runs upstream yet).
     holding: AtomicBool,
 }
 
@@ -28,6 +29,13 @@ impl CancelHandle {
 
     pub fn is_holding(&self) -> bool {
         self.holding.load(Ordering::Acquire)
+    }
+
+    /// Drops a cancel that arrived for a hold that did not happen or is over, so it cannot
+    /// withdraw a later one.
+    pub fn forget_hold_cancel(&self) {
+        use futures::FutureExt;
+        let _ = self.hold_cancel.notified().now_or_never();
     }
 }
 

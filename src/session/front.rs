@@ -120,7 +120,7 @@ impl Front {
                     text: text.to_string(),
                 };
                 let frames = vec![frame];
-                let decision = self.gate.decide(&unit, &frames).await;
+                let decision = self.decide(&unit, &frames).await;
                 self.apply(decision, frames, true).await?;
             }
             b'P' | b'B' | b'D' | b'E' | b'C' => self.batch.push(frame),
@@ -168,11 +168,24 @@ impl Front {
         let frames = std::mem::take(&mut self.batch);
         let unit = self.gate.extended_unit(&frames).map_err(Stop::Violation)?;
         let decision = match unit {
-            Some(unit) => self.gate.decide(&unit, &frames).await,
+            Some(unit) => self.decide(&unit, &frames).await,
             // Nothing in the batch carries SQL (Sync alone, Describe of a known statement…).
             None => UnitDecision::forward_unaudited(),
         };
         self.apply(decision, frames, ends_with_sync).await
+    }
+
+    /// Has a unit decided. A cancel that arrives meanwhile is kept for the hold the decision
+    /// may turn into (the request is visible to approvers before the wait starts); for a unit
+    /// that is not held it is dropped, like a cancel that reaches PostgreSQL before its query.
+    async fn decide(&mut self, unit: &Unit, frames: &[Frame]) -> UnitDecision {
+        self.cancel.set_holding(true);
+        let decision = self.gate.decide(unit, frames).await;
+        if !matches!(decision, UnitDecision::Hold(_)) {
+            self.cancel.set_holding(false);
+            self.cancel.forget_hold_cancel();
+        }
+        decision
     }
 
     async fn apply(
@@ -262,7 +275,6 @@ impl Front {
             w.write_all(&notice).await.map_err(Stop::Io)?;
             w.flush().await.map_err(Stop::Io)?;
         }
-        self.cancel.set_holding(true);
         let outcome = loop {
             tokio::select! {
                 v = &mut verdict => break Ok(v),
@@ -286,6 +298,7 @@ impl Front {
             }
         };
         self.cancel.set_holding(false);
+        self.cancel.forget_hold_cancel();
         Ok(match outcome? {
             HoldVerdict::Approved { replacement } => UnitDecision::Forward {
                 decision_id,
