@@ -58,8 +58,8 @@ async fn ddl_waits_then_runs_after_approval_through_the_api() {
     let db = demo_db("e2e_api");
     let gw = demo_gw();
     let admin = AdminServer::start_with(gw.gateway.registry.clone(), &["alice", "agent"]).await;
-    let child = spawn_psql(&gw.url(&db.name), "CREATE TABLE approved_api (x int)");
-    let req = pending(&gw, "approved_api").await;
+    let mut child = spawn_psql(&gw.url(&db.name), "CREATE TABLE approved_api (x int)");
+    let req = pending(&gw, "approved_api", &mut child).await;
     assert!(
         !table_exists(&db, "approved_api"),
         "nothing runs while held"
@@ -98,8 +98,8 @@ async fn approval_through_the_cli() {
     let db = demo_db("e2e_cli");
     let gw = demo_gw();
     let admin = AdminServer::start_with(gw.gateway.registry.clone(), &["bob"]).await;
-    let child = spawn_psql(&gw.url(&db.name), "CREATE INDEX ON orders (created_at)");
-    let req = pending(&gw, "CREATE INDEX").await;
+    let mut child = spawn_psql(&gw.url(&db.name), "CREATE INDEX ON orders (created_at)");
+    let req = pending(&gw, "CREATE INDEX", &mut child).await;
     let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args([
             "approvals",
@@ -131,8 +131,8 @@ async fn approval_on_the_web_page_in_chromium() {
     let db = demo_db("e2e_web");
     let gw = demo_gw();
     let admin = AdminServer::start_with(gw.gateway.registry.clone(), &["alice"]).await;
-    let child = spawn_psql(&gw.url(&db.name), "CREATE TABLE approved_web (x int)");
-    let req = pending(&gw, "approved_web").await;
+    let mut child = spawn_psql(&gw.url(&db.name), "CREATE TABLE approved_web (x int)");
+    let req = pending(&gw, "approved_web", &mut child).await;
     let url = format!("{}/approvals/{}", admin.url, req.id);
     tokio::task::spawn_blocking(move || {
         let mut b = Browser::launch();
@@ -167,8 +167,8 @@ async fn deny_returns_42501_with_the_rationale() {
     let db = demo_db("e2e_deny");
     let gw = demo_gw();
     let admin = AdminServer::start_with(gw.gateway.registry.clone(), &["alice"]).await;
-    let child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
-    let req = pending(&gw, "ADD COLUMN note").await;
+    let mut child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
+    let req = pending(&gw, "ADD COLUMN note", &mut child).await;
     // Deny needs a rationale.
     let status = post(
         &format!("{}/api/approvals/{}/deny", admin.url, req.id),
@@ -259,8 +259,8 @@ async fn expiry_then_late_approval_runs_the_same_statement_once() {
 async fn cancel_withdraws_the_request() {
     let db = demo_db("e2e_cancel");
     let gw = demo_gw();
-    let child = spawn_psql(&gw.url(&db.name), "TRUNCATE orders");
-    let req = pending(&gw, "TRUNCATE orders").await;
+    let mut child = spawn_psql(&gw.url(&db.name), "TRUNCATE orders");
+    let req = pending(&gw, "TRUNCATE orders", &mut child).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

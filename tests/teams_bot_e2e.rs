@@ -72,8 +72,8 @@ async fn an_approve_click_in_teams_releases_psql() {
         gw.admin_addr.expect("admin listener")
     );
 
-    let child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
-    let req = pending(&gw, "ADD COLUMN note").await;
+    let mut child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
+    let req = pending(&gw, "ADD COLUMN note", &mut child).await;
 
     let token = key.sign(&connector_claims(APP_ID, &service_url));
     let http = reqwest::Client::new();

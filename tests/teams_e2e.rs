@@ -49,8 +49,8 @@ async fn webhook_card_link_opens_the_page_and_an_approval_releases_psql() {
     });
     let admin = format!("http://{}", gw.admin_addr.expect("admin listener"));
 
-    let child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
-    let req = pending(&gw, "ADD COLUMN note").await;
+    let mut child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN note text");
+    let req = pending(&gw, "ADD COLUMN note", &mut child).await;
 
     let post = recv(&mut hook.posts, "the held card").await;
     let body = post.json();

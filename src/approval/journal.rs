@@ -9,6 +9,9 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,19 +35,41 @@ pub(crate) enum JournalStatus {
     Granted,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Journal {
     dir: PathBuf,
+    /// Held for the journal's life. A second gateway on the same directory would read this
+    /// one's open requests as left over from a crash, record them abandoned and delete their
+    /// files (even half-written ones), so it is refused at start instead.
+    _lock: Arc<Flock<fs::File>>,
 }
+
+/// The lock file inside the journal directory.
+const LOCK_FILE: &str = "LOCK";
 
 impl Journal {
     pub fn open(dir: &Path) -> Result<Self, ApprovalError> {
-        fs::create_dir_all(dir).map_err(|e| ApprovalError::Journal {
+        let err = |message: String| ApprovalError::Journal {
             path: dir.to_owned(),
-            message: e.to_string(),
+            message,
+        };
+        fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| err(e.to_string()))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+            if e == nix::errno::Errno::EWOULDBLOCK {
+                err("in use by another running airlock; every gateway needs a state_dir of its own ([approval] state_dir)".into())
+            } else {
+                err(format!("cannot lock it: {e}"))
+            }
         })?;
         Ok(Journal {
             dir: dir.to_owned(),
+            _lock: Arc::new(lock),
         })
     }
 
@@ -119,5 +144,50 @@ impl Journal {
         }
         records.sort_by(|a, b| a.request_id.cmp(&b.request_id));
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> JournalRecord {
+        JournalRecord {
+            request_id: id.into(),
+            decision_id: format!("d-{id}"),
+            requester: "agent".into(),
+            status: JournalStatus::Pending,
+        }
+    }
+
+    #[test]
+    fn a_second_gateway_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Journal::open(dir.path()).unwrap();
+        first.put(&record("r1")).unwrap();
+        let err = Journal::open(dir.path())
+            .err()
+            .expect("second open refused");
+        assert!(
+            err.to_string()
+                .contains("in use by another running airlock"),
+            "{err}"
+        );
+        // The refused opener touched nothing: the open request is still journaled.
+        assert_eq!(first.drain().unwrap(), vec![record("r1")]);
+        drop(first);
+        let again = Journal::open(dir.path()).expect("free once the first is gone");
+        assert_eq!(again.drain().unwrap(), vec![record("r1")]);
+    }
+
+    #[test]
+    fn drain_skips_the_lock_and_removes_half_written_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        j.put(&record("r2")).unwrap();
+        fs::write(dir.path().join("r3.tmp"), b"{\"request_").unwrap();
+        assert_eq!(j.drain().unwrap(), vec![record("r2")]);
+        assert!(!dir.path().join("r3.tmp").exists());
+        assert!(dir.path().join(LOCK_FILE).exists());
     }
 }

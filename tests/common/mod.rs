@@ -113,6 +113,8 @@ impl Gw {
         cfg.server.shutdown_grace_secs = 0;
         let audit_dir = tempfile::tempdir().expect("audit dir");
         cfg.audit.path = audit_dir.path().join("audit");
+        // Each gateway journals its own open requests (a shared directory is refused).
+        cfg.approval.state_dir = audit_dir.path().join("approvals");
         cfg.policy.path = fixture("relay-policy.toml");
         cfg.admin.listen = String::new();
         tweak(&mut cfg);
@@ -334,8 +336,13 @@ pub fn spawn_psql(url: &str, sql: &str) -> std::process::Child {
 }
 
 /// Waits (bounded) for a pending request whose client waits and whose SQL contains `needle`.
-pub async fn pending(gw: &Gw, needle: &str) -> airlock::approval::RequestView {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+/// Fails at once, with psql's output, if the client gave up instead of being held.
+pub async fn pending(
+    gw: &Gw,
+    needle: &str,
+    client: &mut std::process::Child,
+) -> airlock::approval::RequestView {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let all = gw
             .gateway
@@ -347,6 +354,13 @@ pub async fn pending(gw: &Gw, needle: &str) -> airlock::approval::RequestView {
             .find(|v| v.sql.contains(needle) && v.client_waiting)
         {
             return v.clone();
+        }
+        if let Ok(Some(status)) = client.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = client.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("psql exited ({status}) before `{needle}` was held: {err}");
         }
         if std::time::Instant::now() > deadline {
             let seen: Vec<_> = all
