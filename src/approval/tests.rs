@@ -761,8 +761,20 @@ async fn restart_records_what_a_crash_left_open() {
     reg.approve(&granted, "alice", Channel::Api, None)
         .await
         .unwrap();
-    // Simulated crash: no shutdown, the registry is just gone.
+    // Simulated crash: no shutdown, the registry is just gone, and with its process the
+    // journal's lock; what is left is the journal files, which the next start finds.
     std::mem::forget(reg);
+    let after_crash = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "json") {
+            std::fs::copy(&f, after_crash.path().join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let cfg = ApprovalConfig {
+        state_dir: after_crash.path().to_owned(),
+        ..cfg
+    };
 
     let (_reg2, audit2) = open_with(cfg).await;
     assert_eq!(audit2.actions_for(pending.as_str()), vec![A::Abandoned]);
@@ -777,11 +789,11 @@ async fn restart_records_what_a_crash_left_open() {
         .find(|e| e.request_id == pending.as_str())
         .unwrap();
     assert_eq!(abandoned.decision_id, "dec-DROP TABLE a");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "journal drained"
-    );
+    let left: Vec<_> = std::fs::read_dir(after_crash.path())
+        .unwrap()
+        .map(|f| f.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec!["LOCK"], "journal drained");
 }
 
 #[test]
