@@ -96,7 +96,8 @@ logfile = $WORK/pgbouncer.log
 pidfile = $WORK/pgbouncer.pid
 INI
 chmod 644 "$WORK"/userlist.txt "$WORK"/pgbouncer.ini
-"${RUNAS[@]}" "$PGBOUNCER" -d "$WORK/pgbouncer.ini"
+# A socket per client and per server connection: more than the usual 1024 descriptors.
+"${RUNAS[@]}" sh -c "ulimit -n $((2 * IDLE_SESSIONS + 1024)) && exec '$PGBOUNCER' -d '$WORK/pgbouncer.ini'"
 for _ in $(seq 50); do [ -f "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
 BOUNCER_PID=$(cat "$WORK/pgbouncer.pid")
 PIDS+=("$BOUNCER_PID")
@@ -194,7 +195,7 @@ echo "==> idle sessions: RSS of $IDLE_SESSIONS idle clients" >&2
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 idle_cost() { # $1 pid $2 port
   local base; base=$(rss "$1")
-  python3 - "$2" "$PW" "$IDLE_SESSIONS" <<'PY' &
+  python3 - "$2" "$PW" "$IDLE_SESSIONS" <<'PY' >&2 &
 import sys, time, psycopg
 port, pw, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 conns = [psycopg.connect(host="127.0.0.1", port=port, user="bench", password=pw, dbname="bench") for _ in range(n)]
