@@ -61,7 +61,8 @@ fn outcome(decision_id: String) -> OutcomeEntry {
     }
 }
 
-/// `tasks` sessions each append `per_task` decisions; returns the elapsed time.
+/// `tasks` sessions each append `per_task` decisions; returns the time until all are in the
+/// store.
 async fn append_burst(audit: &AuditHandle, tasks: u64, per_task: u64, base: u64) -> Duration {
     let start = Instant::now();
     let mut joins = Vec::new();
@@ -79,6 +80,8 @@ async fn append_burst(audit: &AuditHandle, tasks: u64, per_task: u64, base: u64)
     for j in joins {
         j.await.unwrap();
     }
+    // Batched decisions return once queued: the burst ends when the store has them all.
+    audit.settle().await;
     start.elapsed()
 }
 

@@ -220,6 +220,7 @@ start_airlock strict
 measure "airlock"
 stop_airlock
 
+whole() { awk -v x="$1" 'BEGIN{ printf "%.0f", x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "## pgbench on $(nproc) cores, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | xargs), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), pgbouncer $("$PGBOUNCER" --version | head -1 | awk '{print $2}'), scale $SCALE, ${DURATION}s x $REPS reps (median)"
@@ -231,7 +232,16 @@ for cell in "${cells[@]}"; do
   get() { echo "${R["$n|$1|$2"]}" | tr ' ' '\n' | grep -v '^$' | head -"$REPS" | median; }
   getlast() { echo "${R["$n|$1|$2"]}" | tr ' ' '\n' | grep -v '^$' | tail -"$REPS" | median; }
   d=$(get direct tps); b=$(get pgbouncer tps); a=$(get airlock tps); s=$(getlast airlock tps)
-  echo "| $n | $d | $b | $a | $(ratio "$a" "$d") | $(ratio "$a" "$b") | $(get direct lat) | $(get pgbouncer lat) | $(get airlock lat) | $(get pgbouncer cpu) | $(get airlock cpu) | $s | $(ratio "$s" "$a") |"
+  echo "| $n | $(whole "$d") | $(whole "$b") | $(whole "$a") | $(ratio "$a" "$d") | $(ratio "$a" "$b") | $(get direct lat) | $(get pgbouncer lat) | $(get airlock lat) | $(get pgbouncer cpu) | $(get airlock cpu) | $(whole "$s") | $(ratio "$s" "$a") |"
+done
+echo
+# One client: latency added over direct, rep by rep (the spread matters at this size).
+for cell in "${cells[@]}"; do
+  n=${cell%%|*}
+  case $n in *-c1) ;; *) continue ;; esac
+  reps() { echo "${R["$n|$1|lat"]}" | tr ' ' '\n' | grep -v '^$' | head -"$REPS"; }
+  added() { paste <(reps "$1") <(reps direct) | awk '{printf "%s%.0f", (NR>1?" ":""), ($1-$2)*1000}'; }
+  echo "$n added latency per statement (µs, each rep): pgbouncer $(added pgbouncer), airlock $(added airlock)"
 done
 echo
 echo "Idle sessions ($IDLE_SESSIONS): airlock +${AIRLOCK_IDLE_MB} MB RSS, pgbouncer +${BOUNCER_IDLE_MB} MB RSS"

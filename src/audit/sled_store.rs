@@ -7,7 +7,7 @@
 //! |-----------------------------|------------------|--------------------------------------|
 //! | `b` first seq(8, BE)        | block of records | the records, in chain order          |
 //! | `t` unix second(8, BE)      | first seq in it  | `--since` without a full scan        |
-//! | `l` decision seq ‖ seq      | (empty)          | outcome and approvals of a decision  |
+//! | `l` decision seq >> 7       | pairs            | outcome and approvals of a decision  |
 //! | `m` `head`                  | seq ‖ hash       | reveals records cut from the end     |
 //!
 //! A block holds consecutive records of one group commit, each as `seq(8, BE) ‖ len(4, BE) ‖
@@ -16,12 +16,18 @@
 //! key per record it was most of the gateway's CPU under load. A record is found by the last
 //! block key at or before its sequence number.
 //!
+//! Links from a decision to its outcome and approval steps are kept in buckets: one value per
+//! 128 consecutive sequence numbers of decisions, holding `decision seq(8, BE) ‖ seq(8, BE)`
+//! pairs in append order. A group commit rewrites the one or two buckets its outcomes point
+//! into (the writer keeps the newest in memory) instead of inserting a key per outcome, which
+//! tripled sled's inserts per statement.
+//!
 //! Ids need no index: a record id carries its sequence number (see
 //! [`crate::audit::chain::record_id`]), which halves the inserts per record.
 //! The time index is sparse (one key per second that has records), which keeps the append
 //! cost low; record times never go backwards, so the first record of a second bounds a scan.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,9 +37,13 @@ use super::chain::{seq_in_id, RecordHeader};
 use super::store::{AuditStore, Head, RawRecord, RecordIter, SealedRecord};
 use super::AuditError;
 
-const TREE: &str = "airlock.audit.v2";
-/// The layout with one key per record, which this build does not read.
-const OLD_TREE: &str = "airlock.audit.v1";
+const TREE: &str = "airlock.audit.v3";
+/// Earlier layouts, which this build does not read: one key per record, then one link key
+/// per outcome.
+const OLD_TREES: [(&str, &str); 2] = [
+    ("airlock.audit.v1", "one key per record"),
+    ("airlock.audit.v2", "one link key per outcome"),
+];
 const BLOCK: u8 = b'b';
 /// A block is closed once it holds this many bytes (a larger single record gets a block of
 /// its own). sled rewrites a whole leaf (up to 17 values) every few inserts and writes any
@@ -43,6 +53,8 @@ const BLOCK: u8 = b'b';
 pub const BLOCK_BYTES: usize = 4 * 1024;
 const TIME: u8 = b't';
 const LINK: u8 = b'l';
+/// Decisions per link bucket: 2^7 sequence numbers.
+const LINK_BUCKET_BITS: u32 = 7;
 const HEAD_KEY: &[u8] = b"mhead";
 
 /// How long [`SledStore::open`] waits for a lock held by a store that is shutting down.
@@ -62,6 +74,9 @@ pub struct SledStore {
     /// Ids of recently appended records that others can link to, so an outcome arriving a
     /// batch after its decision costs no read of the tree.
     recent: Mutex<lru::LruCache<String, u64>>,
+    /// The newest link bucket as stored (number and value), so the next group extends it
+    /// without reading it back.
+    last_links: Mutex<Option<(u64, Vec<u8>)>>,
 }
 
 /// How many linkable ids [`SledStore`] remembers.
@@ -79,11 +94,30 @@ fn time_key(sec: u64) -> [u8; 9] {
     k
 }
 
-fn link_key(decision_seq: u64, seq: u64) -> [u8; 17] {
-    let mut k = [LINK; 17];
-    k[1..9].copy_from_slice(&decision_seq.to_be_bytes());
-    k[9..].copy_from_slice(&seq.to_be_bytes());
+fn link_bucket(decision_seq: u64) -> u64 {
+    decision_seq >> LINK_BUCKET_BITS
+}
+
+fn link_key(bucket: u64) -> [u8; 9] {
+    let mut k = [LINK; 9];
+    k[1..].copy_from_slice(&bucket.to_be_bytes());
     k
+}
+
+/// The `(decision seq, seq)` pairs of a link bucket.
+fn link_pairs(bucket: &[u8]) -> Result<impl Iterator<Item = (u64, u64)> + '_, AuditError> {
+    if bucket.len() % 16 != 0 {
+        return Err(AuditError::Corrupt {
+            seq: 0,
+            reason: "malformed link bucket".into(),
+        });
+    }
+    Ok(bucket.chunks_exact(16).map(|p| {
+        (
+            u64::from_be_bytes(p[..8].try_into().expect("8 bytes")),
+            u64::from_be_bytes(p[8..].try_into().expect("8 bytes")),
+        )
+    }))
 }
 
 fn be_u64(bytes: &[u8]) -> Option<u64> {
@@ -164,17 +198,15 @@ impl SledStore {
                 other => break other?,
             }
         };
-        if db
-            .tree_names()
-            .iter()
-            .any(|n| &n[..] == OLD_TREE.as_bytes())
-            && !db.open_tree(OLD_TREE)?.is_empty()
-        {
-            return Err(AuditError::Store(format!(
-                "{} holds an audit written by an older airlock (one key per record); \
-                 keep it for reading with that version and point [audit] path at a new directory",
-                path.display()
-            )));
+        let names = db.tree_names();
+        for (old, layout) in OLD_TREES {
+            if names.iter().any(|n| &n[..] == old.as_bytes()) && !db.open_tree(old)?.is_empty() {
+                return Err(AuditError::Store(format!(
+                    "{} holds an audit written by an older airlock ({layout}); \
+                     keep it for reading with that version and point [audit] path at a new directory",
+                    path.display()
+                )));
+            }
         }
         let tree = db.open_tree(TREE)?;
         let last_indexed_sec = tree
@@ -200,6 +232,7 @@ impl SledStore {
             recent: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(RECENT_IDS).expect("non-zero"),
             )),
+            last_links: Mutex::new(None),
         })
     }
 
@@ -298,6 +331,7 @@ impl AuditStore for SledStore {
         let mut new_indexed = *indexed;
         let mut block: Vec<u8> = Vec::new();
         let mut block_first = 0;
+        let mut links: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
         for r in records {
             if block.is_empty() {
                 block_first = r.seq;
@@ -319,7 +353,7 @@ impl AuditStore for SledStore {
                     None => self.seq_of_id(decision_id)?,
                 };
                 match decision_seq {
-                    Some(d) => batch.insert(&link_key(d, r.seq)[..], &[][..]),
+                    Some(d) => links.entry(link_bucket(d)).or_default().push((d, r.seq)),
                     None => tracing::warn!(
                         seq = r.seq,
                         decision_id = %decision_id,
@@ -332,12 +366,37 @@ impl AuditStore for SledStore {
         if !block.is_empty() {
             batch.insert(&block_key(block_first)[..], block);
         }
+        let mut last_links = self.last_links.lock();
+        let mut newest_links = None;
+        for (bucket, pairs) in links {
+            let mut value = match last_links.as_ref() {
+                Some((b, v)) if *b == bucket => v.clone(),
+                _ => self
+                    .tree
+                    .get(link_key(bucket))?
+                    .map(|v| v.to_vec())
+                    .unwrap_or_default(),
+            };
+            for (d, seq) in pairs {
+                value.extend_from_slice(&d.to_be_bytes());
+                value.extend_from_slice(&seq.to_be_bytes());
+            }
+            batch.insert(&link_key(bucket)[..], value.clone());
+            if newest_links.as_ref().is_none_or(|(b, _)| bucket > *b) {
+                newest_links = Some((bucket, value));
+            }
+        }
         let mut head = [0u8; 40];
         head[..8].copy_from_slice(&last.seq.to_be_bytes());
         head[8..].copy_from_slice(&last.hash);
         batch.insert(HEAD_KEY, &head[..]);
         self.tree.apply_batch(batch)?;
         *indexed = new_indexed;
+        if let Some((bucket, value)) = newest_links {
+            if last_links.as_ref().is_none_or(|(b, _)| bucket >= *b) {
+                *last_links = Some((bucket, value));
+            }
+        }
         {
             let mut recent = self.recent.lock();
             for r in records.iter().filter(|r| r.link.is_none()) {
@@ -433,18 +492,17 @@ impl AuditStore for SledStore {
     }
 
     fn linked(&self, decision_seq: u64) -> Result<Vec<u64>, AuditError> {
-        let mut prefix = [LINK; 9];
-        prefix[1..].copy_from_slice(&decision_seq.to_be_bytes());
-        self.tree
-            .scan_prefix(prefix)
-            .map(|item| {
-                let (k, _) = item?;
-                be_u64(&k[9..]).ok_or_else(|| AuditError::Corrupt {
-                    seq: decision_seq,
-                    reason: "malformed link key".into(),
-                })
-            })
-            .collect()
+        let Some(bucket) = self.tree.get(link_key(link_bucket(decision_seq)))? else {
+            return Ok(Vec::new());
+        };
+        let pairs = link_pairs(&bucket).map_err(|_| AuditError::Corrupt {
+            seq: decision_seq,
+            reason: "malformed link bucket".into(),
+        })?;
+        Ok(pairs
+            .filter(|(d, _)| *d == decision_seq)
+            .map(|(_, seq)| seq)
+            .collect())
     }
 }
 
@@ -556,17 +614,60 @@ mod tests {
     }
 
     #[test]
-    fn a_store_in_the_older_layout_is_refused_not_read_as_empty() {
+    fn a_store_in_an_older_layout_is_refused_not_read_as_empty() {
+        for (old, layout) in OLD_TREES {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let db = sled::open(dir.path()).unwrap();
+                db.open_tree(old).unwrap().insert(b"r1", b"x").unwrap();
+                db.flush().unwrap();
+            }
+            match SledStore::open(dir.path()) {
+                Err(AuditError::Store(msg)) => {
+                    assert!(
+                        msg.contains("older airlock") && msg.contains(layout),
+                        "{msg}"
+                    )
+                }
+                other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+            }
+        }
+    }
+
+    #[test]
+    fn links_span_groups_buckets_and_reopening() {
         let dir = tempfile::tempdir().unwrap();
+        // Decisions 1..=300 (three link buckets); each outcome follows in a later group,
+        // and decision 5 also gets an approval step much later.
+        let decisions: Vec<SealedRecord> =
+            (1..=300).map(|s| rec(s, 1_000 * s as i64, None)).collect();
+        let ids: Vec<String> = decisions.iter().map(|r| r.id.clone()).collect();
         {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree(OLD_TREE).unwrap().insert(b"r1", b"x").unwrap();
-            db.flush().unwrap();
+            let store = SledStore::open(dir.path()).unwrap();
+            store.append(&decisions).unwrap();
+            for chunk in (0..300u64).collect::<Vec<_>>().chunks(37) {
+                let outcomes: Vec<SealedRecord> = chunk
+                    .iter()
+                    .map(|i| rec(301 + i, 400_000 + *i as i64, Some(&ids[*i as usize])))
+                    .collect();
+                store.append(&outcomes).unwrap();
+            }
+            store.append(&[rec(601, 900_000, Some(&ids[4]))]).unwrap();
+            for d in [1u64, 5, 127, 128, 129, 255, 256, 300] {
+                let mut want = vec![300 + d];
+                if d == 5 {
+                    want.push(601);
+                }
+                assert_eq!(store.linked(d).unwrap(), want, "decision {d}");
+            }
+            store.flush().unwrap();
         }
-        match SledStore::open(dir.path()) {
-            Err(AuditError::Store(msg)) => assert!(msg.contains("older airlock"), "{msg}"),
-            other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
-        }
+        // After a restart the newest bucket is read back, not assumed empty.
+        let store = SledStore::open(dir.path()).unwrap();
+        store.append(&[rec(602, 950_000, Some(&ids[299]))]).unwrap();
+        assert_eq!(store.linked(300).unwrap(), vec![600, 602]);
+        assert_eq!(store.linked(5).unwrap(), vec![305, 601]);
+        assert!(store.linked(601).unwrap().is_empty());
     }
 
     #[test]
