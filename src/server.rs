@@ -98,7 +98,10 @@ impl Gateway {
             )));
         }
         let registry = crate::approval::Registry::open(
-            config.approval.clone(),
+            config
+                .approval
+                .clone()
+                .with_state_dir_beside(&config.audit.path),
             approval_audit.clone(),
             announcers,
             metrics.clone(),

@@ -61,6 +61,10 @@ async fn ddl_waits_then_runs_after_approval_through_the_api() {
     let mut child = spawn_psql(&gw.url(&db.name), "CREATE TABLE approved_api (x int)");
     let req = pending(&gw, "approved_api", &mut child).await;
     assert!(
+        gw.audit_dir.path().join("audit.approvals/LOCK").exists(),
+        "the open-request journal sits beside the audit store by default"
+    );
+    assert!(
         !table_exists(&db, "approved_api"),
         "nothing runs while held"
     );

@@ -73,11 +73,25 @@ pub struct ApprovalConfig {
     /// Unused grants at restart (only `drop` for now).
     pub grants_on_restart: GrantsOnRestart,
     /// Directory of the small journal of open requests, so a crash still leaves them
-    /// recorded as abandoned at the next start. Empty disables it (a graceful shutdown still
-    /// records them).
-    pub state_dir: PathBuf,
+    /// recorded as abandoned at the next start. Unset: `<[audit] path>.approvals`, beside the
+    /// audit store (the gateway fills it in; see [`ApprovalConfig::with_state_dir_beside`]).
+    /// Unset at the registry, or empty, disables it (a graceful shutdown still records them).
+    pub state_dir: Option<PathBuf>,
     /// Closed requests kept in memory for listings.
     pub history_limit: usize,
+}
+
+impl ApprovalConfig {
+    /// Fills in the default journal directory: beside the audit store, whose path is already
+    /// one per gateway (sled locks it), so two gateways never share a journal by default.
+    pub fn with_state_dir_beside(mut self, audit_path: &std::path::Path) -> Self {
+        if self.state_dir.is_none() {
+            let mut dir = audit_path.as_os_str().to_owned();
+            dir.push(".approvals");
+            self.state_dir = Some(PathBuf::from(dir));
+        }
+        self
+    }
 }
 
 impl Default for ApprovalConfig {
@@ -87,7 +101,7 @@ impl Default for ApprovalConfig {
             grant_ttl_secs: 900,
             approve_rationale_required: false,
             grants_on_restart: GrantsOnRestart::Drop,
-            state_dir: PathBuf::from("airlock-approvals"),
+            state_dir: None,
             history_limit: 1000,
         }
     }

@@ -63,10 +63,9 @@ impl Registry {
         notifiers: Vec<Arc<dyn Notifier>>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Registry>, ApprovalError> {
-        let journal = if config.state_dir.as_os_str().is_empty() {
-            None
-        } else {
-            Some(Journal::open(&config.state_dir)?)
+        let journal = match &config.state_dir {
+            Some(dir) if !dir.as_os_str().is_empty() => Some(Journal::open(dir)?),
+            _ => None,
         };
         if let Some(journal) = &journal {
             super::lifecycle::recover(journal, audit.as_ref()).await?;

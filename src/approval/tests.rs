@@ -65,7 +65,7 @@ fn config() -> ApprovalConfig {
     ApprovalConfig {
         hold_timeout_secs: 60,
         grant_ttl_secs: 600,
-        state_dir: std::path::PathBuf::new(),
+        state_dir: None,
         ..ApprovalConfig::default()
     }
 }
@@ -737,7 +737,7 @@ async fn shutdown_abandons_pending_requests_and_drops_grants() {
 async fn restart_records_what_a_crash_left_open() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ApprovalConfig {
-        state_dir: dir.path().to_owned(),
+        state_dir: Some(dir.path().to_owned()),
         ..config()
     };
     let (reg, _audit) = open_with(cfg.clone()).await;
@@ -772,7 +772,7 @@ async fn restart_records_what_a_crash_left_open() {
         }
     }
     let cfg = ApprovalConfig {
-        state_dir: after_crash.path().to_owned(),
+        state_dir: Some(after_crash.path().to_owned()),
         ..cfg
     };
 
@@ -984,4 +984,29 @@ async fn the_sweeper_records_expiry_without_anyone_asking() {
     stop.send(()).unwrap();
     sweeper.await.unwrap();
     drop(waiter);
+}
+
+#[test]
+fn the_journal_defaults_to_a_directory_beside_the_audit_store() {
+    let audit = std::path::Path::new("/var/lib/airlock/audit");
+    let unset = ApprovalConfig::default().with_state_dir_beside(audit);
+    assert_eq!(
+        unset.state_dir.as_deref(),
+        Some(std::path::Path::new("/var/lib/airlock/audit.approvals"))
+    );
+    let explicit = ApprovalConfig {
+        state_dir: Some("/srv/approvals".into()),
+        ..ApprovalConfig::default()
+    }
+    .with_state_dir_beside(audit);
+    assert_eq!(
+        explicit.state_dir.as_deref(),
+        Some(std::path::Path::new("/srv/approvals"))
+    );
+    let off = ApprovalConfig {
+        state_dir: Some("".into()),
+        ..ApprovalConfig::default()
+    }
+    .with_state_dir_beside(audit);
+    assert_eq!(off.state_dir.as_deref(), Some(std::path::Path::new("")));
 }

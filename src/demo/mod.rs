@@ -64,7 +64,6 @@ impl Demo {
             crate::protocol::scram::Verifier::for_password(DEMO_AGENT.1),
         );
         config.audit.path = cluster.path().join("audit");
-        config.approval.state_dir = cluster.path().join("approvals");
         let policy = cluster.path().join("demo-policy.toml");
         std::fs::write(&policy, DEMO_POLICY)?;
         config.policy.path = policy;

@@ -113,8 +113,6 @@ impl Gw {
         cfg.server.shutdown_grace_secs = 0;
         let audit_dir = tempfile::tempdir().expect("audit dir");
         cfg.audit.path = audit_dir.path().join("audit");
-        // Each gateway journals its own open requests (a shared directory is refused).
-        cfg.approval.state_dir = audit_dir.path().join("approvals");
         cfg.policy.path = fixture("relay-policy.toml");
         cfg.admin.listen = String::new();
         tweak(&mut cfg);
