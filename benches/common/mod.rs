@@ -1,11 +1,16 @@
-//! Shared by the classification and policy benches: a catalog snapshot with the pgbench tables
-//! and the demo schema (`docs/demo-catalog.json`), so that every name in the corpora resolves.
+//! Shared by the classification and policy benches: the shipped demo catalog
+//! (`docs/demo-catalog.json`, the one `airlock explain --catalog-file` takes) plus the pgbench
+//! tables, so that every name in the corpora resolves.
 
+use std::path::Path;
+
+use airlock::policy::cli::load_catalog_file;
 use airlock::sql::Catalog;
 
 pub fn catalog() -> Catalog {
-    Catalog::builder()
-        .search_path(&["public"])
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/demo-catalog.json");
+    let mut catalog = load_catalog_file(&demo).expect("docs/demo-catalog.json");
+    let pgbench = Catalog::builder()
         .table(
             "public",
             "pgbench_accounts",
@@ -22,24 +27,7 @@ pub fn catalog() -> Catalog {
             "pgbench_history",
             &["tid", "bid", "aid", "delta", "mtime", "filler"],
         )
-        .table(
-            "public",
-            "customers",
-            &["id", "name", "email", "ssn", "phone", "created_at"],
-        )
-        .table(
-            "public",
-            "orders",
-            &[
-                "id",
-                "customer_id",
-                "product_id",
-                "quantity",
-                "total",
-                "status",
-                "created_at",
-            ],
-        )
-        .table("public", "products", &["id", "name", "price"])
-        .build()
+        .build();
+    catalog.relations.extend(pgbench.relations);
+    catalog
 }
