@@ -19,7 +19,7 @@
 //! Links from a decision to its outcome and approval steps are kept in buckets: one value per
 //! 128 consecutive sequence numbers of decisions, holding `decision seq(8, BE) ‖ seq(8, BE)`
 //! pairs in append order. A group commit rewrites the one or two buckets its outcomes point
-//! into (the writer keeps the newest in memory) instead of inserting a key per outcome, which
+//! into (the store keeps the newest in memory) instead of inserting a key per outcome, which
 //! tripled sled's inserts per statement.
 //!
 //! Ids need no index: a record id carries its sequence number (see
@@ -104,20 +104,17 @@ fn link_key(bucket: u64) -> [u8; 9] {
     k
 }
 
-/// The `(decision seq, seq)` pairs of a link bucket.
-fn link_pairs(bucket: &[u8]) -> Result<impl Iterator<Item = (u64, u64)> + '_, AuditError> {
-    if bucket.len() % 16 != 0 {
-        return Err(AuditError::Corrupt {
-            seq: 0,
-            reason: "malformed link bucket".into(),
-        });
-    }
-    Ok(bucket.chunks_exact(16).map(|p| {
-        (
-            u64::from_be_bytes(p[..8].try_into().expect("8 bytes")),
-            u64::from_be_bytes(p[8..].try_into().expect("8 bytes")),
-        )
-    }))
+/// The `(decision seq, seq)` pairs of a link bucket; `None` when its length is not a whole
+/// number of pairs.
+fn link_pairs(bucket: &[u8]) -> Option<impl Iterator<Item = (u64, u64)> + '_> {
+    (bucket.len() % 16 == 0).then(|| {
+        bucket.chunks_exact(16).map(|p| {
+            (
+                be_u64(p).expect("16-byte pair"),
+                be_u64(&p[8..]).expect("16-byte pair"),
+            )
+        })
+    })
 }
 
 fn be_u64(bytes: &[u8]) -> Option<u64> {
@@ -367,6 +364,7 @@ impl AuditStore for SledStore {
             batch.insert(&block_key(block_first)[..], block);
         }
         let mut last_links = self.last_links.lock();
+        // Buckets come in ascending order: the last one written is the newest.
         let mut newest_links = None;
         for (bucket, pairs) in links {
             let mut value = match last_links.as_ref() {
@@ -382,9 +380,7 @@ impl AuditStore for SledStore {
                 value.extend_from_slice(&seq.to_be_bytes());
             }
             batch.insert(&link_key(bucket)[..], value.clone());
-            if newest_links.as_ref().is_none_or(|(b, _)| bucket > *b) {
-                newest_links = Some((bucket, value));
-            }
+            newest_links = Some((bucket, value));
         }
         let mut head = [0u8; 40];
         head[..8].copy_from_slice(&last.seq.to_be_bytes());
@@ -495,7 +491,7 @@ impl AuditStore for SledStore {
         let Some(bucket) = self.tree.get(link_key(link_bucket(decision_seq)))? else {
             return Ok(Vec::new());
         };
-        let pairs = link_pairs(&bucket).map_err(|_| AuditError::Corrupt {
+        let pairs = link_pairs(&bucket).ok_or_else(|| AuditError::Corrupt {
             seq: decision_seq,
             reason: "malformed link bucket".into(),
         })?;
