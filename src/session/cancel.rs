@@ -17,6 +17,10 @@ pub struct CancelHandle {
     pub upstream: Mutex<Option<CancelTarget>>,
     /// Woken on cancel; a session waiting on an approval withdraws its request.
     pub hold_cancel: Notify,
+    /// A cancel came for the unit being decided or held. The wakeup alone can be a leftover
+    /// from an earlier unit (a permit stored just after that unit ended), so the waiting
+    /// session acts only when this is set.
+    hold_cancelled: AtomicBool,
     /// The session is deciding a unit or waiting on an approval: a cancel withdraws the hold
     /// (nothing of that unit runs upstream yet).
     holding: AtomicBool,
@@ -31,11 +35,22 @@ impl CancelHandle {
         self.holding.load(Ordering::Acquire)
     }
 
+    /// Cancels the unit being decided or held: flag first, then wake.
+    pub fn cancel_hold(&self) {
+        self.hold_cancelled.store(true, Ordering::Release);
+        self.hold_cancel.notify_one();
+    }
+
+    /// Takes the cancel of the current unit, if one came.
+    pub fn take_hold_cancel(&self) -> bool {
+        self.hold_cancelled.swap(false, Ordering::AcqRel)
+    }
+
     /// Drops a cancel that arrived for a hold that did not happen or is over, so it cannot
-    /// withdraw a later one.
+    /// withdraw a later one (any wakeup left behind is ignored by [`Self::take_hold_cancel`]).
+    /// One atomic store: this runs for every statement.
     pub fn forget_hold_cancel(&self) {
-        use futures::FutureExt;
-        let _ = self.hold_cancel.notified().now_or_never();
+        self.hold_cancelled.store(false, Ordering::Release);
     }
 }
 
@@ -53,6 +68,7 @@ impl CancelMap {
         let handle = Arc::new(CancelHandle {
             upstream: Mutex::new(None),
             hold_cancel: Notify::new(),
+            hold_cancelled: AtomicBool::new(false),
             holding: AtomicBool::new(false),
         });
         let mut map = self.inner.lock();
@@ -80,5 +96,26 @@ impl CancelMap {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_left_from_an_earlier_unit_does_not_count_for_the_next_hold() {
+        let (_, h) = CancelMap::default().register();
+        // A cancel during a unit that was not held, then the unit ends.
+        h.cancel_hold();
+        h.forget_hold_cancel();
+        // The next hold may still be woken by the stored permit, but it is not a cancel.
+        h.hold_cancel.notified().await;
+        assert!(!h.take_hold_cancel());
+        // A cancel during that hold is one, once.
+        h.cancel_hold();
+        h.hold_cancel.notified().await;
+        assert!(h.take_hold_cancel());
+        assert!(!h.take_hold_cancel());
     }
 }

@@ -279,6 +279,9 @@ impl Front {
             tokio::select! {
                 v = &mut verdict => break Ok(v),
                 _ = self.cancel.hold_cancel.notified() => {
+                    if !self.cancel.take_hold_cancel() {
+                        continue; // a wakeup left over from an earlier unit
+                    }
                     withdraw(Withdrawal::Cancelled).await;
                     let err = PgError::error(
                         sqlstate::QUERY_CANCELED,

@@ -76,7 +76,7 @@ async fn cancel(gw: &Gateway, pid: i32, secret: i32) {
     };
     if handle.is_holding() {
         // Nothing runs upstream while a request is held: the cancel withdraws it.
-        handle.hold_cancel.notify_one();
+        handle.cancel_hold();
         return;
     }
     let target = handle.upstream.lock().clone();
