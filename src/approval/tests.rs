@@ -989,24 +989,21 @@ async fn the_sweeper_records_expiry_without_anyone_asking() {
 #[test]
 fn the_journal_defaults_to_a_directory_beside_the_audit_store() {
     let audit = std::path::Path::new("/var/lib/airlock/audit");
-    let unset = ApprovalConfig::default().with_state_dir_beside(audit);
-    assert_eq!(
-        unset.state_dir.as_deref(),
-        Some(std::path::Path::new("/var/lib/airlock/audit.approvals"))
-    );
-    let explicit = ApprovalConfig {
-        state_dir: Some("/srv/approvals".into()),
-        ..ApprovalConfig::default()
+    // (configured, in effect): unset → beside the store; explicit kept; "" (off) kept.
+    for (configured, in_effect) in [
+        (None, "/var/lib/airlock/audit.approvals"),
+        (Some("/srv/approvals"), "/srv/approvals"),
+        (Some(""), ""),
+    ] {
+        let cfg = ApprovalConfig {
+            state_dir: configured.map(std::path::PathBuf::from),
+            ..ApprovalConfig::default()
+        }
+        .with_state_dir_beside(audit);
+        assert_eq!(
+            cfg.state_dir.as_deref(),
+            Some(std::path::Path::new(in_effect)),
+            "{configured:?}"
+        );
     }
-    .with_state_dir_beside(audit);
-    assert_eq!(
-        explicit.state_dir.as_deref(),
-        Some(std::path::Path::new("/srv/approvals"))
-    );
-    let off = ApprovalConfig {
-        state_dir: Some("".into()),
-        ..ApprovalConfig::default()
-    }
-    .with_state_dir_beside(audit);
-    assert_eq!(off.state_dir.as_deref(), Some(std::path::Path::new("")));
 }
