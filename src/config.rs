@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// How long a client may take to finish startup and authentication.
     pub startup_timeout_secs: u64,
+    /// Threads that serve client sessions, each session on one of them for its whole life;
+    /// 0 = one per CPU.
+    pub session_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             max_message_bytes: 64 * 1024 * 1024,
             shutdown_grace_secs: 30,
             startup_timeout_secs: 30,
+            session_threads: 0,
         }
     }
 }

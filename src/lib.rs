@@ -30,3 +30,4 @@ pub mod session;
 pub mod sql;
 pub mod tls;
 pub mod upstream;
+pub mod workers;

@@ -20,6 +20,7 @@ use crate::protocol::startup::ServerTls;
 use crate::session::cancel::CancelMap;
 use crate::session::inspect::Inspector;
 use crate::upstream::{Upstream, UpstreamError};
+use crate::workers::SessionWorkers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -40,6 +41,8 @@ pub enum ServerError {
     Approval(String),
     #[error("notify: {0}")]
     Notify(String),
+    #[error(transparent)]
+    Workers(#[from] crate::workers::WorkersError),
 }
 
 /// Everything sessions share. Built once from the config and passed down explicitly.
@@ -196,6 +199,7 @@ pub struct Server {
     listener: TcpListener,
     admin: Option<TcpListener>,
     gateway: Arc<Gateway>,
+    workers: SessionWorkers,
 }
 
 impl Server {
@@ -215,10 +219,12 @@ impl Server {
             }
             None => None,
         };
+        let workers = SessionWorkers::start(gateway.config.server.session_threads)?;
         Ok(Server {
             listener,
             admin,
             gateway,
+            workers,
         })
     }
 
@@ -292,11 +298,26 @@ impl Server {
                 });
                 continue;
             };
+            // Registered again on the session's own thread, so its readiness events are
+            // delivered there rather than by this runtime's reactor.
+            let socket = match socket.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot hand an accepted connection to a session thread");
+                    continue;
+                }
+            };
             let gw = gw.clone();
-            tracker.spawn(async move {
-                crate::session::serve(gw, socket, peer).await;
-                drop(permit);
-            });
+            tracker.spawn_on(
+                async move {
+                    match tokio::net::TcpStream::from_std(socket) {
+                        Ok(socket) => crate::session::serve(gw, socket, peer).await,
+                        Err(e) => warn!(error = %e, "cannot register a connection"),
+                    }
+                    drop(permit);
+                },
+                self.workers.next(),
+            );
         }
         tracker.close();
         let grace = Duration::from_secs(gw.config.server.shutdown_grace_secs);
@@ -316,6 +337,8 @@ impl Server {
         if let Some(state) = &gw.admin {
             state.readiness().set_ready(false);
         }
+        // Sessions still running after the forced close end with their threads.
+        drop(self.workers);
         gw.registry.shutdown().await;
         admin_stop.cancel();
         gw.close_audit().await;

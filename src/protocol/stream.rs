@@ -18,6 +18,21 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         !matches!(self, Stream::Plain(_))
     }
+
+    /// Moves a plain socket's readiness registration to the runtime of the calling task.
+    ///
+    /// A socket delivers its events through the reactor of the runtime it was registered
+    /// with. A pooled upstream connection opened by a session on one session thread and
+    /// reused by a session on another would otherwise wake the second thread through the
+    /// first one for every statement. TLS streams cannot be taken apart and rebuilt, so they
+    /// are returned as they are (and keep working through their original reactor).
+    /// Must be called inside a tokio runtime.
+    pub fn rehome(self) -> io::Result<Stream> {
+        match self {
+            Stream::Plain(s) => Ok(Stream::Plain(TcpStream::from_std(s.into_std()?)?)),
+            other => Ok(other),
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -81,5 +96,58 @@ impl AsyncWrite for Stream {
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Connects on a runtime that is then shut down, so its reactor is gone.
+    fn orphaned_stream() -> (Stream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let old = runtime();
+        let stream = old.block_on(async { TcpStream::connect(addr).await.unwrap() });
+        let (peer, _) = listener.accept().unwrap();
+        drop(old);
+        (Stream::Plain(stream), peer)
+    }
+
+    #[test]
+    fn a_rehomed_socket_works_after_its_first_runtime_is_gone() {
+        let (stream, mut peer) = orphaned_stream();
+        let new = runtime();
+        new.block_on(async {
+            let mut stream = stream.rehome().unwrap();
+            stream.write_all(b"ping").await.unwrap();
+            let mut got = [0u8; 4];
+            std::io::Read::read_exact(&mut peer, &mut got).unwrap();
+            assert_eq!(&got, b"ping");
+            std::io::Write::write_all(&mut peer, b"pong").unwrap();
+            let mut back = [0u8; 4];
+            stream.read_exact(&mut back).await.unwrap();
+            assert_eq!(&back, b"pong");
+        });
+    }
+
+    #[test]
+    fn without_rehoming_the_dead_reactor_fails_the_io() {
+        // The failure the rehoming avoids: the socket is still tied to the old reactor.
+        let (mut stream, _peer) = orphaned_stream();
+        let new = runtime();
+        let r = new.block_on(async {
+            let mut b = [0u8; 1];
+            stream.read(&mut b).await
+        });
+        assert!(r.is_err(), "expected an error, got {r:?}");
     }
 }

@@ -260,7 +260,7 @@ impl Session {
             }
         });
         let upstream_status = upstream.params;
-        let (up_pid, up_secret) = (upstream.pid, upstream.secret);
+        let (up_pid, up_secret, up_home) = (upstream.pid, upstream.secret, upstream.home);
         let stop_back = tokio_util::sync::CancellationToken::new();
         let mut back_task = tokio::spawn(back::run(
             up_rd,
@@ -312,6 +312,7 @@ impl Session {
                         pid: up_pid,
                         secret: up_secret,
                         rest,
+                        home: up_home,
                     };
                     let pool = pool.clone();
                     tokio::spawn(async move { pool.give_back(pool_key, conn).await });

@@ -84,6 +84,8 @@ pub struct UpstreamConn {
     pub secret: i32,
     /// Bytes read past the first ReadyForQuery (normally empty).
     pub rest: BytesMut,
+    /// The thread whose runtime delivers this socket's events (see [`Stream::rehome`]).
+    pub home: std::thread::ThreadId,
 }
 
 /// What is needed to cancel a query on an upstream session.
@@ -190,6 +192,7 @@ impl Upstream {
             pid: 0,
             secret: 0,
             rest: BytesMut::new(),
+            home: std::thread::current().id(),
         };
         loop {
             let frame = match split_frame(&mut buf, MAX_STARTUP_MESSAGE)? {

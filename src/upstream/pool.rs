@@ -43,16 +43,27 @@ impl Pool {
         }
     }
 
-    /// The most recently returned live connection for `key`, if any.
+    /// A live connection for `key`, if any: preferably one whose socket is registered on
+    /// this thread's runtime, else the most recent plain one (moved to this runtime), else the
+    /// most recent of any kind. Must be called inside a tokio runtime.
     pub fn take(&self, key: &PoolKey) -> Option<UpstreamConn> {
-        let mut idle = self.idle.lock();
-        let list = idle.get_mut(key)?;
-        while let Some(c) = list.pop() {
-            if c.since.elapsed() < self.idle_timeout {
-                return Some(c.conn);
-            }
+        let here = std::thread::current().id();
+        let mut conn = {
+            let mut idle = self.idle.lock();
+            let list = idle.get_mut(key)?;
+            list.retain(|c| c.since.elapsed() < self.idle_timeout);
+            let pos = list
+                .iter()
+                .rposition(|c| c.conn.home == here)
+                .or_else(|| list.iter().rposition(|c| !c.conn.stream.is_tls()))
+                .or(list.len().checked_sub(1))?;
+            list.remove(pos).conn
+        };
+        if conn.home != here && !conn.stream.is_tls() {
+            conn.stream = conn.stream.rehome().ok()?;
+            conn.home = here;
         }
-        None
+        Some(conn)
     }
 
     /// Resets `conn` and keeps it if that succeeds cleanly. Runs off the session's path.
@@ -112,5 +123,79 @@ async fn reset(conn: &mut UpstreamConn, query: &str) -> std::io::Result<()> {
         if conn.stream.read_buf(&mut buf).await? == 0 {
             return Err(bad("closed during reset"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::stream::Stream;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn key() -> PoolKey {
+        PoolKey {
+            database: "app".into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// A plain connection opened on another thread's runtime, which has stopped since.
+    fn conn_from_another_thread(addr: std::net::SocketAddr) -> UpstreamConn {
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                UpstreamConn {
+                    stream: Stream::Plain(tokio::net::TcpStream::connect(addr).await.unwrap()),
+                    params: Vec::new(),
+                    pid: 1,
+                    secret: 2,
+                    rest: BytesMut::new(),
+                    home: std::thread::current().id(),
+                }
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_connection_taken_on_another_thread_moves_there_and_still_works() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let conn = conn_from_another_thread(listener.local_addr().unwrap());
+        let (mut peer, _) = listener.accept().unwrap();
+        let pool = Pool::new(4, Duration::from_secs(60), "DISCARD ALL".into());
+        pool.idle.lock().entry(key()).or_default().push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+        runtime().block_on(async {
+            let mut conn = pool.take(&key()).expect("the idle connection");
+            assert_eq!(conn.home, std::thread::current().id());
+            assert_eq!(pool.idle_count(), 0);
+            conn.stream.write_all(b"Q").await.unwrap();
+            let mut got = [0u8; 1];
+            std::io::Read::read_exact(&mut peer, &mut got).unwrap();
+            assert_eq!(&got, b"Q");
+        });
+    }
+
+    #[test]
+    fn expired_connections_are_not_taken() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let conn = conn_from_another_thread(listener.local_addr().unwrap());
+        let pool = Pool::new(4, Duration::from_millis(1), "DISCARD ALL".into());
+        pool.idle.lock().entry(key()).or_default().push(Idle {
+            conn,
+            since: Instant::now() - Duration::from_secs(1),
+        });
+        runtime().block_on(async {
+            assert!(pool.take(&key()).is_none());
+            assert_eq!(pool.idle_count(), 0);
+        });
     }
 }
