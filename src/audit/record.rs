@@ -31,8 +31,10 @@ pub struct DecisionEntry {
     /// Original SQL with secrets redacted.
     pub sql: String,
     /// What actually runs when a mask rewrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewritten_sql: Option<String>,
     /// Bound parameters as text (None = NULL), already redacted where policy says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Option<String>>,
     pub fingerprint: String,
     pub facts: Vec<Facts>,
@@ -46,7 +48,9 @@ pub struct DecisionRecord<'a> {
     pub session: &'a SessionInfo,
     pub protocol: Protocol,
     pub sql: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rewritten_sql: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub params: &'a [Option<String>],
     pub fingerprint: &'a str,
     pub facts: &'a [Facts],

@@ -270,13 +270,40 @@ async fn batched_mode_does_not_wait_but_verdicts_do() {
 
 #[test]
 fn borrowed_decision_record_serializes_like_the_entry() {
-    let mut e = decision_entry("ann", "SELECT 'x'");
-    e.params = vec![Some("1".into()), None];
-    e.rewritten_sql = Some("SELECT '***'".into());
-    assert_eq!(
-        serde_json::to_string(&e).unwrap(),
-        serde_json::to_string(&e.as_record()).unwrap()
-    );
+    let plain = decision_entry("ann", "SELECT 'x'");
+    let mut full = plain.clone();
+    full.params = vec![Some("1".into()), None];
+    full.rewritten_sql = Some("SELECT '***'".into());
+    for e in [plain, full] {
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, serde_json::to_string(&e.as_record()).unwrap());
+        // Left-out fields read back as their defaults.
+        let back: DecisionEntry = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+}
+
+#[test]
+fn decision_records_leave_out_what_is_empty() {
+    let e = decision_entry("ann", "SELECT 1");
+    let json = serde_json::to_string(&e).unwrap();
+    for absent in [
+        "rewritten_sql",
+        "\"params\"",
+        "tables_written",
+        "\"flags\"",
+        "quorum",
+    ] {
+        assert!(!json.contains(absent), "{absent} in {json}");
+    }
+    // A record written before fields were left out still reads.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["rewritten_sql"] = serde_json::Value::Null;
+    v["params"] = serde_json::json!([]);
+    v["decision"]["quorum"] = serde_json::json!(0);
+    v["decision"]["approvers"] = serde_json::json!([]);
+    let old: DecisionEntry = serde_json::from_value(v).unwrap();
+    assert_eq!(old, e);
 }
 
 #[tokio::test]

@@ -44,15 +44,24 @@ pub struct Decision {
     /// One line for the agent and the approver: why this action.
     pub reason: String,
     /// For `mask`: the SQL that actually runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewritten: Option<String>,
     /// For `hold`: how long the session waits for a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_timeout: Option<Duration>,
     /// For `hold`: distinct approvals needed.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub quorum: u32,
     /// For `hold`: who may approve (principal names, groups expanded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
     /// PII columns involved (`schema.table.column`), for the notice and the card.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pii_columns: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Decision {

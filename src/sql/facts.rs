@@ -79,38 +79,61 @@ impl std::fmt::Display for ColumnRef {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flags {
     /// A CTE contains INSERT/UPDATE/DELETE/MERGE.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub data_modifying_cte: bool,
     /// EXPLAIN ANALYZE executes its statement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain_analyze: bool,
     /// SELECT … INTO / CREATE TABLE AS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub creates_table: bool,
     /// UPDATE or DELETE without WHERE.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unbounded_write: bool,
     /// TRUNCATE.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncate: bool,
     /// Calls a function that is volatile, unknown, SECURITY DEFINER, or on the deny list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unsafe_function: bool,
     /// COPY … TO PROGRAM / TO 'file' / FROM PROGRAM / FROM 'file' (server side).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub server_side_copy: bool,
     /// The statement sets a secret (CREATE/ALTER ROLE … PASSWORD): the audit redacts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub has_secret: bool,
 }
 
-/// Everything the classifier knows about one statement.
+impl Flags {
+    /// No flag is set.
+    pub fn is_none(&self) -> bool {
+        *self == Flags::default()
+    }
+}
+
+/// Everything the classifier knows about one statement. Serialized compactly (empty lists
+/// and unset flags are left out: a decision record is written for every statement), and read
+/// back with the same defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     pub kind: Kind,
     /// Short human label for the approver: "SELECT", "DROP TABLE", "DO block", "ALTER SYSTEM".
     pub label: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables_read: Vec<TableRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables_written: Vec<TableRef>,
     /// Every base column referenced anywhere (select list, WHERE, JOIN, RETURNING…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnRef>,
     /// Columns whose values flow back to the client (select list, RETURNING, COPY TO),
     /// with `*`, `t.*` and whole-row references expanded. PII here makes an export.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_columns: Vec<ColumnRef>,
     /// Functions called, schema-qualified when known (`pg_catalog.now`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Flags::is_none")]
     pub flags: Flags,
 }
 
