@@ -30,6 +30,7 @@ fn entry(task: usize, i: usize) -> DecisionEntry {
         fingerprint: "INSERT INTO t VALUES ($1, $2)".into(),
         facts: vec![Facts::unknown("INSERT")],
         decision: Decision::fail_closed("crash test"),
+        outcome: None,
     }
 }
 

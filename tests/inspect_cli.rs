@@ -40,6 +40,7 @@ fn entry(i: usize) -> DecisionEntry {
         fingerprint: "SELECT id, total FROM orders WHERE customer_id = $1".into(),
         facts: vec![facts],
         decision,
+        outcome: None,
     }
 }
 
@@ -55,6 +56,9 @@ fn generate(dir: &Path, n: usize) {
         let (audit, writer) = Audit::open(&cfg).await.unwrap();
         for i in 0..n {
             let id = audit.decision(entry(i)).await.unwrap();
+            // Appended before its outcome arrives, so every outcome is a record of its own
+            // (otherwise it would be folded into a decision still queued, as timing allows).
+            audit.settle().await;
             audit
                 .outcome(&OutcomeEntry {
                     decision_id: id,

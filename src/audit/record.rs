@@ -39,6 +39,11 @@ pub struct DecisionEntry {
     pub fingerprint: String,
     pub facts: Vec<Facts>,
     pub decision: Decision,
+    /// What the statement did, when the outcome arrived while this record still waited for the
+    /// writer (the usual case in `batched` mode): one record per statement instead of two.
+    /// Otherwise the outcome is a record of its own that links here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RunResult>,
 }
 
 /// The borrowed form of [`DecisionEntry`], serialized identically: the session writes a
@@ -55,6 +60,8 @@ pub struct DecisionRecord<'a> {
     pub fingerprint: &'a str,
     pub facts: &'a [Facts],
     pub decision: &'a Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'a RunResult>,
 }
 
 impl DecisionEntry {
@@ -68,11 +75,31 @@ impl DecisionEntry {
             fingerprint: &self.fingerprint,
             facts: &self.facts,
             decision: &self.decision,
+            outcome: self.outcome.as_ref(),
         }
     }
 }
 
-/// The result of a statement (or batch) that was decided earlier.
+/// What a decided statement did, as folded into its decision record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub tags: Vec<String>,
+    pub error: Option<(String, String)>,
+    pub rows: u64,
+    pub duration_us: u64,
+}
+
+/// [`RunResult`] borrowed from an [`OutcomeEntry`], serialized identically.
+#[derive(Serialize)]
+pub(crate) struct RunResultRef<'a> {
+    pub tags: &'a [String],
+    pub error: Option<&'a (String, String)>,
+    pub rows: u64,
+    pub duration_us: u64,
+}
+
+/// The result of a statement (or batch) that was decided earlier, as a record of its own: when
+/// its decision had already left for the store (always in `strict` mode).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutcomeEntry {
     /// Id of the decision record this completes.
@@ -83,6 +110,17 @@ pub struct OutcomeEntry {
     pub error: Option<(String, String)>,
     pub rows: u64,
     pub duration_us: u64,
+}
+
+impl OutcomeEntry {
+    pub(crate) fn result(&self) -> RunResultRef<'_> {
+        RunResultRef {
+            tags: &self.tags,
+            error: self.error.as_ref(),
+            rows: self.rows,
+            duration_us: self.duration_us,
+        }
+    }
 }
 
 /// What happened in an approval trail. Appended by the approval registry; every verdict is

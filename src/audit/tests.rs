@@ -34,6 +34,7 @@ pub(crate) fn decision_entry(user: &str, sql: &str) -> DecisionEntry {
         fingerprint: sql.into(),
         facts: vec![facts],
         decision,
+        outcome: None,
     }
 }
 
@@ -114,6 +115,8 @@ async fn chain_verifies_and_reopen_continues_it() {
     let dir = tempfile::tempdir().unwrap();
     let (store, h, w) = open(dir.path(), Durability::Batched, 5).await;
     let ids = write_some(&h, 3).await;
+    // Appended first, so the outcome is a record of its own (record 4).
+    h.settle().await;
     h.outcome(&OutcomeEntry {
         decision_id: ids[0].clone(),
         tags: vec!["SELECT 1".into()],
@@ -434,6 +437,7 @@ async fn a_deleted_decision_is_named_by_its_outcome() {
         .decision(decision_entry("mallory", "DROP TABLE audit_me"))
         .await
         .unwrap();
+    h.settle().await;
     h.outcome(&OutcomeEntry {
         decision_id: id.clone(),
         tags: vec!["DROP TABLE".into()],
@@ -610,4 +614,93 @@ async fn show_gathers_outcome_and_approvals() {
     assert_eq!(by_outcome.record.kind, RecordKind::Outcome);
     assert_eq!(by_outcome.statement.unwrap().id, id);
     assert!(view::show(store.as_ref(), "nope").unwrap().is_none());
+}
+
+fn ran(decision_id: &str, tag: &str) -> OutcomeEntry {
+    OutcomeEntry {
+        decision_id: decision_id.into(),
+        tags: vec![tag.into()],
+        error: Some(("57014".into(), "canceling statement".into())),
+        rows: 3,
+        duration_us: 42,
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_folds_into_its_queued_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    // The writer takes the queue only at shutdown: every outcome finds its decision queued.
+    let (h, w) = super::writer::start_with(
+        store.clone(),
+        Durability::Batched,
+        5,
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let first = h
+        .decision(decision_entry("alice", "SELECT 1"))
+        .await
+        .unwrap();
+    let second = h
+        .decision(decision_entry("alice", "SELECT 2"))
+        .await
+        .unwrap();
+    // Out of order, as concurrent sessions finish: each lands in its own decision.
+    h.outcome(&ran(&second, "SELECT 2")).unwrap();
+    h.outcome(&ran(&first, "SELECT 1")).unwrap();
+    // A second outcome for the same decision cannot overwrite the first: it is a record.
+    h.outcome(&ran(&first, "SELECT 9")).unwrap();
+    h.shutdown().await;
+    w.wait().await.unwrap();
+
+    assert_eq!(store.last().unwrap().unwrap().seq, 3);
+    for (seq, id, tag) in [(1, &first, "SELECT 1"), (2, &second, "SELECT 2")] {
+        let r = record(&store, seq);
+        assert_eq!(&r.id, id);
+        let Entry::Decision(d) = r.entry else {
+            panic!("record {seq} is not a decision");
+        };
+        let o = d.outcome.expect("outcome folded in");
+        assert_eq!(
+            (o.tags, o.rows, o.duration_us),
+            (vec![tag.to_owned()], 3, 42)
+        );
+        assert_eq!(o.error.unwrap().0, "57014");
+        let v = view::show(store.as_ref(), id).unwrap().unwrap();
+        let st = v.statement.unwrap();
+        let ov = st.outcome.expect("the view reads the folded outcome");
+        assert_eq!((ov.id.as_str(), ov.seq), (id.as_str(), seq));
+        assert_eq!(ov.error.unwrap().sqlstate, "57014");
+    }
+    assert_eq!(record(&store, 3).kind, RecordKind::Outcome);
+    assert!(verify(store.as_ref()).unwrap().broken.is_none());
+}
+
+#[tokio::test]
+async fn an_outcome_after_its_decision_left_the_queue_is_a_record() {
+    for durability in [Durability::Batched, Durability::Strict] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, h, w) = open(dir.path(), durability, 5).await;
+        let id = h.decision(decision_entry("bob", "SELECT 1")).await.unwrap();
+        if durability == Durability::Batched {
+            h.settle().await;
+        }
+        h.outcome(&ran(&id, "SELECT 1")).unwrap();
+        h.shutdown().await;
+        w.wait().await.unwrap();
+        let Entry::Decision(d) = record(&store, 1).entry else {
+            panic!("record 1 is not a decision");
+        };
+        assert!(d.outcome.is_none(), "{durability:?}");
+        let r = record(&store, 2);
+        assert_eq!(r.kind, RecordKind::Outcome, "{durability:?}");
+        let st = view::show(store.as_ref(), &id)
+            .unwrap()
+            .unwrap()
+            .statement
+            .unwrap();
+        assert_eq!(st.outcome.unwrap().id, r.id, "{durability:?}");
+    }
 }

@@ -62,7 +62,8 @@ pub struct ApprovalStep {
     pub at: String,
 }
 
-/// The outcome record.
+/// What the statement did. `id`, `seq` and `time` are those of the record that carries it: an
+/// outcome record of its own, or the decision record itself when the outcome was folded into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeView {
     pub id: String,
@@ -97,6 +98,17 @@ impl StatementView {
             }
         }
         let s = d.session;
+        let outcome = d.outcome.map(|o| OutcomeView {
+            id: h.id.to_owned(),
+            seq: h.seq,
+            time: h.time.to_owned(),
+            tags: o.tags,
+            error: o
+                .error
+                .map(|(sqlstate, message)| ErrorView { sqlstate, message }),
+            rows: o.rows,
+            duration_us: o.duration_us,
+        });
         StatementView {
             id: h.id.to_owned(),
             seq: h.seq,
@@ -122,7 +134,7 @@ impl StatementView {
             pii_columns: d.decision.pii_columns,
             facts: d.facts,
             approvals: Vec::new(),
-            outcome: None,
+            outcome,
             prev_hash: h.prev_hash.to_owned(),
             hash: hex::encode(h.hash),
         }
@@ -131,7 +143,8 @@ impl StatementView {
     /// Adds an outcome or approval record that belongs to this statement.
     pub fn attach(&mut self, r: Record) {
         match r.entry {
-            Entry::Outcome(o) => {
+            // The first outcome in chain order stands (a decision normally has one).
+            Entry::Outcome(o) if self.outcome.is_none() => {
                 self.outcome = Some(OutcomeView {
                     id: r.id,
                     seq: r.seq,

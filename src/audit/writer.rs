@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::chain::{record_id, seal, RecordHeader, RecordKind, GENESIS_HASH};
+use super::chain::{record_id, seal, seq_in_id, RecordHeader, RecordKind, GENESIS_HASH};
 use super::clock::now_micros;
 use super::record::{
     ApprovalEntry, DecisionEntry, DecisionRecord, GatewayEvent, OutcomeEntry, SessionEvent,
@@ -62,6 +62,8 @@ struct Queued {
     durable: bool,
     /// Someone waits for the append (or the flush, when `durable`).
     reply: Option<Reply>,
+    /// A decision that already carries its outcome.
+    folded: bool,
 }
 
 /// Everything behind the lock: the chain's next position and what waits for the writer.
@@ -198,9 +200,15 @@ impl AuditHandle {
         self.submit(RecordKind::Decision, json, None, wait).await
     }
 
-    /// Queues the outcome of a decided statement. Never waits: nothing is held back by an
-    /// outcome, and it is flushed with the next group (or by the flush timer).
+    /// Records the outcome of a decided statement. Never waits: nothing is held back by an
+    /// outcome. While the decision record is still queued (batched mode, the writer not yet
+    /// past it) the outcome is folded into it, so a statement costs one record, not two;
+    /// otherwise it is queued as an outcome record linked to its decision.
     pub fn outcome(&self, e: &OutcomeEntry) -> Result<(), AuditError> {
+        let result = serde_json::to_string(&e.result())?;
+        if self.fold(&e.decision_id, &result)? {
+            return Ok(());
+        }
         let json = serde_json::to_string(e)?;
         self.enqueue(
             RecordKind::Outcome,
@@ -209,6 +217,44 @@ impl AuditHandle {
             Wait::No,
         )
         .map(drop)
+    }
+
+    /// Appends `"outcome": result` to the queued decision record `decision_id`; false when it
+    /// is no longer queued (or already has one). The record's place, time and id stay as they
+    /// were: it is sealed only when the writer takes it.
+    fn fold(&self, decision_id: &str, result: &str) -> Result<bool, AuditError> {
+        let Some(seq) = seq_in_id(decision_id) else {
+            return Ok(false);
+        };
+        let mut q = self.shared().queue.lock();
+        if q.closed {
+            return Err(AuditError::Closed);
+        }
+        // Queued records hold consecutive sequence numbers: the decision's index is its offset.
+        let Some(first) = q.items.first().map(|r| r.seq) else {
+            return Ok(false);
+        };
+        let Some(r) = seq
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| q.items.get_mut(i))
+        else {
+            return Ok(false);
+        };
+        if r.seq != seq
+            || r.id != decision_id
+            || r.kind != RecordKind::Decision
+            || r.folded
+            || !r.entry_json.ends_with('}')
+        {
+            return Ok(false);
+        }
+        r.entry_json.pop();
+        r.entry_json.push_str(",\"outcome\":");
+        r.entry_json.push_str(result);
+        r.entry_json.push('}');
+        r.folded = true;
+        Ok(true)
     }
 
     /// Writes a step of an approval trail. Always flushed before it returns: a verdict is on
@@ -386,6 +432,7 @@ impl AuditHandle {
                 link,
                 durable: wait == Wait::Durable,
                 reply,
+                folded: false,
             });
             if wait != Wait::No {
                 q.urgent = true;
@@ -456,6 +503,17 @@ pub(super) async fn start(
     durability: Durability,
     flush_interval_ms: u64,
 ) -> Result<(AuditHandle, AuditWriter), AuditError> {
+    start_with(store, durability, flush_interval_ms, APPEND_EVERY).await
+}
+
+/// [`start`] with another append tick: tests use a long one to decide when the writer takes
+/// the queue (a settle, flush or shutdown) instead of racing its timer.
+pub(super) async fn start_with(
+    store: Arc<dyn AuditStore>,
+    durability: Durability,
+    flush_interval_ms: u64,
+    append_every: Duration,
+) -> Result<(AuditHandle, AuditWriter), AuditError> {
     let loader = store.clone();
     let chain = tokio::task::spawn_blocking(move || Chain::load(loader.as_ref()))
         .await
@@ -483,6 +541,7 @@ pub(super) async fn start(
         store: store.clone(),
         chain,
         flush_interval: Duration::from_millis(flush_interval_ms.max(1)),
+        append_every,
         appended: appended_tx,
         dirty: false,
         last_flush: Instant::now(),
@@ -526,6 +585,7 @@ struct Writer {
     store: Arc<dyn AuditStore>,
     chain: Chain,
     flush_interval: Duration,
+    append_every: Duration,
     appended: watch::Sender<u64>,
     /// Appended records not yet covered by a flush.
     dirty: bool,
@@ -556,7 +616,7 @@ impl Writer {
                 if ticked {
                     break;
                 }
-                self.shared.wake.wait_for(&mut q, APPEND_EVERY);
+                self.shared.wake.wait_for(&mut q, self.append_every);
                 ticked = true;
                 continue;
             }

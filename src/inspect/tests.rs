@@ -57,6 +57,7 @@ fn decision(
         fingerprint: sql.into(),
         facts: vec![facts],
         decision: d,
+        outcome: None,
     })
 }
 
@@ -186,18 +187,25 @@ pub(crate) fn fixture(dir: &Path) -> BTreeMap<&'static str, String> {
         T0 + 40 * MIN + 1,
         outcome(&d5, None, Some(("22012", "division by zero"))),
     );
-    let d6 = c.push(
-        T0 + 50 * MIN,
-        decision(
-            alice,
-            "select *\n  from ORDERS\n where note = 'a,\"b\"'",
-            None,
-            Kind::Read,
-            "orders",
-            Action::Allow,
-            "default.read",
-        ),
+    // D6's outcome came while its decision was still queued: folded into the decision.
+    let mut d6 = decision(
+        alice,
+        "select *\n  from ORDERS\n where note = 'a,\"b\"'",
+        None,
+        Kind::Read,
+        "orders",
+        Action::Allow,
+        "default.read",
     );
+    if let Entry::Decision(d) = &mut d6 {
+        d.outcome = Some(RunResult {
+            tags: vec!["SELECT 4".into()],
+            error: None,
+            rows: 4,
+            duration_us: 800,
+        });
+    }
+    let d6 = c.push(T0 + 50 * MIN, d6);
     for (k, v) in [
         ("D1", d1),
         ("D2", d2),
@@ -532,6 +540,11 @@ fn tail_prints_the_latest_records_of_every_kind() {
     assert!(lines[0].contains("decision") && lines[0].contains("SELECT 1/0"));
     assert!(lines[1].contains("outcome") && lines[1].contains("22012"));
     assert!(lines[2].contains(&ids["D6"]));
+    assert!(lines[2].contains("-> SELECT 4 (4 rows) 0.8ms"), "{}", lines[2]);
+    let shown = run_cli(&["--store", store, "show", &ids["D6"], "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&shown.out).unwrap();
+    assert_eq!(v["statement"]["outcome"]["tags"][0], "SELECT 4", "{}", shown.out);
+    assert_eq!(v["statement"]["outcome"]["id"], ids["D6"].as_str());
     let all = run_cli(&["--store", store, "tail", "-n", "100", "-o", "json"]);
     let records: Vec<Record> = all
         .out

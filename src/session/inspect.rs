@@ -155,6 +155,7 @@ impl SessionInspector {
             fingerprint: &classified.fingerprint,
             facts: &classified.statements,
             decision: &decision,
+            outcome: None,
         };
         if let Some(m) = &self.inspector.metrics {
             for f in classified.statements.iter() {

@@ -117,25 +117,42 @@ pub fn statement_line(
     writeln!(w, "{line} {}", outcome_summary(v, st))
 }
 
+/// What a statement did: its tags and rows, or its error in red.
+fn ran(tags: &[String], error: Option<&(String, String)>, rows: u64, st: &Style) -> String {
+    match error {
+        Some((code, msg)) => st.paint(RED, &format!("ERROR {code} {msg}")).into_owned(),
+        None => format!("{} ({rows} rows)", tags.join("; ")),
+    }
+}
+
 /// One tail line for any record kind.
 pub fn record_line(w: &mut dyn Write, r: &Record, st: &Style) -> io::Result<()> {
     let what = match &r.entry {
-        Entry::Decision(d) => format!(
-            "{} {} {}",
-            st.paint(
-                action_colour(d.decision.action),
-                &d.decision.action.as_str().to_uppercase()
-            ),
-            st.paint(BOLD, &format!("{}@{}", d.session.user, d.session.database)),
-            one_line(&d.sql)
-        ),
-        Entry::Outcome(o) => {
-            let result = match &o.error {
-                Some((code, msg)) => st.paint(RED, &format!("ERROR {code} {msg}")).into_owned(),
-                None => format!("{} ({} rows)", o.tags.join("; "), o.rows),
-            };
-            format!("{result} {} of {}", duration(o.duration_us), o.decision_id)
+        Entry::Decision(d) => {
+            let mut what = format!(
+                "{} {} {}",
+                st.paint(
+                    action_colour(d.decision.action),
+                    &d.decision.action.as_str().to_uppercase()
+                ),
+                st.paint(BOLD, &format!("{}@{}", d.session.user, d.session.database)),
+                one_line(&d.sql)
+            );
+            if let Some(o) = &d.outcome {
+                what.push_str(&format!(
+                    " -> {} {}",
+                    ran(&o.tags, o.error.as_ref(), o.rows, st),
+                    duration(o.duration_us)
+                ));
+            }
+            what
         }
+        Entry::Outcome(o) => format!(
+            "{} {} of {}",
+            ran(&o.tags, o.error.as_ref(), o.rows, st),
+            duration(o.duration_us),
+            o.decision_id
+        ),
         Entry::Approval(a) => format!(
             "{} by {} via {} (request {}, decision {}){}",
             st.paint(MAGENTA, a.action.as_str()),
