@@ -540,10 +540,18 @@ fn tail_prints_the_latest_records_of_every_kind() {
     assert!(lines[0].contains("decision") && lines[0].contains("SELECT 1/0"));
     assert!(lines[1].contains("outcome") && lines[1].contains("22012"));
     assert!(lines[2].contains(&ids["D6"]));
-    assert!(lines[2].contains("-> SELECT 4 (4 rows) 0.8ms"), "{}", lines[2]);
+    assert!(
+        lines[2].contains("-> SELECT 4 (4 rows) 0.8ms"),
+        "{}",
+        lines[2]
+    );
     let shown = run_cli(&["--store", store, "show", &ids["D6"], "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&shown.out).unwrap();
-    assert_eq!(v["statement"]["outcome"]["tags"][0], "SELECT 4", "{}", shown.out);
+    assert_eq!(
+        v["statement"]["outcome"]["tags"][0], "SELECT 4",
+        "{}",
+        shown.out
+    );
     assert_eq!(v["statement"]["outcome"]["id"], ids["D6"].as_str());
     let all = run_cli(&["--store", store, "tail", "-n", "100", "-o", "json"]);
     let records: Vec<Record> = all
