@@ -284,7 +284,7 @@ fn the_inspector_reads_real_traffic_running_and_stopped() {
     // tail -f through the admin API shows a statement made after it started.
     let mut follower = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args([
-            "audit", "--admin", &url, "--token", TOKEN, "tail", "-f", "-n", "0", "-o", "json",
+            "audit", "--admin", &url, "--token", TOKEN, "tail", "-f", "-n", "1", "-o", "json",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -299,19 +299,26 @@ fn the_inspector_reads_real_traffic_running_and_stopped() {
             }
         }
     });
+    // Its first line (the newest record so far) shows it is following: whatever is appended
+    // from then on is after it. A deadline so a broken follow fails instead of hanging.
+    let deadline = std::time::Duration::from_secs(20);
+    let first = rx
+        .recv_timeout(deadline)
+        .expect("tail -f -n 1 printed no record");
+    serde_json::from_str::<airlock::audit::Record>(&first).unwrap();
     let (_, err) = agent_sql(&gw, &db, "psql", "SELECT 'followed live'");
     assert!(err.is_empty(), "{err}");
-    let seen = loop {
-        // A deadline so a broken follow fails instead of hanging the suite.
+    loop {
         let line = rx
-            .recv_timeout(std::time::Duration::from_secs(20))
+            .recv_timeout(deadline)
             .expect("tail -f printed nothing new");
         let record: airlock::audit::Record = serde_json::from_str(&line).unwrap();
         if let airlock::audit::Entry::Decision(d) = &record.entry {
-            break d.sql.clone();
+            if d.sql == "SELECT 'followed live'" {
+                break;
+            }
         }
-    };
-    assert_eq!(seen, "SELECT 'followed live'");
+    }
     follower.kill().unwrap();
     follower.wait().unwrap();
 
