@@ -139,7 +139,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{name} = \"{verifier}\"");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit(args) => Ok(ExitCode::from(airlock::inspect::run(*args) as u8)),
+        Command::Audit(mut args) => {
+            // Both commands take the same approver tokens: each also reads the other's variable.
+            if args.source.token.is_none() {
+                args.source.token = std::env::var("AIRLOCK_TOKEN").ok();
+            }
+            Ok(ExitCode::from(airlock::inspect::run(*args) as u8))
+        }
         Command::Policy(args) => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             let code = airlock::policy::cli::run_policy(&args, &mut out, &mut err);
@@ -150,8 +156,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = airlock::policy::cli::run_explain(&args, &mut out, &mut err);
             Ok(ExitCode::from(code as u8))
         }
-        Command::Approvals(args) => {
+        Command::Approvals(mut args) => {
             use airlock::approval::cli::{self as approvals, CliError};
+            if args.token.is_none() {
+                args.token = std::env::var("AIRLOCK_ADMIN_TOKEN").ok();
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -185,10 +185,28 @@ async fn the_binary_reads_its_environment_and_sets_exit_codes() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no such approval request"));
 
+    // The inspector's variable works too: both commands take the same approver tokens.
+    let other_var = tokio::process::Command::new(bin)
+        .args(["approvals", "ls"])
+        .env("AIRLOCK_ADMIN_URL", &server.url)
+        .env_remove("AIRLOCK_TOKEN")
+        .env("AIRLOCK_ADMIN_TOKEN", token("alice"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_var.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&other_var.stderr)
+    );
+    assert!(String::from_utf8_lossy(&other_var.stdout).contains(id.as_str()));
+
     let no_token = tokio::process::Command::new(bin)
         .args(["approvals", "ls"])
         .env("AIRLOCK_ADMIN_URL", &server.url)
         .env_remove("AIRLOCK_TOKEN")
+        .env_remove("AIRLOCK_ADMIN_TOKEN")
         .output()
         .await
         .unwrap();

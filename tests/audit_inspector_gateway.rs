@@ -77,6 +77,7 @@ fn inspect(source: &[&str], args: &[&str]) -> Inspect {
         .env_remove("AIRLOCK_CONFIG")
         .env_remove("AIRLOCK_AUDIT_STORE")
         .env_remove("AIRLOCK_ADMIN_TOKEN")
+        .env_remove("AIRLOCK_TOKEN")
         .output()
         .unwrap();
     Inspect {
@@ -281,6 +282,19 @@ fn the_inspector_reads_real_traffic_running_and_stopped() {
     assert!(picked.err.contains("admin API"), "{}", picked.err);
     let bad_token = inspect(&["--admin", &url, "--token", "wrong"], &["verify"]);
     assert_eq!(bad_token.code, 2);
+    // `airlock approvals`' variable works too: both take the same approver tokens.
+    let via_env = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["audit", "--admin", &url, "verify"])
+        .env_remove("AIRLOCK_ADMIN_TOKEN")
+        .env("AIRLOCK_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(
+        via_env.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&via_env.stderr)
+    );
     // tail -f through the admin API shows a statement made after it started.
     let mut follower = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args([

@@ -79,7 +79,8 @@ fn airlock() -> Command {
     c.env_remove("NO_COLOR")
         .env_remove("AIRLOCK_CONFIG")
         .env_remove("AIRLOCK_AUDIT_STORE")
-        .env_remove("AIRLOCK_ADMIN_TOKEN");
+        .env_remove("AIRLOCK_ADMIN_TOKEN")
+        .env_remove("AIRLOCK_TOKEN");
     c
 }
 

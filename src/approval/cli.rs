@@ -21,7 +21,7 @@ pub struct ApprovalsArgs {
     /// else http://127.0.0.1:6480).
     #[arg(long, env = "AIRLOCK_ADMIN_URL", global = true)]
     pub admin: Option<String>,
-    /// Your approver token.
+    /// Your approver token (AIRLOCK_ADMIN_TOKEN works too).
     #[arg(long, env = "AIRLOCK_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Output format.
@@ -66,7 +66,7 @@ pub enum ApprovalsCommand {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("no token: pass --token or set AIRLOCK_TOKEN")]
+    #[error("no token: pass --token or set AIRLOCK_TOKEN (or AIRLOCK_ADMIN_TOKEN)")]
     MissingToken,
     #[error("cannot reach the admin API at {url}: {source}")]
     Http { url: String, source: reqwest::Error },

@@ -33,7 +33,7 @@ pub struct SourceArgs {
     /// A running gateway's admin API (`http://127.0.0.1:6480`).
     #[arg(long, value_name = "URL", global = true)]
     pub admin: Option<String>,
-    /// Bearer token for the admin API.
+    /// Bearer token for the admin API (an approver token; AIRLOCK_TOKEN works too).
     #[arg(
         long,
         value_name = "TOKEN",
