@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use airlock::audit::{
     Audit, AuditConfig, AuditHandle, AuditStore, DecisionEntry, Durability, OutcomeEntry, Protocol,
-    Record, SessionInfo, SledStore,
+    Record, RunResult, SessionInfo, SledStore,
 };
 use airlock::inspect::filter::{Filter, FilterSpec};
 use airlock::inspect::query;
@@ -55,10 +55,12 @@ fn entry(i: u64) -> DecisionEntry {
 fn outcome(decision_id: String) -> OutcomeEntry {
     OutcomeEntry {
         decision_id,
-        tags: vec!["SELECT 20".into()],
-        error: None,
-        rows: 20,
-        duration_us: 812,
+        result: RunResult {
+            tags: vec!["SELECT 20".into()],
+            error: None,
+            rows: 20,
+            duration_us: 812,
+        },
     }
 }
 

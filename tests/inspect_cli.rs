@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use airlock::audit::{
-    Audit, AuditConfig, DecisionEntry, Durability, OutcomeEntry, Protocol, SessionInfo, SledStore,
+    Audit, AuditConfig, DecisionEntry, Durability, OutcomeEntry, Protocol, RunResult, SessionInfo,
+    SledStore,
 };
 use airlock::policy::{Action, Decision};
 use airlock::sql::{Facts, Kind, TableRef};
@@ -62,10 +63,12 @@ fn generate(dir: &Path, n: usize) {
             audit
                 .outcome(&OutcomeEntry {
                     decision_id: id,
-                    tags: vec!["SELECT 1".into()],
-                    error: None,
-                    rows: 1,
-                    duration_us: 100,
+                    result: RunResult {
+                        tags: vec!["SELECT 1".into()],
+                        error: None,
+                        rows: 1,
+                        duration_us: 100,
+                    },
                 })
                 .unwrap();
         }

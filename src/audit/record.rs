@@ -80,20 +80,14 @@ impl DecisionEntry {
     }
 }
 
-/// What a decided statement did, as folded into its decision record.
+/// What a decided statement did: folded into its decision record, or the body of an
+/// outcome record of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunResult {
+    /// Command tags in order (`SELECT 3`, `INSERT 0 1`), when it ran.
     pub tags: Vec<String>,
+    /// SQLSTATE and message of the first error, when it failed.
     pub error: Option<(String, String)>,
-    pub rows: u64,
-    pub duration_us: u64,
-}
-
-/// [`RunResult`] borrowed from an [`OutcomeEntry`], serialized identically.
-#[derive(Serialize)]
-pub(crate) struct RunResultRef<'a> {
-    pub tags: &'a [String],
-    pub error: Option<&'a (String, String)>,
     pub rows: u64,
     pub duration_us: u64,
 }
@@ -104,23 +98,9 @@ pub(crate) struct RunResultRef<'a> {
 pub struct OutcomeEntry {
     /// Id of the decision record this completes.
     pub decision_id: String,
-    /// Command tags in order (`SELECT 3`, `INSERT 0 1`), when it ran.
-    pub tags: Vec<String>,
-    /// SQLSTATE and message of the first error, when it failed.
-    pub error: Option<(String, String)>,
-    pub rows: u64,
-    pub duration_us: u64,
-}
-
-impl OutcomeEntry {
-    pub(crate) fn result(&self) -> RunResultRef<'_> {
-        RunResultRef {
-            tags: &self.tags,
-            error: self.error.as_ref(),
-            rows: self.rows,
-            duration_us: self.duration_us,
-        }
-    }
+    /// Its fields sit beside `decision_id` in the record, as they always have.
+    #[serde(flatten)]
+    pub result: RunResult,
 }
 
 /// What happened in an approval trail. Appended by the approval registry; every verdict is

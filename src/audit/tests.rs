@@ -119,10 +119,12 @@ async fn chain_verifies_and_reopen_continues_it() {
     h.settle().await;
     h.outcome(&OutcomeEntry {
         decision_id: ids[0].clone(),
-        tags: vec!["SELECT 1".into()],
-        error: None,
-        rows: 1,
-        duration_us: 10,
+        result: RunResult {
+            tags: vec!["SELECT 1".into()],
+            error: None,
+            rows: 1,
+            duration_us: 10,
+        },
     })
     .unwrap();
     h.shutdown().await;
@@ -440,10 +442,12 @@ async fn a_deleted_decision_is_named_by_its_outcome() {
     h.settle().await;
     h.outcome(&OutcomeEntry {
         decision_id: id.clone(),
-        tags: vec!["DROP TABLE".into()],
-        error: None,
-        rows: 0,
-        duration_us: 1,
+        result: RunResult {
+            tags: vec!["DROP TABLE".into()],
+            error: None,
+            rows: 0,
+            duration_us: 1,
+        },
     })
     .unwrap();
     h.shutdown().await;
@@ -582,10 +586,12 @@ async fn show_gathers_outcome_and_approvals() {
     }
     h.outcome(&OutcomeEntry {
         decision_id: id.clone(),
-        tags: vec![],
-        error: Some(("42P01".into(), "table \"t\" does not exist".into())),
-        rows: 0,
-        duration_us: 7,
+        result: RunResult {
+            tags: vec![],
+            error: Some(("42P01".into(), "table \"t\" does not exist".into())),
+            rows: 0,
+            duration_us: 7,
+        },
     })
     .unwrap();
     h.shutdown().await;
@@ -619,10 +625,12 @@ async fn show_gathers_outcome_and_approvals() {
 fn ran(decision_id: &str, tag: &str) -> OutcomeEntry {
     OutcomeEntry {
         decision_id: decision_id.into(),
-        tags: vec![tag.into()],
-        error: Some(("57014".into(), "canceling statement".into())),
-        rows: 3,
-        duration_us: 42,
+        result: RunResult {
+            tags: vec![tag.into()],
+            error: Some(("57014".into(), "canceling statement".into())),
+            rows: 3,
+            duration_us: 42,
+        },
     }
 }
 
@@ -703,4 +711,15 @@ async fn an_outcome_after_its_decision_left_the_queue_is_a_record() {
             .unwrap();
         assert_eq!(st.outcome.unwrap().id, r.id, "{durability:?}");
     }
+}
+
+#[test]
+fn outcome_records_keep_their_flat_shape() {
+    // Stores written before `RunResult` existed hold these fields beside `decision_id`.
+    let stored =
+        r#"{"decision_id":"d1","tags":["SELECT 3"],"error":null,"rows":3,"duration_us":9}"#;
+    let e: OutcomeEntry = serde_json::from_str(stored).unwrap();
+    assert_eq!(e.result.tags, vec!["SELECT 3"]);
+    assert_eq!((e.result.rows, e.result.duration_us), (3, 9));
+    assert_eq!(serde_json::to_string(&e).unwrap(), stored);
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::chain::{Entry, Record, RecordHeader};
-use super::record::{ApprovalAction, DecisionEntry, Protocol};
+use super::record::{ApprovalAction, DecisionEntry, Protocol, RunResult};
 use super::store::AuditStore;
 use super::AuditError;
 use crate::policy::Action;
@@ -81,6 +81,22 @@ pub struct ErrorView {
     pub message: String,
 }
 
+impl OutcomeView {
+    fn new(id: String, seq: u64, time: String, o: RunResult) -> OutcomeView {
+        OutcomeView {
+            id,
+            seq,
+            time,
+            tags: o.tags,
+            error: o
+                .error
+                .map(|(sqlstate, message)| ErrorView { sqlstate, message }),
+            rows: o.rows,
+            duration_us: o.duration_us,
+        }
+    }
+}
+
 impl StatementView {
     /// The view of a decision record alone (no trail, no outcome yet).
     pub fn from_decision(h: &RecordHeader<'_>, d: DecisionEntry) -> StatementView {
@@ -98,17 +114,9 @@ impl StatementView {
             }
         }
         let s = d.session;
-        let outcome = d.outcome.map(|o| OutcomeView {
-            id: h.id.to_owned(),
-            seq: h.seq,
-            time: h.time.to_owned(),
-            tags: o.tags,
-            error: o
-                .error
-                .map(|(sqlstate, message)| ErrorView { sqlstate, message }),
-            rows: o.rows,
-            duration_us: o.duration_us,
-        });
+        let outcome = d
+            .outcome
+            .map(|o| OutcomeView::new(h.id.to_owned(), h.seq, h.time.to_owned(), o));
         StatementView {
             id: h.id.to_owned(),
             seq: h.seq,
@@ -145,17 +153,7 @@ impl StatementView {
         match r.entry {
             // The first outcome in chain order stands (a decision normally has one).
             Entry::Outcome(o) if self.outcome.is_none() => {
-                self.outcome = Some(OutcomeView {
-                    id: r.id,
-                    seq: r.seq,
-                    time: r.time,
-                    tags: o.tags,
-                    error: o
-                        .error
-                        .map(|(sqlstate, message)| ErrorView { sqlstate, message }),
-                    rows: o.rows,
-                    duration_us: o.duration_us,
-                })
+                self.outcome = Some(OutcomeView::new(r.id, r.seq, r.time, o.result))
             }
             Entry::Approval(a) => self.approvals.push(ApprovalStep {
                 id: r.id,

@@ -210,7 +210,7 @@ impl AuditHandle {
     /// past it) the outcome is folded into it, so a statement costs one record, not two;
     /// otherwise it is queued as an outcome record linked to its decision.
     pub fn outcome(&self, e: &OutcomeEntry) -> Result<(), AuditError> {
-        let result = serde_json::to_string(&e.result())?;
+        let result = serde_json::to_string(&e.result)?;
         if self.fold(&e.decision_id, &result)? {
             return Ok(());
         }

@@ -64,10 +64,12 @@ fn decision(
 fn outcome(decision_id: &str, tag: Option<&str>, error: Option<(&str, &str)>) -> Entry {
     Entry::Outcome(OutcomeEntry {
         decision_id: decision_id.into(),
-        tags: tag.map(|t| vec![t.to_owned()]).unwrap_or_default(),
-        error: error.map(|(c, m)| (c.to_owned(), m.to_owned())),
-        rows: 3,
-        duration_us: 1_250,
+        result: RunResult {
+            tags: tag.map(|t| vec![t.to_owned()]).unwrap_or_default(),
+            error: error.map(|(c, m)| (c.to_owned(), m.to_owned())),
+            rows: 3,
+            duration_us: 1_250,
+        },
     })
 }
 

@@ -250,10 +250,12 @@ impl Session {
             };
             let entry = crate::audit::OutcomeEntry {
                 decision_id,
-                tags: o.tags,
-                error: o.error,
-                rows: o.rows,
-                duration_us: p.started.elapsed().as_micros() as u64,
+                result: crate::audit::RunResult {
+                    tags: o.tags,
+                    error: o.error,
+                    rows: o.rows,
+                    duration_us: p.started.elapsed().as_micros() as u64,
+                },
             };
             if let Err(e) = audit.outcome(&entry) {
                 warn!(error = %e, "could not audit a statement outcome");

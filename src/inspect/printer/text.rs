@@ -5,7 +5,9 @@ use std::io::{self, Write};
 use regex::Regex;
 
 use super::{one_line, Style, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW};
-use crate::audit::{ApprovalAction, Entry, Record, ShowView, StatementView, VerifyReport};
+use crate::audit::{
+    ApprovalAction, Entry, Record, RunResult, ShowView, StatementView, VerifyReport,
+};
 use crate::policy::Action;
 
 fn action_colour(a: Action) -> &'static str {
@@ -118,10 +120,10 @@ pub fn statement_line(
 }
 
 /// What a statement did: its tags and rows, or its error in red.
-fn ran(tags: &[String], error: Option<&(String, String)>, rows: u64, st: &Style) -> String {
-    match error {
+fn ran(o: &RunResult, st: &Style) -> String {
+    match &o.error {
         Some((code, msg)) => st.paint(RED, &format!("ERROR {code} {msg}")).into_owned(),
-        None => format!("{} ({rows} rows)", tags.join("; ")),
+        None => format!("{} ({} rows)", o.tags.join("; "), o.rows),
     }
 }
 
@@ -139,18 +141,14 @@ pub fn record_line(w: &mut dyn Write, r: &Record, st: &Style) -> io::Result<()> 
                 one_line(&d.sql)
             );
             if let Some(o) = &d.outcome {
-                what.push_str(&format!(
-                    " -> {} {}",
-                    ran(&o.tags, o.error.as_ref(), o.rows, st),
-                    duration(o.duration_us)
-                ));
+                what.push_str(&format!(" -> {} {}", ran(o, st), duration(o.duration_us)));
             }
             what
         }
         Entry::Outcome(o) => format!(
             "{} {} of {}",
-            ran(&o.tags, o.error.as_ref(), o.rows, st),
-            duration(o.duration_us),
+            ran(&o.result, st),
+            duration(o.result.duration_us),
             o.decision_id
         ),
         Entry::Approval(a) => format!(
