@@ -100,11 +100,12 @@ impl AsyncWrite for Stream {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn runtime() -> tokio::runtime::Runtime {
+    /// A fresh single-threaded runtime, like a session thread's.
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

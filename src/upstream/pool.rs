@@ -129,14 +129,8 @@ async fn reset(conn: &mut UpstreamConn, query: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::stream::tests::runtime;
     use crate::protocol::stream::Stream;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
 
     fn key() -> PoolKey {
         PoolKey {
