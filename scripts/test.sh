@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every airlock test. Installs what the tests need when it is missing (idempotent):
-# PostgreSQL 15 server binaries, Chromium for the approval-page tests, and the Python drivers.
+# PostgreSQL 15 server binaries, pgbouncer for the bench-script test, Chromium for the
+# approval-page tests, and the Python drivers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ for d in /usr/lib/postgresql/*/bin; do
 done
 [ "$pg_ok" = 1 ] || apt_pkgs+=(postgresql-15 postgresql-client-15)
 command -v psql >/dev/null 2>&1 || apt_pkgs+=(postgresql-client-15)
+{ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; } || apt_pkgs+=(pgbouncer)
 [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
 [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
@@ -28,3 +30,6 @@ fi
 
 echo "==> cargo test"
 cargo test --locked "$@" 2>&1
+# The criterion benches, each run once as a test (a small generated store for the grep bench).
+echo "==> cargo test --benches"
+AIRLOCK_BENCH_RECORDS="${AIRLOCK_BENCH_RECORDS:-20000}" cargo test --locked --benches 2>&1
