@@ -31,5 +31,5 @@ fi
 echo "==> cargo test"
 cargo test --locked "$@" 2>&1
 # The criterion benches, each run once as a test (a small generated store for the grep bench).
-echo "==> cargo test --benches"
-AIRLOCK_BENCH_RECORDS="${AIRLOCK_BENCH_RECORDS:-20000}" cargo test --locked --benches 2>&1
+echo "==> cargo test --bench '*'"
+AIRLOCK_BENCH_RECORDS="${AIRLOCK_BENCH_RECORDS:-20000}" cargo test --locked --bench '*' 2>&1
