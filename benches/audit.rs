@@ -106,6 +106,7 @@ fn bench_append(c: &mut Criterion) {
             path: dir.path().to_owned(),
             durability,
             flush_interval_ms: 10,
+            ..AuditConfig::default()
         };
         let (audit, writer) = rt.block_on(Audit::open(&cfg)).unwrap();
         let mut base = 0;
@@ -154,6 +155,7 @@ fn ensure_store(n: u64) -> PathBuf {
             path: dir.clone(),
             durability: Durability::Batched,
             flush_interval_ms: 10,
+            ..AuditConfig::default()
         };
         let (audit, writer) = Audit::open(&cfg).await.unwrap();
         let start = Instant::now();

@@ -211,6 +211,8 @@ PY
   # A failed run (connections refused or timed out) measured fewer sessions: say so.
   if wait $py; then echo $(( (peak - base) / 1024 )); else echo "failed"; fi
 }
+# Memory after every batched cell: the audit store's page cache is bounded ([audit] cache_mb).
+AIRLOCK_RSS_MB=$(( $(rss "$AIRLOCK_PID") / 1024 )); BOUNCER_RSS_MB=$(( $(rss "$BOUNCER_PID") / 1024 ))
 AIRLOCK_IDLE_MB=$(idle_cost "$AIRLOCK_PID" "$APORT")
 BOUNCER_IDLE_MB=$(idle_cost "$BOUNCER_PID" "$BPORT")
 stop_airlock
@@ -244,4 +246,5 @@ for cell in "${cells[@]}"; do
   echo "$n added latency per statement (µs, each rep): pgbouncer $(added pgbouncer), airlock $(added airlock)"
 done
 echo
+echo "RSS after the batched runs: airlock ${AIRLOCK_RSS_MB} MB, pgbouncer ${BOUNCER_RSS_MB} MB"
 echo "Idle sessions ($IDLE_SESSIONS): airlock +${AIRLOCK_IDLE_MB} MB RSS, pgbouncer +${BOUNCER_IDLE_MB} MB RSS"

@@ -249,6 +249,9 @@ impl Config {
         if self.server.max_message_bytes < 1024 {
             return Err("[server] max_message_bytes must be at least 1024".into());
         }
+        if self.audit.cache_mb == 0 {
+            return Err("[audit] cache_mb must be at least 1".into());
+        }
         self.notify
             .validate()
             .map_err(|e| format!("[notify] {e}"))?;
@@ -361,6 +364,17 @@ mod tests {
                 .method,
             AuthMethod::Trust
         );
+    }
+
+    #[test]
+    fn audit_cache_is_bounded_by_default_and_never_zero() {
+        assert_eq!(parse("", &[]).unwrap().audit.cache_mb, 64);
+        let c = parse("[audit]\ncache_mb = 16\n", &[]).unwrap();
+        assert_eq!(c.audit.cache_mb, 16);
+        let err = parse("[audit]\ncache_mb = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[audit] cache_mb must be at least 1"), "{err}");
     }
 
     #[test]

@@ -48,6 +48,8 @@ fn crash_child() {
             path: dir.into(),
             durability: Durability::Batched,
             flush_interval_ms: 2,
+            // The smallest page cache: sled evicts while it is being killed.
+            cache_mb: 1,
         };
         let (audit, _writer) = Audit::open(&cfg).await.unwrap();
         for task in 0..16 {

@@ -53,6 +53,7 @@ fn generate(dir: &Path, n: usize) {
             path: dir.to_owned(),
             durability: Durability::Batched,
             flush_interval_ms: 10,
+            ..AuditConfig::default()
         };
         let (audit, writer) = Audit::open(&cfg).await.unwrap();
         for i in 0..n {

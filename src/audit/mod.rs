@@ -62,6 +62,10 @@ pub struct AuditConfig {
     pub durability: Durability,
     /// Flush period in `batched` mode.
     pub flush_interval_ms: u64,
+    /// Memory sled may keep for cached pages of the store, in MiB (sled's own estimate; the
+    /// process holds about 1.5-2x that). Without a bound, sled keeps up to 1 GiB: a busy
+    /// gateway's memory grew with every record written (~25 MB/s at 17k statements/s).
+    pub cache_mb: u64,
 }
 
 impl Default for AuditConfig {
@@ -70,6 +74,7 @@ impl Default for AuditConfig {
             path: PathBuf::from("airlock-audit"),
             durability: Durability::Batched,
             flush_interval_ms: 10,
+            cache_mb: 64,
         }
     }
 }
@@ -112,9 +117,11 @@ impl Audit {
     /// Must be called inside a tokio runtime.
     pub async fn open(cfg: &AuditConfig) -> Result<(AuditHandle, AuditWriter), AuditError> {
         let path = cfg.path.clone();
-        let store = tokio::task::spawn_blocking(move || SledStore::open(&path))
-            .await
-            .map_err(|e| AuditError::Store(format!("opening the store panicked: {e}")))??;
+        let cache_bytes = cfg.cache_mb.saturating_mul(1 << 20);
+        let store =
+            tokio::task::spawn_blocking(move || SledStore::open_with_cache(&path, cache_bytes))
+                .await
+                .map_err(|e| AuditError::Store(format!("opening the store panicked: {e}")))??;
         Self::open_with_store(Arc::new(store), cfg).await
     }
 

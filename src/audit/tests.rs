@@ -78,6 +78,7 @@ fn cfg(durability: Durability, flush_interval_ms: u64) -> AuditConfig {
         path: "unused".into(),
         durability,
         flush_interval_ms,
+        ..AuditConfig::default()
     }
 }
 
