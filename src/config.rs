@@ -255,6 +255,15 @@ impl Config {
         self.notify
             .validate()
             .map_err(|e| format!("[notify] {e}"))?;
+        if !self.admin.link_secret.is_empty()
+            && (self.notify.link_secret_env.is_some() || self.notify.link_secret_file.is_some())
+        {
+            return Err(
+                "the approval-link key is set twice, as [admin] link_secret and as \
+                 [notify] link_secret_env/link_secret_file: keep one"
+                    .into(),
+            );
+        }
         crate::upstream::UpstreamTarget::parse(&self.upstream.url)
             .map_err(|e| format!("[upstream] url: {e}"))?;
         if self.auth.method == AuthMethod::ScramSha256 {
@@ -375,6 +384,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[audit] cache_mb must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn the_link_key_is_configured_in_one_place() {
+        let key = "k".repeat(40);
+        let err = parse(
+            &format!("[admin]\nlink_secret = \"{key}\"\n[notify]\nlink_secret_env = \"K\"\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("set twice"), "{err}");
+        assert!(parse(&format!("[admin]\nlink_secret = \"{key}\"\n"), &[]).is_ok());
+        assert!(parse("[notify]\nlink_secret_env = \"K\"\n", &[]).is_ok());
     }
 
     #[test]

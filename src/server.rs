@@ -70,6 +70,20 @@ pub struct Gateway {
     pub force_close: CancellationToken,
 }
 
+/// The approval-link key: `[admin] link_secret` inline, or the one `[notify] link_secret_env` /
+/// `link_secret_file` names (read here, at start, so a rotated file takes effect at restart),
+/// or a random key for this process when neither is set. [`Config::validate`] has refused both.
+fn link_key(config: &Config) -> Result<crate::approval::LinkSecret, ServerError> {
+    let from_notify = config
+        .notify
+        .link_secret(&|k| std::env::var(k).ok())
+        .map_err(|e| ServerError::Notify(e.to_string()))?;
+    Ok(match from_notify {
+        Some(key) => crate::approval::LinkSecret::from_config(key.expose()),
+        None => crate::approval::LinkSecret::from_config(&config.admin.link_secret),
+    })
+}
+
 impl Gateway {
     /// Loads the policy, opens the audit store and prepares the upstream. Must run inside a
     /// tokio runtime (the audit writer starts here).
@@ -81,7 +95,7 @@ impl Gateway {
         let (audit, audit_writer) = crate::audit::Audit::open(&config.audit).await?;
         let metrics = Arc::new(crate::admin::Metrics::new());
         // One key for the links cards carry and the admin listener that checks them.
-        let links = crate::approval::LinkSecret::from_config(&config.admin.link_secret);
+        let links = link_key(&config)?;
         let approval_audit: Arc<dyn crate::approval::ApprovalAudit> = Arc::new(audit.clone());
         let notifiers = crate::notify::Notifiers::from_config(
             &config.notify,
@@ -98,6 +112,7 @@ impl Gateway {
                 policy.clone(),
                 config.admin.public_url.clone(),
                 links.clone(),
+                std::time::Duration::from_secs(config.notify.link_ttl_secs),
             )));
         }
         let registry = crate::approval::Registry::open(

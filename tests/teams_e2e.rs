@@ -11,6 +11,8 @@ use serde_json::Value;
 use teams_fakes::*;
 
 const LINK_SECRET: &str = "teams-e2e-link-secret-0123456789abcdef";
+/// Shorter than the demo policy's approval timeout, so the TTL decides the link's expiry.
+const LINK_TTL_SECS: u64 = 120;
 
 /// Every `Action.OpenUrl` target in a card, wherever it sits.
 fn open_urls(v: &Value, out: &mut Vec<String>) {
@@ -34,11 +36,16 @@ async fn webhook_card_link_opens_the_page_and_an_approval_releases_psql() {
     db.exec(airlock::demo::DEMO_SCHEMA);
     let mut hook = fake_webhook(vec![]).await;
     let hook_url = hook.url.clone();
+    // The key comes from a file, as the README's deployment does.
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("link.key");
+    std::fs::write(&key_file, format!("{LINK_SECRET}\n")).unwrap();
     let gw = Gw::start(move |c| {
         c.policy.path = shipped_policy("demo.toml");
         c.admin.listen = "127.0.0.1:0".into();
         c.admin.public_url = "https://airlock.example".into();
-        c.admin.link_secret = LINK_SECRET.into();
+        c.notify.link_secret_file = Some(key_file);
+        c.notify.link_ttl_secs = LINK_TTL_SECS;
         c.admin
             .tokens
             .insert("alice".into(), airlock::admin::hash_token("tok-alice"));
@@ -72,6 +79,30 @@ async fn webhook_card_link_opens_the_page_and_an_approval_releases_psql() {
         "{link}"
     );
     assert!(link.contains("sig="), "the link is signed: {link}");
+    // It expires after `link_ttl_secs`, not when the request does (minutes later here).
+    let exp: u64 = link
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("exp="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exp in {link}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        exp <= now + LINK_TTL_SECS && exp + 60 > now + LINK_TTL_SECS,
+        "exp {exp} is about now ({now}) + {LINK_TTL_SECS}s"
+    );
+    // Signed with the file's key (trailing newline dropped): it verifies under that key.
+    let sig = link.split("sig=").nth(1).unwrap();
+    airlock::approval::verify_link(
+        LINK_SECRET.as_bytes(),
+        req.id.as_str(),
+        exp,
+        sig,
+        std::time::SystemTime::now(),
+    )
+    .expect("the link verifies under the configured key");
 
     // The public URL fronts the admin listener; open the same path and query there.
     let local = link.replacen("https://airlock.example", &admin, 1);

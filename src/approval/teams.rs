@@ -7,7 +7,7 @@
 //! [`PolicyApprovers`].
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -30,6 +30,9 @@ pub struct TeamsNotifier {
     public_url: String,
     /// The same key the admin listener verifies page links with.
     links: LinkSecret,
+    /// `[notify] link_ttl_secs`: a card's link expires then, or when the request can no longer
+    /// be approved, whichever comes first.
+    link_ttl: Duration,
 }
 
 impl TeamsNotifier {
@@ -38,18 +41,20 @@ impl TeamsNotifier {
         policy: Arc<PolicyStore>,
         public_url: String,
         links: LinkSecret,
+        link_ttl: Duration,
     ) -> Self {
         TeamsNotifier {
             notifiers,
             policy,
             public_url,
             links,
+            link_ttl,
         }
     }
 
     fn card_request(&self, req: &RequestView) -> CardRequest {
         let expires_at = parse_time(&req.approvable_until);
-        let exp = expires_at.unix_timestamp().max(0) as u64;
+        let exp = link_expiry(expires_at, SystemTime::now(), self.link_ttl);
         let policy = self.policy.current();
         let approver_aad_ids = req
             .approvers
@@ -103,6 +108,14 @@ impl Notifier for TeamsNotifier {
 }
 
 /// RFC 3339 from a view, or now when unreadable (views always write valid times).
+/// Unix second a card's link stops working: `ttl` from now, but never after the request
+/// stops being approvable.
+fn link_expiry(approvable_until: OffsetDateTime, now: SystemTime, ttl: Duration) -> u64 {
+    let until = approvable_until.unix_timestamp().max(0) as u64;
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    until.min(now.saturating_add(ttl.as_secs()))
+}
+
 fn parse_time(s: &str) -> OffsetDateTime {
     OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|_| OffsetDateTime::now_utc())
 }
@@ -276,5 +289,21 @@ impl notify::DeliveryReport for AuditDeliveryReport {
                 tracing::warn!(error = %e, "could not audit a failed Teams delivery");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_expires_at_its_ttl_or_with_the_request_whichever_is_first() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ttl = Duration::from_secs(900);
+        let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).unwrap();
+        // Approvable for an hour: the link lasts the TTL.
+        assert_eq!(link_expiry(at(1_003_600), now, ttl), 1_000_900);
+        // Approvable for five more minutes: the link dies with the request.
+        assert_eq!(link_expiry(at(1_000_300), now, ttl), 1_000_300);
     }
 }

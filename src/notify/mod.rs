@@ -22,7 +22,6 @@
 pub mod bot;
 pub mod card;
 pub mod config;
-pub mod link;
 pub mod retry;
 pub mod text;
 mod tracker;
