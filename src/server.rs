@@ -97,14 +97,14 @@ impl Gateway {
         // One key for the links cards carry and the admin listener that checks them.
         let links = link_key(&config)?;
         let approval_audit: Arc<dyn crate::approval::ApprovalAudit> = Arc::new(audit.clone());
-        let notifiers = crate::notify::Notifiers::from_config(
-            &config.notify,
-            Arc::new(crate::approval::teams::AuditDeliveryReport::new(
-                approval_audit.clone(),
-            )),
-            &|k| std::env::var(k).ok(),
-        )
-        .map_err(|e| ServerError::Notify(e.to_string()))?;
+        let delivery_report = Arc::new(crate::approval::teams::AuditDeliveryReport::new(
+            approval_audit.clone(),
+        ));
+        let notifiers =
+            crate::notify::Notifiers::from_config(&config.notify, delivery_report.clone(), &|k| {
+                std::env::var(k).ok()
+            })
+            .map_err(|e| ServerError::Notify(e.to_string()))?;
         let mut announcers: Vec<Arc<dyn crate::approval::Notifier>> = Vec::new();
         if !notifiers.is_empty() {
             announcers.push(Arc::new(crate::approval::teams::TeamsNotifier::new(
@@ -126,6 +126,7 @@ impl Gateway {
         )
         .await
         .map_err(|e| ServerError::Approval(e.to_string()))?;
+        delivery_report.bind(&registry);
         let bot = match (&config.notify.bot, notifiers.bot()) {
             (Some(cfg), Some(notifier)) => Some(
                 crate::notify::BotState::from_config(

@@ -150,4 +150,22 @@ async fn an_approve_click_in_teams_releases_psql() {
     assert_eq!(view.approvals.len(), 1);
     assert_eq!(view.approvals[0].approver, "alice");
     assert_eq!(view.approvals[0].channel, airlock::approval::Channel::Teams);
+
+    // The refused click is part of the statement's trail: linked to its decision record.
+    let refused: Vec<_> = gw
+        .audit_records()
+        .into_iter()
+        .filter_map(|r| match r.entry {
+            airlock::audit::Entry::Approval(a)
+                if a.action == airlock::approval::ApprovalAction::Refused =>
+            {
+                Some(a)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].request_id, req.id.as_str());
+    assert!(!view.decision_id.is_empty());
+    assert_eq!(refused[0].decision_id, view.decision_id);
 }

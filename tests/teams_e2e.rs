@@ -154,3 +154,70 @@ async fn webhook_card_link_opens_the_page_and_an_approval_releases_psql() {
     );
     assert!(text.to_lowercase().contains("approved"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_teams_refuses_is_audited_with_the_held_statement() {
+    let db = TestDb::new("teams_e2e_failed_card");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    // Teams answers 400 (a client error): delivery gives up at once.
+    let mut hook = fake_webhook(vec![Answer::status(400)]).await;
+    let hook_url = hook.url.clone();
+    let gw = Gw::start(move |c| {
+        c.policy.path = shipped_policy("demo.toml");
+        c.admin.listen = "127.0.0.1:0".into();
+        c.notify.webhook = Some(WebhookConfig {
+            url: Some(hook_url),
+            ..WebhookConfig::default()
+        });
+    });
+    let mut child = spawn_psql(&gw.url(&db.name), "ALTER TABLE orders ADD COLUMN memo text");
+    let req = pending(&gw, "ADD COLUMN memo", &mut child).await;
+    recv(&mut hook.posts, "the refused card").await;
+
+    // The failure lands in the audit in the background; wait for it (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let failed = loop {
+        let found = gw.audit_records().into_iter().find_map(|r| match r.entry {
+            airlock::audit::Entry::Approval(a)
+                if a.action == airlock::approval::ApprovalAction::NotifyFailed =>
+            {
+                Some(a)
+            }
+            _ => None,
+        });
+        if let Some(a) = found {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notify_failed record"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed.request_id, req.id.as_str());
+    assert!(!req.decision_id.is_empty());
+    assert_eq!(
+        failed.decision_id, req.decision_id,
+        "linked to the held statement's decision"
+    );
+    assert!(
+        !failed.rationale.unwrap_or_default().contains(&hook.url),
+        "the webhook URL (a credential) is not audited"
+    );
+
+    gw.gateway
+        .registry
+        .deny(
+            &req.id,
+            "alice",
+            airlock::approval::Channel::Web,
+            Some("test over".into()),
+        )
+        .await
+        .expect("deny");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success(), "denied statement fails in psql");
+}

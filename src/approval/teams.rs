@@ -6,7 +6,7 @@
 //! rules as every other channel, and the bot maps Entra ids to approvers through
 //! [`PolicyApprovers`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -219,9 +219,17 @@ impl notify::VerdictSink for RegistryVerdicts {
             notify::bot::RefusalReason::RationaleTooLong => "rationale_too_long",
         };
         let verb = if attempt.approve { "approve" } else { "deny" };
+        // Linked to the held statement, so `airlock audit show` tells it with the rest of the
+        // trail. A request the registry no longer knows (long closed) stays unlinked.
+        let decision_id = self
+            .registry
+            .get(&RequestId::new(attempt.request_id.clone()))
+            .await
+            .map(|r| r.decision_id)
+            .unwrap_or_default();
         let entry = ApprovalEntry {
             request_id: attempt.request_id,
-            decision_id: String::new(),
+            decision_id,
             actor: format!("aad:{}", attempt.aad_object_id),
             channel: Channel::Teams.as_str().into(),
             action: ApprovalAction::Refused,
@@ -250,11 +258,22 @@ impl notify::ApproverDirectory for PolicyApprovers {
 /// so the notifier's task never waits on the audit.
 pub struct AuditDeliveryReport {
     audit: Arc<dyn ApprovalAudit>,
+    /// Names the decision a failed delivery belongs to. Bound after start: the registry is
+    /// built after the notifiers it announces through. Weak, since the registry holds them.
+    registry: OnceLock<Weak<Registry>>,
 }
 
 impl AuditDeliveryReport {
     pub fn new(audit: Arc<dyn ApprovalAudit>) -> Self {
-        AuditDeliveryReport { audit }
+        AuditDeliveryReport {
+            audit,
+            registry: OnceLock::new(),
+        }
+    }
+
+    /// Lets failures name their decision from now on (once; later calls are ignored).
+    pub fn bind(&self, registry: &Arc<Registry>) {
+        let _ = self.registry.set(Arc::downgrade(registry));
     }
 }
 
@@ -271,7 +290,7 @@ impl notify::DeliveryReport for AuditDeliveryReport {
             notify::DeliveryKind::Held => "held card",
             notify::DeliveryKind::Settled => "verdict card",
         };
-        let entry = ApprovalEntry {
+        let mut entry = ApprovalEntry {
             request_id: failure.request_id,
             decision_id: String::new(),
             actor: "airlock".into(),
@@ -284,7 +303,16 @@ impl notify::DeliveryReport for AuditDeliveryReport {
             at: audit_time(SystemTime::now()),
         };
         let audit = self.audit.clone();
+        let registry = self.registry.get().and_then(Weak::upgrade);
         tokio::spawn(async move {
+            if let Some(registry) = registry {
+                if let Some(req) = registry
+                    .get(&RequestId::new(entry.request_id.clone()))
+                    .await
+                {
+                    entry.decision_id = req.decision_id;
+                }
+            }
             if let Err(e) = audit.append(entry).await {
                 tracing::warn!(error = %e, "could not audit a failed Teams delivery");
             }
