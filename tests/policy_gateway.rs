@@ -328,3 +328,39 @@ fn policy_reload_applies_and_an_invalid_policy_keeps_the_old_one() {
     let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
     assert!(err.contains("no-orders"), "{err}");
 }
+
+/// A column added after the gateway read the catalog (a migration run directly on the server)
+/// does not come back through a masked `*`: the rewrite lists the columns it masks and keeps.
+#[test]
+fn a_column_added_after_the_catalog_snapshot_does_not_leak_through_a_masked_star() {
+    let db = demo_db("late_column");
+    // Without city, `SELECT *` on customers is exactly what the reporting mask rule covers.
+    db.exec("ALTER TABLE customers DROP COLUMN ssn, DROP COLUMN city");
+    let gw = demo_gw();
+    let url = format!("{}&application_name=reporting-daily", gw.url(&db.name));
+    // The first session loads the catalog: customers has no ssn yet.
+    let out = psql(
+        &url,
+        &["-At", "-c", "SELECT name FROM customers WHERE id = 1"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Out of band, straight on the server.
+    db.exec("ALTER TABLE customers ADD COLUMN ssn text; UPDATE customers SET ssn = '123-45-6789'");
+    let out = psql(
+        &url,
+        &["-At", "-c", "SELECT * FROM customers WHERE id = 1"],
+        None,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.starts_with("1|Customer 1|"), "{text}");
+    assert!(!text.contains("customer1@example.com"), "masked: {text}");
+    assert!(!text.contains("123-45-6789"), "ssn leaked: {text}");
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .find(|(_, d)| d.sql.starts_with("SELECT * FROM customers"))
+        .expect("audited");
+    assert_eq!(d.decision.action, Action::Mask);
+}
