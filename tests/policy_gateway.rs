@@ -364,3 +364,117 @@ fn a_column_added_after_the_catalog_snapshot_does_not_leak_through_a_masked_star
         .expect("audited");
     assert_eq!(d.decision.action, Action::Mask);
 }
+
+/// An allowed `SELECT *` of a table that gained a column after the catalog snapshot: the
+/// column was never inspected (here: PII the policy already names), so the result is refused
+/// before any row reaches the client, and the next session decides with the current catalog.
+#[test]
+fn a_column_added_after_the_snapshot_is_refused_in_an_allowed_star() {
+    let db = demo_db("late_declared");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str("\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n");
+    std::fs::write(&path, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    gw.auto_deny("alice");
+    let (out, err) = agent_sql(&gw, &db, "SELECT * FROM orders WHERE id = 1");
+    assert!(err.is_empty(), "{err}");
+    assert!(out.starts_with("1|"), "{out}");
+    // Out of band, straight on the server.
+    db.exec(
+        "ALTER TABLE orders ADD COLUMN card_number text; \
+         UPDATE orders SET card_number = '4111111111111111'",
+    );
+    let out = psql(
+        &gw.url(&db.name),
+        &[
+            "-At",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT * FROM orders WHERE id = 1",
+        ],
+        None,
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(!out.status.success());
+    assert!(!text.contains("4111111111111111"), "leaked: {text}");
+    assert!(err.contains("AL002"), "{err}");
+    assert!(err.contains("card_number"), "{err}");
+    // The statement, its refusal and why are in the audit.
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .filter(|(_, d)| d.sql == "SELECT * FROM orders WHERE id = 1")
+        .nth(1)
+        .expect("audited");
+    assert_eq!(d.decision.action, Action::Allow);
+    let outcome_error = gw.audit_records().into_iter().find_map(|r| match r.entry {
+        airlock::audit::Entry::Decision(e) if e.sql == d.sql => e
+            .outcome
+            .and_then(|o| o.error)
+            .filter(|(code, _)| code == "AL002"),
+        airlock::audit::Entry::Outcome(o) => o.result.error.filter(|(code, _)| code == "AL002"),
+        _ => None,
+    });
+    assert!(
+        outcome_error.is_some(),
+        "the refusal is the statement's outcome"
+    );
+    // A new session reads the current catalog: the card number is PII now, so the same
+    // statement is an export, held (and denied by the test approver), and still not returned.
+    let (out, err) = agent_sql(&gw, &db, "SELECT * FROM orders WHERE id = 1");
+    assert!(!out.contains("4111111111111111"), "leaked: {out}");
+    assert!(err.contains("denied"), "{err}");
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.sql == "SELECT * FROM orders WHERE id = 1")
+        .unwrap();
+    assert_eq!(d.decision.action, Action::Hold);
+    // Columns the snapshot knows are untouched.
+    let (out, err) = agent_sql(&gw, &db, "SELECT id, total FROM orders WHERE id = 1");
+    assert!(err.is_empty(), "{err}");
+    assert!(out.starts_with("1|"), "{out}");
+}
+
+/// The same through the extended protocol (the RowDescription answers Describe): the client
+/// gets the error, no row, and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol() {
+    let db = demo_db("late_extended");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str("\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n");
+    std::fs::write(&path, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let rows = client
+        .query("SELECT * FROM orders WHERE id = $1", &[&1i32])
+        .await
+        .expect("known columns");
+    assert_eq!(rows.len(), 1);
+    db.exec(
+        "ALTER TABLE orders ADD COLUMN card_number text; \
+         UPDATE orders SET card_number = '4111111111111111'",
+    );
+    let err = client
+        .query("SELECT * FROM orders WHERE id = $1", &[&2i32])
+        .await
+        .expect_err("refused");
+    let db_err = err.as_db_error().expect("a server error");
+    assert_eq!(db_err.code().code(), "AL002", "{db_err:?}");
+    assert!(db_err.message().contains("card_number"), "{db_err:?}");
+    // In step: the next statement on the same connection runs.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM orders WHERE id <= $1", &[&3i32])
+        .await
+        .expect("the connection is still usable")
+        .get(0);
+    assert_eq!(n, 3);
+}

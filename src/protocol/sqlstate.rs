@@ -13,3 +13,7 @@ pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 pub const INTERNAL_ERROR: &str = "XX000";
 /// A held statement's approval window ran out: the agent may re-run it after approval.
 pub const HOLD_EXPIRED: &str = "AL001";
+/// A result has a column the gateway's catalog snapshot does not know (the schema changed
+/// after the snapshot was read): it was not inspected, so it is not returned. Reconnecting
+/// reads the current catalog.
+pub const CATALOG_CHANGED: &str = "AL002";

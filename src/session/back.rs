@@ -1,6 +1,12 @@
 //! Upstream → client: relays backend messages as they are, in coalesced writes, while noting
 //! the few things the gateway must know (ReadyForQuery with the transaction status,
 //! command tags and errors for the audit's outcome records).
+//!
+//! It also checks every RowDescription against the catalog snapshot the statements were
+//! classified with ([`ShapeGuard`]). `SELECT *` is judged by the columns the snapshot lists; a
+//! column added on the server since then would come back uninspected (a PII column returned
+//! by an allowed read). Such a result is replaced, up to its ReadyForQuery, by an error: no row
+//! of it reaches the client, and the snapshot is dropped so new sessions read a current one.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -12,9 +18,64 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::protocol::frame::peek_frame_len;
-use crate::protocol::messages::{command_tag, error_code_and_message, tag_rows};
+use crate::protocol::messages::{command_tag, error_code_and_message, tag_rows, PgError};
+use crate::protocol::sqlstate;
 use crate::protocol::stream::Stream;
 use crate::protocol::Frame;
+use crate::sql::Catalog;
+
+/// Checks result shapes against the catalog snapshot the session classifies with.
+pub struct ShapeGuard {
+    pub catalog: Arc<Catalog>,
+    /// Called when a result was refused: the snapshot is stale, read a new one.
+    pub on_stale: Box<dyn Fn() + Send>,
+}
+
+impl ShapeGuard {
+    /// The error replacing a result whose RowDescription (`frame`, header included) names a
+    /// column the snapshot does not know; `None` when every column is known.
+    fn check(&self, frame: &[u8]) -> Option<PgError> {
+        let (table, name, attnum) =
+            row_description_fields(frame).find_map(|(name, oid, attnum)| {
+                self.catalog
+                    .unknown_column(oid, attnum)
+                    .map(|t| (t.clone(), name, attnum))
+            })?;
+        Some(
+            PgError::error(
+                sqlstate::CATALOG_CHANGED,
+                format!(
+                    "airlock: {}.{} has a column the gateway has not inspected (\"{}\", attribute {attnum}): \
+                     the table changed after the gateway read the catalog, so the result is not returned",
+                    table.schema,
+                    table.name,
+                    String::from_utf8_lossy(name)
+                ),
+            )
+            .with_hint("Reconnect and run the statement again: a new session reads the current catalog and decides it again."),
+        )
+    }
+}
+
+/// `(name, table OID, attribute number)` of each field of a RowDescription frame. Stops at
+/// the first malformed field (the client would fail on it too).
+fn row_description_fields(frame: &[u8]) -> impl Iterator<Item = (&[u8], u32, i16)> {
+    let body = frame.get(5..).unwrap_or_default();
+    let count = body
+        .get(..2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) as usize);
+    let mut rest = body.get(2..).unwrap_or_default();
+    (0..count).map_while(move |_| {
+        let nul = rest.iter().position(|&b| b == 0)?;
+        let name = &rest[..nul];
+        // After the name: table OID (4), attnum (2), type OID (4), size (2), typmod (4), format (2).
+        let fixed = rest.get(nul + 1..nul + 19)?;
+        let oid = u32::from_be_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]);
+        let attnum = i16::from_be_bytes([fixed[4], fixed[5]]);
+        rest = &rest[nul + 19..];
+        Some((name, oid, attnum))
+    })
+}
 
 /// One unit of client work forwarded upstream, waiting for its results.
 #[derive(Debug)]
@@ -70,12 +131,16 @@ pub async fn run(
     mut sink: OutcomeSink,
     initial: BytesMut,
     stop: tokio_util::sync::CancellationToken,
+    guard: Option<ShapeGuard>,
 ) -> std::io::Result<BackEnd> {
     let mut buf = initial;
     buf.reserve(16 * 1024);
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut current = UnitOutcome::default();
     let mut replaced = false;
+    // A refused result: everything up to the next ReadyForQuery is dropped (except messages
+    // that may come at any time), then this error goes out before it.
+    let mut refusing: Option<Bytes> = None;
     loop {
         if buf.is_empty() || peek_frame_len(&buf, usize::MAX).ok().flatten().is_none() {
             let n = tokio::select! {
@@ -93,6 +158,35 @@ pub async fn run(
         let mut readies = 0u64;
         while let Ok(Some(len)) = peek_frame_len(&buf[end..], usize::MAX) {
             let tag = buf[end];
+            if tag == b'T' && refusing.is_none() {
+                if let Some(err) = guard.as_ref().and_then(|g| g.check(&buf[end..end + len])) {
+                    if let Some(g) = &guard {
+                        (g.on_stale)();
+                    }
+                    tracing::warn!(error = %err.message, "result refused: catalog snapshot is stale");
+                    if current.error.is_none() {
+                        current.error = Some((err.code.to_string(), err.message.clone()));
+                    }
+                    refusing = Some(err.to_bytes());
+                }
+            }
+            if refusing.is_some() && !matches!(tag, b'Z' | b'N' | b'S' | b'A') {
+                // Drop this frame: keep what came before it, skip it.
+                let o = out.get_or_insert_with(BytesMut::new);
+                o.extend_from_slice(&buf[..end]);
+                let _ = buf.split_to(end + len);
+                end = 0;
+                continue;
+            }
+            if tag == b'Z' {
+                if let Some(err) = refusing.take() {
+                    let o = out.get_or_insert_with(BytesMut::new);
+                    o.extend_from_slice(&buf[..end]);
+                    o.extend_from_slice(&err);
+                    let _ = buf.split_to(end);
+                    end = 0;
+                }
+            }
             match tag {
                 b'C' | b'E' | b'Z' => {
                     let frame = Frame::from_bytes(Bytes::copy_from_slice(&buf[end..end + len]));
@@ -163,5 +257,97 @@ pub async fn run(
             }
             w.write_all(&chunk).await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Attributes, TableRef};
+
+    /// A RowDescription frame with `(name, table OID, attnum)` fields (text format, int4).
+    fn row_description(fields: &[(&str, u32, i16)]) -> Vec<u8> {
+        let mut body = (fields.len() as u16).to_be_bytes().to_vec();
+        for (name, oid, attnum) in fields {
+            body.extend_from_slice(name.as_bytes());
+            body.push(0);
+            body.extend_from_slice(&oid.to_be_bytes());
+            body.extend_from_slice(&attnum.to_be_bytes());
+            body.extend_from_slice(&23u32.to_be_bytes());
+            body.extend_from_slice(&4i16.to_be_bytes());
+            body.extend_from_slice(&(-1i32).to_be_bytes());
+            body.extend_from_slice(&0i16.to_be_bytes());
+        }
+        let mut frame = vec![b'T'];
+        frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    fn guard() -> ShapeGuard {
+        let mut catalog = Catalog::default();
+        catalog.attributes.insert(
+            16_400,
+            Attributes {
+                table: TableRef {
+                    schema: "public".into(),
+                    name: "orders".into(),
+                },
+                attnums: vec![1, 2, 3],
+            },
+        );
+        ShapeGuard {
+            catalog: Arc::new(catalog),
+            on_stale: Box::new(|| {}),
+        }
+    }
+
+    #[test]
+    fn known_columns_expressions_system_columns_and_unknown_relations_pass() {
+        let g = guard();
+        let frame = row_description(&[
+            ("id", 16_400, 1),
+            ("total", 16_400, 3),
+            ("count", 0, 0),
+            ("ctid", 16_400, -1),
+            ("other", 16_999, 9),
+        ]);
+        assert_eq!(g.check(&frame), None);
+        assert_eq!(g.check(&row_description(&[])), None);
+    }
+
+    #[test]
+    fn a_column_the_snapshot_lacks_is_named_in_the_refusal() {
+        let g = guard();
+        let frame = row_description(&[("id", 16_400, 1), ("card_number", 16_400, 7)]);
+        let err = g.check(&frame).expect("refused");
+        assert_eq!(err.code, sqlstate::CATALOG_CHANGED);
+        assert!(err.message.contains("public.orders"), "{}", err.message);
+        assert!(
+            err.message.contains("\"card_number\", attribute 7"),
+            "{}",
+            err.message
+        );
+        assert!(err
+            .hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Reconnect"));
+    }
+
+    #[test]
+    fn malformed_descriptions_do_not_panic() {
+        let g = guard();
+        let frame = row_description(&[("id", 16_400, 1), ("card_number", 16_400, 7)]);
+        for cut in 0..frame.len() {
+            // Truncated anywhere: fields up to the cut are read, the rest ignored.
+            let _ = g.check(&frame[..cut]);
+        }
+        let mut lying = frame.clone();
+        lying[5] = 0xff; // claims 65,280+ fields
+        assert!(
+            g.check(&lying).is_some(),
+            "fields present are still checked"
+        );
     }
 }

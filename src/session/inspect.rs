@@ -64,6 +64,12 @@ impl Inspector {
         Ok(c)
     }
 
+    /// Forgets one database's catalog snapshot (a result showed it stale): the next session of
+    /// that database reads a new one. Sessions already open keep theirs.
+    pub fn invalidate_catalog(&self, database: &str) {
+        self.classifiers.write().remove(database);
+    }
+
     /// Forgets every catalog snapshot: the next session of each database reads a new one.
     pub fn invalidate_catalogs(&self) {
         self.classifiers.write().clear();

@@ -208,6 +208,13 @@ impl Session {
             application_name: startup.application_name.clone(),
             database: database.clone(),
         };
+        let guard = back::ShapeGuard {
+            catalog: classifier.catalog().clone(),
+            on_stale: {
+                let (inspector, database) = (gw.inspector.clone(), database.clone());
+                Box::new(move || inspector.invalidate_catalog(&database))
+            },
+        };
         let gate = Gate::new(
             inspect::SessionInspector::new(gw.inspector.clone(), classifier, info),
             gw.holds.clone(),
@@ -271,6 +278,7 @@ impl Session {
             sink,
             upstream.rest,
             stop_back.clone(),
+            Some(guard),
         ));
         let mut front = Front::new(
             (client_rd, up_wr),

@@ -46,10 +46,24 @@ pub struct FunctionInfo {
     pub language: String,
 }
 
+/// The attribute numbers a relation had when the snapshot was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributes {
+    pub table: TableRef,
+    /// Sorted.
+    pub attnums: Vec<i16>,
+}
+
 /// The snapshot. Lookups are by already-folded names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub relations: HashMap<TableRef, Relation>,
+    /// Relation OID → its columns' attribute numbers, as read from the server. A result whose
+    /// row description names a column of a known relation that is not here was shaped by a
+    /// schema newer than the snapshot (see [`Catalog::unknown_column`]). Empty for catalogs
+    /// built by hand or from a file: nothing is checked then.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub attributes: HashMap<u32, Attributes>,
     /// `schema.name` → info.
     pub functions: HashMap<String, FunctionInfo>,
     /// The upstream's default search_path, already resolved (`$user` substituted).
@@ -59,5 +73,22 @@ pub struct Catalog {
 impl Catalog {
     pub fn relation(&self, t: &TableRef) -> Option<&Relation> {
         self.relations.get(t)
+    }
+
+    /// The relation and attribute number of a result column (as a RowDescription names it)
+    /// that the snapshot does not know although it knows the relation: a column added after the
+    /// snapshot was read. Expressions (OID 0), system columns (attnum ≤ 0) and relations the
+    /// snapshot never saw are not this case (the classifier already treats unknown relations as
+    /// holding anything).
+    pub fn unknown_column(&self, table_oid: u32, attnum: i16) -> Option<&TableRef> {
+        if table_oid == 0 || attnum <= 0 {
+            return None;
+        }
+        let known = self.attributes.get(&table_oid)?;
+        known
+            .attnums
+            .binary_search(&attnum)
+            .is_err()
+            .then_some(&known.table)
     }
 }

@@ -17,7 +17,9 @@ use sqlparser::parser::Parser;
 use super::functions::FunctionPolicy;
 use super::query::analyze_query;
 use super::scope::{union_into, Acc, Ctx, Lineage};
-use super::{Catalog, ColumnRef, FunctionInfo, Relation, RelationKind, TableRef, Volatility};
+use super::{
+    Attributes, Catalog, ColumnRef, FunctionInfo, Relation, RelationKind, TableRef, Volatility,
+};
 
 /// Errors of the `sql` module.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +42,8 @@ pub trait CatalogSource {
 const Q_PATH: &str =
     "SELECT s FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS t(s, n) ORDER BY n";
 
-const Q_RELATIONS: &str = "SELECT n.nspname, c.relname, c.relkind::text, a.attname \
+const Q_RELATIONS: &str = "SELECT n.nspname, c.relname, c.relkind::text, a.attname, \
+c.oid::text, a.attnum::text \
 FROM pg_catalog.pg_class c \
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -122,6 +125,19 @@ impl Catalog {
             if let Some(Some(a)) = row.get(3) {
                 rel.columns.push(a.clone());
             }
+            // OID and attnum: what the relay checks row descriptions against.
+            if let Some(oid) = row.get(4).cloned().flatten().and_then(|o| o.parse().ok()) {
+                let attrs = cat.attributes.entry(oid).or_insert_with(|| Attributes {
+                    table: rel.table.clone(),
+                    attnums: Vec::new(),
+                });
+                if let Some(n) = row.get(5).cloned().flatten().and_then(|n| n.parse().ok()) {
+                    attrs.attnums.push(n);
+                }
+            }
+        }
+        for attrs in cat.attributes.values_mut() {
+            attrs.attnums.sort_unstable();
         }
         let mut defs = Vec::new();
         for row in rows(src, Q_VIEWS).await? {

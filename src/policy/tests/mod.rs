@@ -162,5 +162,6 @@ pub(crate) fn demo_catalog() -> Catalog {
         relations,
         functions: HashMap::new(),
         search_path: vec!["public".into()],
+        ..Catalog::default()
     }
 }

@@ -396,6 +396,29 @@ async fn loads_from_a_real_postgres_and_classifies_with_it() {
         vec!["id", "name", "email", "ssn", "created_at", "phone"],
         "attribute order, dropped columns left out"
     );
+    // OIDs and attribute numbers, for checking row descriptions: the dropped column's number
+    // is not among them.
+    let oid: u32 = src
+        .0
+        .query_one(
+            "SELECT 'public.customers'::regclass::oid, \
+             (SELECT array_agg(attnum ORDER BY attnum) FROM pg_attribute \
+              WHERE attrelid = 'public.customers'::regclass AND attnum > 0 AND NOT attisdropped)",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .expect("oid");
+    let attrs = cat.attributes.get(&oid).expect("customers by OID");
+    assert_eq!(attrs.table, tr("public", "customers"));
+    assert_eq!(attrs.attnums.len(), 6);
+    assert!(attrs.attnums.windows(2).all(|w| w[0] < w[1]), "sorted");
+    assert!(
+        !attrs.attnums.contains(&5),
+        "phone was dropped as attribute 5"
+    );
+    assert!(cat.unknown_column(oid, attrs.attnums[5]).is_none());
+    assert!(cat.unknown_column(oid, attrs.attnums[5] + 1).is_some());
     assert!(cat.relation(&tr("pg_catalog", "pg_class")).is_some());
     assert!(cat.relation(&tr("information_schema", "tables")).is_some());
     let views: HashMap<&str, Vec<String>> = [
