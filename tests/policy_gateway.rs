@@ -478,3 +478,44 @@ async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol()
         .get(0);
     assert_eq!(n, 3);
 }
+
+/// DDL that runs through the gateway drops the database's catalog snapshot, so the next session
+/// knows the new column at once (it is PII here: the read is an export, held), instead of
+/// meeting it in a result (`AL002`).
+#[test]
+fn ddl_through_the_gateway_refreshes_the_snapshot_for_the_next_session() {
+    let db = demo_db("ddl_refresh");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str(
+        "\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n\
+         [[rule]]\nid = \"test-ddl\"\naction = \"allow\"\nkinds = [\"ddl\"]\nreason = \"test\"\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    gw.auto_deny("alice");
+    let (_, err) = agent_sql(&gw, &db, "SELECT * FROM orders WHERE id = 1");
+    assert!(err.is_empty(), "{err}");
+    let (_, err) = agent_sql(&gw, &db, "ALTER TABLE orders ADD COLUMN card_number text");
+    assert!(err.is_empty(), "{err}");
+    db.exec("UPDATE orders SET card_number = '4111111111111111'");
+    let out = psql(
+        &gw.url(&db.name),
+        &[
+            "-At",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT * FROM orders WHERE id = 1",
+        ],
+        None,
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(!text.contains("4111111111111111"), "leaked: {text}");
+    assert!(err.contains("denied"), "{err}");
+    assert!(
+        !err.contains("AL002"),
+        "decided with the new column, not caught late: {err}"
+    );
+}

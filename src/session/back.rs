@@ -87,6 +87,8 @@ pub struct Pending {
     pub ends_with_ready: bool,
     /// The unit is a gateway-made substitute: its first ErrorResponse is replaced by this one.
     pub replace_error: Option<Bytes>,
+    /// The unit may change the schema: when it succeeds, the catalog snapshot is dropped.
+    pub changes_schema: bool,
 }
 
 /// What a finished unit produced.

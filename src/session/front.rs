@@ -204,11 +204,13 @@ impl Front {
                 decision_id,
                 replacement,
             } => {
+                let changes_schema = self.gate.take_changes_schema();
                 self.push_pending(Pending {
                     decision_id,
                     started: Instant::now(),
                     ends_with_ready,
                     replace_error: None,
+                    changes_schema,
                 })?;
                 match replacement {
                     Some(bytes) => self.out.extend_from_slice(&bytes),
@@ -233,6 +235,7 @@ impl Front {
                         started: Instant::now(),
                         ends_with_ready: true,
                         replace_error: Some(error),
+                        changes_schema: false,
                     })?;
                     self.out.extend_from_slice(&refusal_query());
                     self.expected_ready += 1;
@@ -245,6 +248,7 @@ impl Front {
                         started: Instant::now(),
                         ends_with_ready: false,
                         replace_error: Some(error),
+                        changes_schema: false,
                     })?;
                     self.out.extend_from_slice(&refusal_parse());
                     Ok(())

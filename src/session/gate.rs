@@ -14,6 +14,7 @@ use crate::policy::Action;
 use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
 use crate::protocol::Frame;
+use crate::sql::Kind;
 
 /// SQL the client wants run, as one decision unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,9 @@ pub struct Gate {
     /// Prepared statements whose Parse was rewritten by a mask: executing them later runs the
     /// masked text already upstream.
     masked: HashSet<String>,
+    /// The unit decided last may change the schema (DDL, or SQL the classifier could not
+    /// read, such as a DO block): once it has run, the catalog snapshot is out of date.
+    changes_schema: bool,
 }
 
 impl Gate {
@@ -102,12 +106,24 @@ impl Gate {
             statements: HashMap::new(),
             portals: HashMap::new(),
             masked: HashSet::new(),
+            changes_schema: false,
         }
+    }
+
+    /// Whether the unit decided last may change the schema; asking again says no until the
+    /// next decision (a batch that is not decided, a lone Sync, changes nothing).
+    pub fn take_changes_schema(&mut self) -> bool {
+        std::mem::take(&mut self.changes_schema)
     }
 
     /// Decides a unit: classify, policy, write-ahead audit; then what to forward.
     pub async fn decide(&mut self, unit: &Unit, frames: &[Frame]) -> UnitDecision {
         let decided = self.inspector.decide(unit).await;
+        self.changes_schema = decided
+            .classified
+            .statements
+            .iter()
+            .any(|f| matches!(f.kind, Kind::Ddl | Kind::Unknown));
         let id = decided.id.clone();
         let decision = &decided.decision;
         match decision.action {

@@ -251,7 +251,12 @@ impl Session {
         });
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let audit = gw.inspector.audit.clone();
+        let (inspector, db) = (gw.inspector.clone(), database.clone());
         let sink: back::OutcomeSink = Box::new(move |p, o| {
+            if p.changes_schema && o.error.is_none() {
+                // The next session of this database reads the catalog as it is now.
+                inspector.invalidate_catalog(&db);
+            }
             let Some(decision_id) = p.decision_id else {
                 return;
             };
