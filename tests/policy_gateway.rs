@@ -440,7 +440,7 @@ fn a_column_added_after_the_snapshot_is_refused_in_an_allowed_star() {
 }
 
 /// The same through the extended protocol (the RowDescription answers Describe): the client
-/// gets the error, no row, and the connection stays usable.
+/// gets the error, no row; the connection stays usable and soon decides with the new column.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol() {
     let db = demo_db("late_extended");
@@ -450,6 +450,7 @@ async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol()
     text.push_str("\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n");
     std::fs::write(&path, text).unwrap();
     let gw = Gw::start(|c| c.policy.path = path.clone());
+    gw.auto_deny("alice");
     let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -470,6 +471,33 @@ async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol()
     let db_err = err.as_db_error().expect("a server error");
     assert_eq!(db_err.code().code(), "AL002", "{db_err:?}");
     assert!(db_err.message().contains("card_number"), "{db_err:?}");
+    // The same session moves to the current snapshot once it is read (in the background):
+    // the statement is then decided with the new column, an export of PII, held (and denied by
+    // the test approver). Never a row with the card number.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let decided = loop {
+        let err = client
+            .query("SELECT * FROM orders WHERE id = $1", &[&2i32])
+            .await
+            .expect_err("never returned");
+        let code = err
+            .as_db_error()
+            .expect("a server error")
+            .code()
+            .code()
+            .to_owned();
+        if code != "AL002" {
+            break err;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never moved to the current catalog"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let db_err = decided.as_db_error().unwrap();
+    assert_eq!(db_err.code().code(), "42501", "{db_err:?}");
+    assert!(db_err.message().contains("denied"), "{db_err:?}");
     // In step: the next statement on the same connection runs.
     let n: i64 = client
         .query_one("SELECT count(*) FROM orders WHERE id <= $1", &[&3i32])

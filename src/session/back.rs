@@ -6,7 +6,7 @@
 //! classified with ([`ShapeGuard`]). `SELECT *` is judged by the columns the snapshot lists; a
 //! column added on the server since then would come back uninspected (a PII column returned
 //! by an allowed read). Such a result is replaced, up to its ReadyForQuery, by an error: no row
-//! of it reaches the client, and the snapshot is dropped so new sessions read a current one.
+//! of it reaches the client, and a current snapshot is read for the sessions' next statements.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -24,8 +24,9 @@ use crate::protocol::stream::Stream;
 use crate::protocol::Frame;
 use crate::sql::Catalog;
 
-/// Checks result shapes against the catalog snapshot the session classifies with.
+/// Checks result shapes against the catalog snapshot each unit was classified with.
 pub struct ShapeGuard {
+    /// The session's first snapshot: for a result no queued unit claims.
     pub catalog: Arc<Catalog>,
     /// Called when a result was refused: the snapshot is stale, read a new one.
     pub on_stale: Box<dyn Fn() + Send>,
@@ -34,10 +35,10 @@ pub struct ShapeGuard {
 impl ShapeGuard {
     /// The error replacing a result whose RowDescription (`frame`, header included) names a
     /// column the snapshot does not know; `None` when every column is known.
-    fn check(&self, frame: &[u8]) -> Option<PgError> {
+    fn check(&self, catalog: &Catalog, frame: &[u8]) -> Option<PgError> {
         let (table, name, attnum) =
             row_description_fields(frame).find_map(|(name, oid, attnum)| {
-                self.catalog
+                catalog
                     .unknown_column(oid, attnum)
                     .map(|t| (t.clone(), name, attnum))
             })?;
@@ -52,7 +53,7 @@ impl ShapeGuard {
                     String::from_utf8_lossy(name)
                 ),
             )
-            .with_hint("Reconnect and run the statement again: a new session reads the current catalog and decides it again."),
+            .with_hint("Run the statement again: the gateway is reading the current catalog and will decide it anew."),
         )
     }
 }
@@ -89,6 +90,8 @@ pub struct Pending {
     pub replace_error: Option<Bytes>,
     /// The unit may change the schema: when it succeeds, the catalog snapshot is dropped.
     pub changes_schema: bool,
+    /// The snapshot the unit was classified with: its results are checked against it.
+    pub catalog: Option<Arc<Catalog>>,
 }
 
 /// What a finished unit produced.
@@ -161,7 +164,20 @@ pub async fn run(
         while let Ok(Some(len)) = peek_frame_len(&buf[end..], usize::MAX) {
             let tag = buf[end];
             if tag == b'T' && refusing.is_none() {
-                if let Some(err) = guard.as_ref().and_then(|g| g.check(&buf[end..end + len])) {
+                while let Ok(p) = pending_rx.try_recv() {
+                    queue.push_back(p);
+                }
+                // The oldest unit still waiting for its results owns this description or
+                // precedes its owner; snapshots only grow newer, and an older one knows fewer
+                // columns, so checking against it never lets an unknown column through.
+                let checked = guard.as_ref().and_then(|g| {
+                    let catalog = queue
+                        .front()
+                        .and_then(|p| p.catalog.as_deref())
+                        .unwrap_or(&g.catalog);
+                    g.check(catalog, &buf[end..end + len])
+                });
+                if let Some(err) = checked {
                     if let Some(g) = &guard {
                         (g.on_stale)();
                     }
@@ -314,15 +330,15 @@ mod tests {
             ("ctid", 16_400, -1),
             ("other", 16_999, 9),
         ]);
-        assert_eq!(g.check(&frame), None);
-        assert_eq!(g.check(&row_description(&[])), None);
+        assert_eq!(g.check(&g.catalog, &frame), None);
+        assert_eq!(g.check(&g.catalog, &row_description(&[])), None);
     }
 
     #[test]
     fn a_column_the_snapshot_lacks_is_named_in_the_refusal() {
         let g = guard();
         let frame = row_description(&[("id", 16_400, 1), ("card_number", 16_400, 7)]);
-        let err = g.check(&frame).expect("refused");
+        let err = g.check(&g.catalog, &frame).expect("refused");
         assert_eq!(err.code, sqlstate::CATALOG_CHANGED);
         assert!(err.message.contains("public.orders"), "{}", err.message);
         assert!(
@@ -330,11 +346,7 @@ mod tests {
             "{}",
             err.message
         );
-        assert!(err
-            .hint
-            .as_deref()
-            .unwrap_or_default()
-            .contains("Reconnect"));
+        assert!(err.hint.as_deref().unwrap_or_default().contains("again"));
     }
 
     #[test]
@@ -343,12 +355,12 @@ mod tests {
         let frame = row_description(&[("id", 16_400, 1), ("card_number", 16_400, 7)]);
         for cut in 0..frame.len() {
             // Truncated anywhere: fields up to the cut are read, the rest ignored.
-            let _ = g.check(&frame[..cut]);
+            let _ = g.check(&g.catalog, &frame[..cut]);
         }
         let mut lying = frame.clone();
         lying[5] = 0xff; // claims 65,280+ fields
         assert!(
-            g.check(&lying).is_some(),
+            g.check(&g.catalog, &lying).is_some(),
             "fields present are still checked"
         );
     }

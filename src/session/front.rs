@@ -205,12 +205,14 @@ impl Front {
                 replacement,
             } => {
                 let changes_schema = self.gate.take_changes_schema();
+                let catalog = Some(self.gate.catalog());
                 self.push_pending(Pending {
                     decision_id,
                     started: Instant::now(),
                     ends_with_ready,
                     replace_error: None,
                     changes_schema,
+                    catalog,
                 })?;
                 match replacement {
                     Some(bytes) => self.out.extend_from_slice(&bytes),
@@ -236,6 +238,7 @@ impl Front {
                         ends_with_ready: true,
                         replace_error: Some(error),
                         changes_schema: false,
+                        catalog: None,
                     })?;
                     self.out.extend_from_slice(&refusal_query());
                     self.expected_ready += 1;
@@ -249,6 +252,7 @@ impl Front {
                         ends_with_ready: false,
                         replace_error: Some(error),
                         changes_schema: false,
+                        catalog: None,
                     })?;
                     self.out.extend_from_slice(&refusal_parse());
                     Ok(())

@@ -3,6 +3,7 @@
 //! judged by the statement it actually runs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use pgwire::messages::extendedquery::{Bind, Close, Parse};
@@ -108,6 +109,11 @@ impl Gate {
             masked: HashSet::new(),
             changes_schema: false,
         }
+    }
+
+    /// The catalog snapshot the unit decided last was classified with.
+    pub fn catalog(&self) -> Arc<crate::sql::Catalog> {
+        self.inspector.catalog().clone()
     }
 
     /// Whether the unit decided last may change the schema; asking again says no until the

@@ -3,6 +3,7 @@
 //! sessions share lives in [`Inspector`]; what one session remembers lives in
 //! [`SessionInspector`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -23,6 +24,9 @@ use crate::upstream::UpstreamConn;
 /// that opens it).
 pub struct Inspector {
     classifiers: RwLock<HashMap<String, Arc<Classifier>>>,
+    /// Bumped whenever `classifiers` changes, so a session notices a newer snapshot (or policy
+    /// options) with one atomic load per statement.
+    generation: AtomicU64,
     pub policy: Arc<PolicyStore>,
     pub audit: AuditHandle,
     /// Counters for /metrics (statements by kind and decision).
@@ -37,6 +41,7 @@ impl Inspector {
     ) -> Inspector {
         Inspector {
             classifiers: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             policy,
             audit,
             metrics,
@@ -57,22 +62,36 @@ impl Inspector {
             Arc::new(catalog),
             self.policy.current().classifier_options(),
         ));
-        self.classifiers
+        let installed = self
+            .classifiers
             .write()
             .entry(database.to_string())
-            .or_insert(c.clone());
-        Ok(c)
+            .or_insert(c)
+            .clone();
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(installed)
+    }
+
+    /// The classifier new sessions of `database` get now, if one is loaded.
+    pub fn current(&self, database: &str) -> Option<Arc<Classifier>> {
+        self.classifiers.read().get(database).cloned()
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Forgets one database's catalog snapshot (a result showed it stale): the next session of
     /// that database reads a new one. Sessions already open keep theirs.
     pub fn invalidate_catalog(&self, database: &str) {
         self.classifiers.write().remove(database);
+        self.changed();
     }
 
     /// Forgets every catalog snapshot: the next session of each database reads a new one.
     pub fn invalidate_catalogs(&self) {
         self.classifiers.write().clear();
+        self.changed();
     }
 
     /// Reloads the policy; on error the old one stays and the error is returned.
@@ -83,6 +102,8 @@ impl Inspector {
         for c in map.values_mut() {
             *c = Arc::new(c.with_options(opts.clone()));
         }
+        drop(map);
+        self.changed();
         Ok(())
     }
 
@@ -107,6 +128,8 @@ pub struct Decided {
 pub struct SessionInspector {
     inspector: Arc<Inspector>,
     classifier: Arc<Classifier>,
+    /// The inspector's generation when `classifier` was last compared with its current one.
+    seen: u64,
     pub info: SessionInfo,
     ctx: RequestContext,
     sql_state: SessionSqlState,
@@ -118,6 +141,7 @@ impl SessionInspector {
         classifier: Arc<Classifier>,
         info: SessionInfo,
     ) -> SessionInspector {
+        let seen = inspector.generation.load(Ordering::Acquire);
         let sql_state = SessionSqlState::new(classifier.catalog());
         let ctx = RequestContext {
             user: info.user.clone(),
@@ -127,14 +151,35 @@ impl SessionInspector {
         SessionInspector {
             inspector,
             classifier,
+            seen,
             info,
             ctx,
             sql_state,
         }
     }
 
+    /// The catalog snapshot the session decides with now (results are checked against it).
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        self.classifier.catalog()
+    }
+
+    /// Moves to the database's current classifier when there is a newer one (a snapshot read
+    /// after a schema change, or a reloaded policy's options). The session's own SQL state
+    /// (prepared statements, search_path) carries over.
+    fn refresh(&mut self) {
+        let generation = self.inspector.generation.load(Ordering::Acquire);
+        if generation == self.seen {
+            return;
+        }
+        self.seen = generation;
+        if let Some(current) = self.inspector.current(&self.info.database) {
+            self.classifier = current;
+        }
+    }
+
     /// Decides a unit. Any failure to decide or to audit refuses it: nothing runs unaudited.
     pub async fn decide(&mut self, unit: &Unit) -> Decided {
+        self.refresh();
         let classifier = self.classifier.clone();
         let (classified, text, params, protocol) = match unit {
             Unit::Simple { text } => (

@@ -69,6 +69,31 @@ pub async fn serve(gw: Arc<Gateway>, socket: TcpStream, peer: SocketAddr) {
     }
 }
 
+/// Drops `database`'s catalog snapshot and reads the current one in the background, over a
+/// connection of its own: open sessions move to it at their next statement, new ones start
+/// with it. Until it is in, results are still checked against the old one (fail closed).
+fn refresh_catalog(gw: &Arc<Gateway>, database: &str, params: &[(String, String)]) {
+    gw.inspector.invalidate_catalog(database);
+    let (gw, database, params) = (gw.clone(), database.to_owned(), params.to_vec());
+    tokio::spawn(async move {
+        let loaded = match gw.upstream.connect(&database, &params).await {
+            Ok(mut conn) => {
+                let loaded = gw.inspector.classifier_for(&database, &mut conn).await;
+                // Terminate, so the server does not log an unexpected EOF.
+                let _ = conn.stream.write_all(&[b'X', 0, 0, 0, 4]).await;
+                loaded.map(drop)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match loaded {
+            Ok(()) => info!(database = %database, "catalog snapshot re-read after a schema change"),
+            Err(e) => {
+                warn!(database = %database, error = %e, "cannot re-read the catalog; the next session will try")
+            }
+        }
+    });
+}
+
 async fn cancel(gw: &Gateway, pid: i32, secret: i32) {
     let Some(handle) = gw.cancels.get((pid, secret)) else {
         debug!("cancel request for an unknown key");
@@ -211,8 +236,9 @@ impl Session {
         let guard = back::ShapeGuard {
             catalog: classifier.catalog().clone(),
             on_stale: {
-                let (inspector, database) = (gw.inspector.clone(), database.clone());
-                Box::new(move || inspector.invalidate_catalog(&database))
+                let (gw, database) = (gw.clone(), database.clone());
+                let params = startup.upstream_params.clone();
+                Box::new(move || refresh_catalog(&gw, &database, &params))
             },
         };
         let gate = Gate::new(
@@ -251,11 +277,14 @@ impl Session {
         });
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let audit = gw.inspector.audit.clone();
-        let (inspector, db) = (gw.inspector.clone(), database.clone());
+        let (gw_sink, db, params) = (
+            gw.clone(),
+            database.clone(),
+            startup.upstream_params.clone(),
+        );
         let sink: back::OutcomeSink = Box::new(move |p, o| {
             if p.changes_schema && o.error.is_none() {
-                // The next session of this database reads the catalog as it is now.
-                inspector.invalidate_catalog(&db);
+                refresh_catalog(&gw_sink, &db, &params);
             }
             let Some(decision_id) = p.decision_id else {
                 return;
