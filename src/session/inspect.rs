@@ -27,6 +27,9 @@ pub struct Inspector {
     /// Bumped whenever `classifiers` changes, so a session notices a newer snapshot (or policy
     /// options) with one atomic load per statement.
     generation: AtomicU64,
+    /// Databases whose catalog is being re-read in the background: one re-read at a time, however
+    /// often a client retries a refused statement meanwhile.
+    rereading: parking_lot::Mutex<std::collections::HashSet<String>>,
     pub policy: Arc<PolicyStore>,
     pub audit: AuditHandle,
     /// Counters for /metrics (statements by kind and decision).
@@ -42,6 +45,7 @@ impl Inspector {
         Inspector {
             classifiers: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            rereading: parking_lot::Mutex::new(std::collections::HashSet::new()),
             policy,
             audit,
             metrics,
@@ -86,6 +90,16 @@ impl Inspector {
     pub fn invalidate_catalog(&self, database: &str) {
         self.classifiers.write().remove(database);
         self.changed();
+    }
+
+    /// Claims the background re-read of `database`'s catalog: false when one is under way.
+    /// The claimant calls [`Inspector::reread_done`] when it ends, however it ends.
+    pub fn begin_reread(&self, database: &str) -> bool {
+        self.rereading.lock().insert(database.to_owned())
+    }
+
+    pub fn reread_done(&self, database: &str) {
+        self.rereading.lock().remove(database);
     }
 
     /// Forgets every catalog snapshot: the next session of each database reads a new one.

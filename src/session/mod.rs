@@ -73,7 +73,20 @@ pub async fn serve(gw: Arc<Gateway>, socket: TcpStream, peer: SocketAddr) {
 /// connection of its own: open sessions move to it at their next statement, new ones start
 /// with it. Until it is in, results are still checked against the old one (fail closed).
 fn refresh_catalog(gw: &Arc<Gateway>, database: &str, params: &[(String, String)]) {
+    if !gw.inspector.begin_reread(database) {
+        // One is under way. If it read the schema before this change, a result shaped by the
+        // change is refused again (`AL002`) and asks anew once it is done: never a leak.
+        return;
+    }
     gw.inspector.invalidate_catalog(database);
+    /// Ends the claim however the task ends (a runtime shutting down drops it unfinished).
+    struct Claim(Arc<Gateway>, String);
+    impl Drop for Claim {
+        fn drop(&mut self) {
+            self.0.inspector.reread_done(&self.1);
+        }
+    }
+    let claim = Claim(gw.clone(), database.to_owned());
     let (gw, database, params) = (gw.clone(), database.to_owned(), params.to_vec());
     tokio::spawn(async move {
         let loaded = match gw.upstream.connect(&database, &params).await {
@@ -85,6 +98,7 @@ fn refresh_catalog(gw: &Arc<Gateway>, database: &str, params: &[(String, String)
             }
             Err(e) => Err(e.to_string()),
         };
+        drop(claim);
         match loaded {
             Ok(()) => info!(database = %database, "catalog snapshot re-read after a schema change"),
             Err(e) => {
