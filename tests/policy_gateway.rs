@@ -365,38 +365,50 @@ fn a_column_added_after_the_catalog_snapshot_does_not_leak_through_a_masked_star
     assert_eq!(d.decision.action, Action::Mask);
 }
 
+/// A gateway with the demo policy plus `extra`, where `public.orders.card_number` (a column the
+/// demo schema does not have yet) is PII and alice denies every hold. Keep the directory.
+fn card_number_gw(extra: &str) -> (tempfile::TempDir, Gw) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str("\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n");
+    text.push_str(extra);
+    std::fs::write(&path, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    gw.auto_deny("alice");
+    (dir, gw)
+}
+
+/// A migration straight on the server, behind the gateway's back.
+fn add_card_number_out_of_band(db: &TestDb) {
+    db.exec(
+        "ALTER TABLE orders ADD COLUMN card_number text; \
+         UPDATE orders SET card_number = '4111111111111111'",
+    );
+}
+
+/// Runs one statement as the agent with SQLSTATEs in the error text.
+fn verbose_sql(gw: &Gw, db: &TestDb, sql: &str) -> std::process::Output {
+    psql(
+        &gw.url(&db.name),
+        &["-At", "-v", "VERBOSITY=verbose", "-c", sql],
+        None,
+    )
+}
+
 /// An allowed `SELECT *` of a table that gained a column after the catalog snapshot: the
 /// column was never inspected (here: PII the policy already names), so the result is refused
 /// before any row reaches the client, and the next session decides with the current catalog.
 #[test]
 fn a_column_added_after_the_snapshot_is_refused_in_an_allowed_star() {
     let db = demo_db("late_declared");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
-    text.push_str("\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n");
-    std::fs::write(&path, text).unwrap();
-    let gw = Gw::start(|c| c.policy.path = path.clone());
-    gw.auto_deny("alice");
+    let (_policy, gw) = card_number_gw("");
     let (out, err) = agent_sql(&gw, &db, "SELECT * FROM orders WHERE id = 1");
     assert!(err.is_empty(), "{err}");
     assert!(out.starts_with("1|"), "{out}");
     // Out of band, straight on the server.
-    db.exec(
-        "ALTER TABLE orders ADD COLUMN card_number text; \
-         UPDATE orders SET card_number = '4111111111111111'",
-    );
-    let out = psql(
-        &gw.url(&db.name),
-        &[
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-c",
-            "SELECT * FROM orders WHERE id = 1",
-        ],
-        None,
-    );
+    add_card_number_out_of_band(&db);
+    let out = verbose_sql(&gw, &db, "SELECT * FROM orders WHERE id = 1");
     let (text, err) = (stdout(&out), stderr(&out));
     assert!(!out.status.success());
     assert!(!text.contains("4111111111111111"), "leaked: {text}");
@@ -444,13 +456,7 @@ fn a_column_added_after_the_snapshot_is_refused_in_an_allowed_star() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol() {
     let db = demo_db("late_extended");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
-    text.push_str("\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n");
-    std::fs::write(&path, text).unwrap();
-    let gw = Gw::start(|c| c.policy.path = path.clone());
-    gw.auto_deny("alice");
+    let (_policy, gw) = card_number_gw("");
     let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -460,10 +466,7 @@ async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol()
         .await
         .expect("known columns");
     assert_eq!(rows.len(), 1);
-    db.exec(
-        "ALTER TABLE orders ADD COLUMN card_number text; \
-         UPDATE orders SET card_number = '4111111111111111'",
-    );
+    add_card_number_out_of_band(&db);
     let err = client
         .query("SELECT * FROM orders WHERE id = $1", &[&2i32])
         .await
@@ -513,32 +516,15 @@ async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol()
 #[test]
 fn ddl_through_the_gateway_refreshes_the_snapshot_for_the_next_session() {
     let db = demo_db("ddl_refresh");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
-    text.push_str(
-        "\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n\
-         [[rule]]\nid = \"test-ddl\"\naction = \"allow\"\nkinds = [\"ddl\"]\nreason = \"test\"\n",
+    let (_policy, gw) = card_number_gw(
+        "[[rule]]\nid = \"test-ddl\"\naction = \"allow\"\nkinds = [\"ddl\"]\nreason = \"test\"\n",
     );
-    std::fs::write(&path, text).unwrap();
-    let gw = Gw::start(|c| c.policy.path = path.clone());
-    gw.auto_deny("alice");
     let (_, err) = agent_sql(&gw, &db, "SELECT * FROM orders WHERE id = 1");
     assert!(err.is_empty(), "{err}");
     let (_, err) = agent_sql(&gw, &db, "ALTER TABLE orders ADD COLUMN card_number text");
     assert!(err.is_empty(), "{err}");
     db.exec("UPDATE orders SET card_number = '4111111111111111'");
-    let out = psql(
-        &gw.url(&db.name),
-        &[
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-c",
-            "SELECT * FROM orders WHERE id = 1",
-        ],
-        None,
-    );
+    let out = verbose_sql(&gw, &db, "SELECT * FROM orders WHERE id = 1");
     let (text, err) = (stdout(&out), stderr(&out));
     assert!(!text.contains("4111111111111111"), "leaked: {text}");
     assert!(err.contains("denied"), "{err}");

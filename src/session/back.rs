@@ -163,24 +163,19 @@ pub async fn run(
         let mut readies = 0u64;
         while let Ok(Some(len)) = peek_frame_len(&buf[end..], usize::MAX) {
             let tag = buf[end];
-            if tag == b'T' && refusing.is_none() {
+            if let Some(g) = guard.as_ref().filter(|_| tag == b'T' && refusing.is_none()) {
                 while let Ok(p) = pending_rx.try_recv() {
                     queue.push_back(p);
                 }
                 // The oldest unit still waiting for its results owns this description or
                 // precedes its owner; snapshots only grow newer, and an older one knows fewer
                 // columns, so checking against it never lets an unknown column through.
-                let checked = guard.as_ref().and_then(|g| {
-                    let catalog = queue
-                        .front()
-                        .and_then(|p| p.catalog.as_deref())
-                        .unwrap_or(&g.catalog);
-                    g.check(catalog, &buf[end..end + len])
-                });
-                if let Some(err) = checked {
-                    if let Some(g) = &guard {
-                        (g.on_stale)();
-                    }
+                let catalog = queue
+                    .front()
+                    .and_then(|p| p.catalog.as_deref())
+                    .unwrap_or(&g.catalog);
+                if let Some(err) = g.check(catalog, &buf[end..end + len]) {
+                    (g.on_stale)();
                     tracing::warn!(error = %err.message, "result refused: catalog snapshot is stale");
                     if current.error.is_none() {
                         current.error = Some((err.code.to_string(), err.message.clone()));
