@@ -19,6 +19,28 @@ impl Stream {
         !matches!(self, Stream::Plain(_))
     }
 
+    /// Has the peer of an idle connection closed it or sent something unasked (a server
+    /// that ends a session sends a FATAL error, then closes)? Looks without reading or
+    /// blocking, so a connection that passes is untouched.
+    pub fn idle_peer_gone(&self) -> bool {
+        let tcp = match self {
+            Stream::Plain(s) => s,
+            Stream::ServerTls(s) => s.get_ref().0,
+            Stream::ClientTls(s) => s.get_ref().0,
+        };
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(tcp)
+            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        {
+            // End of stream, or bytes nobody asked for.
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ),
+        }
+    }
+
     /// Moves a plain socket's readiness registration to the runtime of the calling task.
     ///
     /// A socket delivers its events through the reactor of the runtime it was registered

@@ -338,9 +338,15 @@ impl Session {
             rest,
         );
         let force_close = gw.force_close.clone();
+        // A finished task's handle must not be polled again (tokio panics).
+        let mut back_finished = false;
         let ended = tokio::select! {
             end = front.run() => Some(end),
-            _ = &mut back_task => None,
+            _ = &mut back_task => {
+                // The upstream ended the session (its error, if any, went to the client).
+                back_finished = true;
+                None
+            }
             _ = force_close.cancelled() => {
                 let e = PgError::fatal(sqlstate::ADMIN_SHUTDOWN, "terminating connection: airlock is shutting down");
                 let mut w = shared.client_wr.lock().await;
@@ -376,6 +382,7 @@ impl Session {
                     tokio::spawn(async move { pool.give_back(pool_key, conn).await });
                 }
             }
+            _ if back_finished => {}
             _ => {
                 let _ = up_wr.write_all(&[b'X', 0, 0, 0, 4]).await;
                 let _ = up_wr.shutdown().await;

@@ -45,19 +45,26 @@ impl Pool {
 
     /// A live connection for `key`, if any: preferably one whose socket is registered on
     /// this thread's runtime, else the most recent plain one (moved to this runtime), else the
-    /// most recent of any kind. Must be called inside a tokio runtime.
+    /// most recent of any kind. Connections the server has closed meanwhile (a restart,
+    /// `pg_terminate_backend`, `idle_session_timeout`) are dropped, not handed out. Must be
+    /// called inside a tokio runtime.
     pub fn take(&self, key: &PoolKey) -> Option<UpstreamConn> {
         let here = std::thread::current().id();
         let mut conn = {
             let mut idle = self.idle.lock();
             let list = idle.get_mut(key)?;
             list.retain(|c| c.since.elapsed() < self.idle_timeout);
-            let pos = list
-                .iter()
-                .rposition(|c| c.conn.home == here)
-                .or_else(|| list.iter().rposition(|c| !c.conn.stream.is_tls()))
-                .or(list.len().checked_sub(1))?;
-            list.remove(pos).conn
+            loop {
+                let pos = list
+                    .iter()
+                    .rposition(|c| c.conn.home == here)
+                    .or_else(|| list.iter().rposition(|c| !c.conn.stream.is_tls()))
+                    .or(list.len().checked_sub(1))?;
+                let candidate = list.remove(pos).conn;
+                if !candidate.stream.idle_peer_gone() {
+                    break candidate;
+                }
+            }
         };
         if conn.home != here && !conn.stream.is_tls() {
             conn.stream = conn.stream.rehome().ok()?;
