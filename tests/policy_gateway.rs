@@ -533,3 +533,152 @@ fn ddl_through_the_gateway_refreshes_the_snapshot_for_the_next_session() {
         "decided with the new column, not caught late: {err}"
     );
 }
+
+/// The audited facts of the last decision on `sql`.
+fn last_facts(gw: &Gw, sql: &str) -> (Action, Vec<String>) {
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.sql == sql)
+        .unwrap_or_else(|| panic!("{sql} audited"));
+    let outputs = d
+        .facts
+        .iter()
+        .flat_map(|f| &f.output_columns)
+        .map(|c| c.to_string())
+        .collect();
+    (d.decision.action, outputs)
+}
+
+/// Results whose row description names no source column — a whole-row value, a set
+/// operation over `*` — cannot be checked by the relay. A column added out of band reaches
+/// them all the same, so the gateway compares their tables with the server's catalog first:
+/// the statement is decided with the new column (PII here: held, and denied by the test
+/// approver) and nothing leaks.
+#[test]
+fn whole_rows_and_unions_are_decided_with_a_column_added_after_the_snapshot() {
+    let db = demo_db("late_whole_row");
+    let (_policy, gw) = card_number_gw("");
+    let whole_row = "SELECT to_json(o) FROM orders o WHERE id = 1";
+    let union = "SELECT * FROM orders WHERE id = 1 UNION ALL SELECT * FROM orders WHERE id = 2";
+    // Before the change, both are plain reads, checked against an unchanged catalog.
+    let (out, err) = agent_sql(&gw, &db, whole_row);
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("\"id\":1"), "{out}");
+    let (out, err) = agent_sql(&gw, &db, union);
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    add_card_number_out_of_band(&db);
+    for sql in [whole_row, union] {
+        let out = verbose_sql(&gw, &db, sql);
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert!(!text.contains("4111111111111111"), "{sql} leaked: {text}");
+        assert!(err.contains("denied"), "{sql}: {err}");
+        let (action, outputs) = last_facts(&gw, sql);
+        assert_eq!(action, Action::Hold, "{sql}");
+        assert!(
+            outputs.contains(&"public.orders.card_number".to_string()),
+            "{sql} decided with the new column: {outputs:?}"
+        );
+    }
+}
+
+/// `COPY … TO STDOUT` sends no row description at all. It is an export (held), but the
+/// approver must see every column that leaves, including one added after the snapshot.
+#[test]
+fn copy_to_shows_the_approver_a_column_added_after_the_snapshot() {
+    let db = demo_db("late_copy");
+    let (_policy, gw) = card_number_gw("");
+    // The first session reads the snapshot.
+    let (_, err) = agent_sql(&gw, &db, "SELECT 1");
+    assert!(err.is_empty(), "{err}");
+    add_card_number_out_of_band(&db);
+    let sql = "COPY orders TO STDOUT";
+    let out = verbose_sql(&gw, &db, sql);
+    assert!(!stdout(&out).contains("4111111111111111"));
+    let (action, outputs) = last_facts(&gw, sql);
+    assert_eq!(action, Action::Hold);
+    assert!(
+        outputs.contains(&"public.orders.card_number".to_string()),
+        "{outputs:?}"
+    );
+}
+
+/// When the live comparison cannot be made, the statement is refused (fail closed), with the
+/// reason, and audited; other statements of the session go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_row_read_is_refused_when_the_catalog_cannot_be_compared() {
+    let db = demo_db("late_unverified");
+    let (_policy, gw) = card_number_gw("");
+    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client.simple_query("SELECT 1").await.expect("open");
+    // Nobody may open a new connection to the database now; the open session goes on.
+    cluster()
+        .psql(
+            "postgres",
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name),
+        )
+        .expect("block new connections");
+    let sql = "SELECT to_json(o) FROM orders o WHERE id = 1";
+    let err = client.simple_query(sql).await.expect_err("refused");
+    let db_err = err.as_db_error().expect("a server error");
+    assert_eq!(db_err.code().code(), "42501", "{db_err:?}");
+    assert!(db_err.message().contains("could not compare"), "{db_err:?}");
+    let rows = client
+        .query("SELECT id FROM orders WHERE id = 1", &[])
+        .await
+        .expect("a checked read still runs");
+    assert_eq!(rows.len(), 1);
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.sql == sql)
+        .expect("audited");
+    assert_eq!(d.decision.action, Action::Deny);
+    assert_eq!(d.decision.rule_id, "built-in.fail-closed");
+    cluster()
+        .psql(
+            "postgres",
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name),
+        )
+        .expect("unblock");
+}
+
+/// A live check takes an idle connection from the upstream pool. One the server has closed
+/// meanwhile is passed over for a new connection instead of refusing the statement.
+#[test]
+fn a_live_check_outlives_a_pooled_connection_the_server_closed() {
+    let db = demo_db("live_pooled");
+    let (_policy, gw) = card_number_gw("");
+    let sql = "SELECT to_json(p) FROM products p ORDER BY id LIMIT 1";
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("\"id\":"), "{out}");
+    // Connections the pool keeps last ran its reset query; end them all.
+    let pooled = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = '{}' AND query LIKE '/* airlock: reset */%'",
+        db.name
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cluster()
+        .psql("postgres", &pooled)
+        .expect("terminate")
+        .trim()
+        == "0"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection was given back to the pool"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(gw.gateway.pool.as_ref().expect("pool on").idle_count() > 0);
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("\"id\":"), "{out}");
+}

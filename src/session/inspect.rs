@@ -3,6 +3,8 @@
 //! sessions share lives in [`Inspector`]; what one session remembers lives in
 //! [`SessionInspector`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -85,6 +87,20 @@ impl Inspector {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// Makes `catalog` the snapshot of `database` for every session, open ones included (they
+    /// move to it at their next statement).
+    pub fn install_catalog(&self, database: &str, catalog: Catalog) -> Arc<Classifier> {
+        let c = Arc::new(Classifier::new(
+            Arc::new(catalog),
+            self.policy.current().classifier_options(),
+        ));
+        self.classifiers
+            .write()
+            .insert(database.to_owned(), c.clone());
+        self.changed();
+        c
+    }
+
     /// Forgets one database's catalog snapshot (a result showed it stale): the next session of
     /// that database reads a new one. Sessions already open keep theirs.
     pub fn invalidate_catalog(&self, database: &str) {
@@ -137,11 +153,25 @@ pub struct Decided {
     pub params: Vec<Option<String>>,
 }
 
+/// A connection being opened for a live catalog check.
+pub type Opening<'a> = Pin<Box<dyn Future<Output = Result<UpstreamConn, String>> + Send + 'a>>;
+
+/// Where a session gets a connection to its database for reading the live catalog (not its
+/// own, which may be mid-transaction or mid-pipeline), and where it leaves it afterwards.
+pub trait LiveCatalog: Send + Sync {
+    fn open(&self) -> Opening<'_>;
+    /// Gives back a connection that answered cleanly (`reusable`), or closes it.
+    fn release(&self, conn: UpstreamConn, reusable: bool);
+}
+
 /// One session's view: who it is, its SQL-level state, and which prepared statements were
 /// rewritten by a mask when they were parsed.
 pub struct SessionInspector {
     inspector: Arc<Inspector>,
     classifier: Arc<Classifier>,
+    /// For statements whose results the relay cannot check against the snapshot
+    /// ([`crate::sql::Facts::live_check`]). Without it they are refused.
+    live: Option<Box<dyn LiveCatalog>>,
     /// The inspector's generation when `classifier` was last compared with its current one.
     seen: u64,
     pub info: SessionInfo,
@@ -154,6 +184,7 @@ impl SessionInspector {
         inspector: Arc<Inspector>,
         classifier: Arc<Classifier>,
         info: SessionInfo,
+        live: Option<Box<dyn LiveCatalog>>,
     ) -> SessionInspector {
         let seen = inspector.generation.load(Ordering::Acquire);
         let sql_state = SessionSqlState::new(classifier.catalog());
@@ -165,6 +196,7 @@ impl SessionInspector {
         SessionInspector {
             inspector,
             classifier,
+            live,
             seen,
             info,
             ctx,
@@ -194,21 +226,32 @@ impl SessionInspector {
     /// Decides a unit. Any failure to decide or to audit refuses it: nothing runs unaudited.
     pub async fn decide(&mut self, unit: &Unit) -> Decided {
         self.refresh();
-        let classifier = self.classifier.clone();
-        let (classified, text, params, protocol) = match unit {
-            Unit::Simple { text } => (
-                classifier.classify_in_session(&mut self.sql_state, text),
-                text.clone(),
-                Vec::new(),
-                Protocol::Simple,
-            ),
-            Unit::Extended { statements } => {
-                let (c, text, params) = self.classify_extended(&classifier, statements);
-                (c, text, params, Protocol::Extended)
+        let (mut classified, text, params, protocol) = self.classify(unit);
+        let mut unverified = None;
+        if classified
+            .statements
+            .iter()
+            .any(|f| !f.live_check.is_empty())
+        {
+            match self.check_live(&classified).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    // Decided with the columns the server has now.
+                    self.refresh();
+                    classified = self.classify(unit).0;
+                }
+                Err(e) => unverified = Some(e),
             }
-        };
+        }
+        let classifier = self.classifier.clone();
         let policy = self.inspector.policy.current();
-        let decision = policy.evaluate(&classified, &text, &self.ctx, classifier.catalog());
+        let decision = match unverified {
+            None => policy.evaluate(&classified, &text, &self.ctx, classifier.catalog()),
+            Some(e) => Decision::fail_closed(format!(
+                "airlock could not compare the columns of this statement's tables with the \
+                 server's catalog, and its result would not show a column added since: {e}"
+            )),
+        };
         let mut params = params;
         policy.param_redaction(&decision).apply(&mut params);
         let record = DecisionRecord {
@@ -245,6 +288,61 @@ impl SessionInspector {
                 }
             }
         }
+    }
+
+    fn classify(
+        &mut self,
+        unit: &Unit,
+    ) -> (Arc<Classified>, String, Vec<Option<String>>, Protocol) {
+        let classifier = self.classifier.clone();
+        match unit {
+            Unit::Simple { text } => (
+                classifier.classify_in_session(&mut self.sql_state, text),
+                text.clone(),
+                Vec::new(),
+                Protocol::Simple,
+            ),
+            Unit::Extended { statements } => {
+                let (c, text, params) = self.classify_extended(&classifier, statements);
+                (c, text, params, Protocol::Extended)
+            }
+        }
+    }
+
+    /// Compares the tables of `classified`'s live checks with the server's catalog, over a
+    /// connection of its own (the session's may be mid-transaction or mid-pipeline). When they
+    /// differ, reads the whole catalog there and installs it for every session: true.
+    async fn check_live(&self, classified: &Classified) -> Result<bool, String> {
+        let tables: Vec<&crate::sql::TableRef> = classified
+            .statements
+            .iter()
+            .flat_map(|f| &f.live_check)
+            .collect();
+        let catalog = self.classifier.catalog();
+        if !catalog.read_from_server(&tables) {
+            return Ok(false);
+        }
+        let Some(live) = &self.live else {
+            return Err("no upstream connection for catalog checks".into());
+        };
+        let mut conn = live.open().await?;
+        let result = match catalog.changed_on(&mut conn, &tables).await {
+            Ok(false) => Ok(false),
+            Ok(true) => match Catalog::load(&mut conn).await {
+                Ok(fresh) => {
+                    tracing::info!(
+                        database = %self.info.database,
+                        "catalog snapshot re-read: a statement's tables changed on the server"
+                    );
+                    self.inspector.install_catalog(&self.info.database, fresh);
+                    Ok(true)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        live.release(conn, result.is_ok());
+        result
     }
 
     /// One Classified for all statements of an extended batch.

@@ -92,8 +92,7 @@ fn refresh_catalog(gw: &Arc<Gateway>, database: &str, params: &[(String, String)
         let loaded = match gw.upstream.connect(&database, &params).await {
             Ok(mut conn) => {
                 let loaded = gw.inspector.classifier_for(&database, &mut conn).await;
-                // Terminate, so the server does not log an unexpected EOF.
-                let _ = conn.stream.write_all(&[b'X', 0, 0, 0, 4]).await;
+                conn.terminate().await;
                 loaded.map(drop)
             }
             Err(e) => Err(e.to_string()),
@@ -106,6 +105,41 @@ fn refresh_catalog(gw: &Arc<Gateway>, database: &str, params: &[(String, String)
             }
         }
     });
+}
+
+/// Connections for a session's live catalog checks: the upstream pool's idle ones for the
+/// same database and startup parameters when there are any (a check then costs one query),
+/// given back afterwards; else new ones.
+struct LiveCatalogConns {
+    gw: Arc<Gateway>,
+    key: crate::upstream::pool::PoolKey,
+}
+
+impl inspect::LiveCatalog for LiveCatalogConns {
+    fn open(&self) -> inspect::Opening<'_> {
+        Box::pin(async move {
+            if let Some(c) = self.gw.pool.as_ref().and_then(|p| p.take(&self.key)) {
+                return Ok(c);
+            }
+            self.gw
+                .upstream
+                .connect(&self.key.database, &self.key.params)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn release(&self, conn: crate::upstream::UpstreamConn, reusable: bool) {
+        match (&self.gw.pool, reusable) {
+            (Some(pool), true) => {
+                let (pool, key) = (pool.clone(), self.key.clone());
+                tokio::spawn(async move { pool.give_back(key, conn).await });
+            }
+            _ => {
+                tokio::spawn(conn.terminate());
+            }
+        }
+    }
 }
 
 async fn cancel(gw: &Gateway, pid: i32, secret: i32) {
@@ -255,8 +289,12 @@ impl Session {
                 Box::new(move || refresh_catalog(&gw, &database, &params))
             },
         };
+        let live = Box::new(LiveCatalogConns {
+            gw: gw.clone(),
+            key: pool_key.clone(),
+        });
         let gate = Gate::new(
-            inspect::SessionInspector::new(gw.inspector.clone(), classifier, info),
+            inspect::SessionInspector::new(gw.inspector.clone(), classifier, info, Some(live)),
             gw.holds.clone(),
         );
         let (key, cancel_handle) = gw.cancels.register();

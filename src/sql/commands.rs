@@ -112,6 +112,10 @@ pub(crate) fn copy(cx: &Ctx<'_>, source: &CopySource, to: bool, target: &CopyTar
                     write_target(cx, &mut acc, &parts, None)
                 };
                 let cols: Vec<OutCol> = if columns.is_empty() {
+                    if to {
+                        // Every current column goes out, and COPY names none of them.
+                        acc.live_check(&src.live_tables());
+                    }
                     src.out_cols()
                 } else {
                     let env = Env {
@@ -138,7 +142,14 @@ pub(crate) fn copy(cx: &Ctx<'_>, source: &CopySource, to: bool, target: &CopyTar
                 Vec::new()
             }
         },
-        CopySource::Query(q) => analyze_query(cx, None, q, &mut acc),
+        CopySource::Query(q) => {
+            let out = analyze_query(cx, None, q, &mut acc);
+            // COPY sends no row description, so the relay checks none of its columns.
+            if to {
+                acc.live_check(out.iter().flat_map(|c| &c.lineage).map(|c| &c.table));
+            }
+            out
+        }
     };
     if acc.writes {
         // COPY (DELETE … RETURNING …) TO: a write hidden in an export.
@@ -213,6 +224,8 @@ pub(crate) fn wrap_explain(inner: Facts, analyze: bool) -> Facts {
             kind,
             label: format!("EXPLAIN ANALYZE {}", inner.label),
             output_columns: Vec::new(),
+            // Only the plan comes back: no value of the statement's rows.
+            live_check: Vec::new(),
             flags: Flags {
                 explain_analyze: true,
                 ..inner.flags
@@ -238,6 +251,7 @@ pub(crate) fn wrap_explain(inner: Facts, analyze: bool) -> Facts {
             tables_written: Vec::new(),
             columns: inner.columns,
             output_columns: Vec::new(),
+            live_check: Vec::new(),
             functions: inner.functions,
             flags: Flags {
                 unsafe_function: inner.flags.unsafe_function,

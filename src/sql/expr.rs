@@ -86,6 +86,7 @@ impl Walker<'_, '_, '_> {
 
     fn take(&mut self, r: Resolution) {
         self.acc.columns(&r.lineage);
+        self.acc.live_check(&r.live);
         self.acc.touched.extend(r.sources);
         if self.mute.is_empty() {
             union_into(&mut self.lineage, &r.lineage);
@@ -136,6 +137,11 @@ impl Walker<'_, '_, '_> {
                 );
                 r.sources.push(s.uid);
             }
+        }
+        // A subquery or CTE whose columns came from a `*` may hold it too, under a name the
+        // snapshot never listed: its tables are compared with the live catalog.
+        for s in self.env.sources.iter().filter(|s| s.relation.is_none()) {
+            r.live.extend(s.live_tables());
         }
         self.take(r);
     }

@@ -135,6 +135,14 @@ pub struct Facts {
     pub functions: Vec<String>,
     #[serde(default, skip_serializing_if = "Flags::is_none")]
     pub flags: Flags,
+    /// Relations whose *current* columns decide what this statement returns, in a form the
+    /// relay cannot check column by column against the snapshot: whole-row values
+    /// (`to_json(o)`), set operations (their results name no source column), `COPY … TO`, and
+    /// names the snapshot does not know. A column added after the snapshot would flow out
+    /// unseen there, so the gateway compares these relations with the live catalog before it
+    /// decides (a plain `SELECT *` needs no such check: its row description names each column).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_check: Vec<TableRef>,
 }
 
 impl Facts {
@@ -149,6 +157,7 @@ impl Facts {
             output_columns: Vec::new(),
             functions: Vec::new(),
             flags: Flags::default(),
+            live_check: Vec::new(),
         }
     }
 }

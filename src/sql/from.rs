@@ -72,6 +72,7 @@ pub(crate) fn analyze_table_with_joins(
                     if let Some(col) = n.0.last().and_then(|p| p.as_ident()).map(fold) {
                         let r = local.resolve_ident(&col);
                         acc.columns(&r.lineage);
+                        acc.live_check(&r.live);
                         acc.touched.extend(r.sources);
                     }
                 }
@@ -100,6 +101,7 @@ fn function_args_lineage(
                 if let Some(q) = fold_name(q) {
                     let r = env.whole_row(&q);
                     acc.columns(&r.lineage);
+                    acc.live_check(&r.live);
                     union_into(&mut lin, &r.lineage);
                 }
             }

@@ -116,6 +116,21 @@ pub(crate) fn analyze_query(
     out
 }
 
+/// Does this branch of a set operation select `*` or `t.*`?
+fn projects_star(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(s) => s.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        }),
+        SetExpr::Query(q) => projects_star(&q.body),
+        SetExpr::SetOperation { left, right, .. } => projects_star(left) || projects_star(right),
+        _ => false,
+    }
+}
+
 /// The verb of a data-modifying query body.
 pub(crate) fn dml_verb(body: &SetExpr) -> Option<&'static str> {
     match body {
@@ -134,7 +149,13 @@ fn analyze_set_expr(cx: &Ctx<'_>, env: &Env<'_>, body: &SetExpr, acc: &mut Acc) 
         SetExpr::SetOperation { left, right, .. } => {
             let l = analyze_set_expr(cx, env, left, acc);
             let r = analyze_set_expr(cx, env, right, acc);
-            merge_positional(l, r)
+            let out = merge_positional(l, r);
+            // The result of a set operation names no source column, so the relay cannot tell
+            // a column the snapshot lacks from the others: a `*` in it is checked live.
+            if projects_star(left) || projects_star(right) {
+                acc.live_check(out.iter().flat_map(|c| &c.lineage).map(|c| &c.table));
+            }
+            out
         }
         SetExpr::Values(v) => {
             let mut out: Vec<OutCol> = Vec::new();

@@ -89,6 +89,8 @@ pub(crate) struct Acc {
     pub other_functions: bool,
     /// Ids of the sources column references resolved to, in order (see `Source::uid`).
     pub touched: Vec<usize>,
+    /// See [`super::Facts::live_check`].
+    pub live_check: Vec<TableRef>,
     next_uid: usize,
     columns_seen: HashSet<ColumnRef>,
 }
@@ -114,6 +116,14 @@ impl Acc {
             self.reads_user_relation = true;
         }
         push_unique(&mut self.tables_read, t.clone());
+    }
+
+    /// The relations behind `tables` (base tables of a lineage, or the relations themselves)
+    /// must be compared with the live catalog before the statement is decided.
+    pub fn live_check<'t>(&mut self, tables: impl IntoIterator<Item = &'t TableRef>) {
+        for t in tables {
+            push_unique(&mut self.live_check, t.clone());
+        }
     }
 
     pub fn write(&mut self, t: &TableRef) {
@@ -195,6 +205,20 @@ impl Source {
         lin
     }
 
+    /// The relations whose current columns make up this source's whole row: the relation
+    /// itself and the base tables its columns come from. Empty when the catalog does not know
+    /// the columns (an unknown relation already stands for "any column").
+    pub fn live_tables(&self) -> Vec<TableRef> {
+        let Some(cols) = &self.columns else {
+            return Vec::new();
+        };
+        let mut out: Vec<TableRef> = self.relation.iter().cloned().collect();
+        for c in cols.iter().flat_map(|c| &c.lineage) {
+            push_unique(&mut out, c.table.clone());
+        }
+        out
+    }
+
     /// Every column: what `*`, `t.*` and a whole-row reference expand to.
     pub fn all(&self) -> Lineage {
         match &self.columns {
@@ -246,6 +270,9 @@ pub(crate) struct Env<'p> {
 pub(crate) struct Resolution {
     pub lineage: Lineage,
     pub sources: Vec<usize>,
+    /// Whole-row references: relations to compare with the live catalog (see
+    /// [`super::Facts::live_check`]).
+    pub live: Vec<TableRef>,
 }
 
 impl<'p> Env<'p> {
@@ -295,6 +322,7 @@ impl<'p> Env<'p> {
             for s in e.sources.iter().filter(|s| s.alias == col) {
                 found = true;
                 union_into(&mut r.lineage, &s.all());
+                r.live.extend(s.live_tables());
                 r.sources.push(s.uid);
             }
             if found {
@@ -335,6 +363,7 @@ impl<'p> Env<'p> {
             for s in e.sources.iter().filter(|s| s.matches(qual)) {
                 found = true;
                 union_into(&mut r.lineage, &s.all());
+                r.live.extend(s.live_tables());
                 r.sources.push(s.uid);
             }
             if found {

@@ -76,6 +76,7 @@ pub(crate) fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[Ou
         output_columns,
         functions: acc.functions,
         flags: acc.flags,
+        live_check: acc.live_check,
     }
 }
 

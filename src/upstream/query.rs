@@ -70,6 +70,15 @@ fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
 /// Marks the gateway's own statements so they are recognisable in upstream logs.
 pub const CATALOG_MARK: &str = "/* airlock: catalog */ ";
 
+impl UpstreamConn {
+    /// Ends the session politely (Terminate), so the server does not log an unexpected EOF.
+    pub async fn terminate(mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.stream.write_all(&[b'X', 0, 0, 0, 4]).await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
 impl crate::sql::CatalogSource for UpstreamConn {
     async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
         self.simple_rows(&format!("{CATALOG_MARK}{sql}")).await

@@ -47,13 +47,7 @@ impl F {
     pub fn new(kind: Kind, label: &str) -> F {
         F(Facts {
             kind,
-            label: label.into(),
-            tables_read: vec![],
-            tables_written: vec![],
-            columns: vec![],
-            output_columns: vec![],
-            functions: vec![],
-            flags: Flags::default(),
+            ..Facts::unknown(label)
         })
     }
     pub fn reads(mut self, tables: &[&str]) -> F {

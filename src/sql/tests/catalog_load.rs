@@ -521,3 +521,54 @@ async fn the_server_splits_text_where_the_classifier_does() {
         assert_eq!(exists, *creates, "server on {sql:?}");
     }
 }
+
+/// The live comparison behind statements the relay cannot check column by column: unchanged
+/// tables agree; an added or dropped column, or a table dropped and created again under the
+/// same name, disagree; tables the snapshot never read are not compared.
+#[tokio::test]
+async fn changed_on_compares_the_snapshot_with_the_live_columns() {
+    let cluster = Cluster::start();
+    let client = cluster.connect().await;
+    client.batch_execute(SCHEMA).await.expect("schema");
+    let mut src = Pg(client);
+    let cat = Catalog::load(&mut src).await.expect("load");
+    let (orders, products, customers) = (
+        tr("public", "orders"),
+        tr("public", "products"),
+        tr("public", "customers"),
+    );
+    let unknown = tr("public", "nowhere");
+    assert!(!cat
+        .changed_on(&mut src, &[&orders, &products])
+        .await
+        .unwrap());
+    assert!(!cat.changed_on(&mut src, &[&unknown]).await.unwrap());
+
+    src.0
+        .batch_execute("ALTER TABLE orders ADD COLUMN card_number text")
+        .await
+        .unwrap();
+    assert!(cat.changed_on(&mut src, &[&orders]).await.unwrap());
+    assert!(cat
+        .changed_on(&mut src, &[&products, &orders])
+        .await
+        .unwrap());
+    assert!(!cat.changed_on(&mut src, &[&products]).await.unwrap());
+    let cat = Catalog::load(&mut src).await.expect("reload");
+    assert!(!cat.changed_on(&mut src, &[&orders]).await.unwrap());
+
+    src.0
+        .batch_execute("ALTER TABLE customers DROP COLUMN phone")
+        .await
+        .unwrap();
+    assert!(cat.changed_on(&mut src, &[&customers]).await.unwrap());
+
+    src.0
+        .batch_execute("DROP TABLE products; CREATE TABLE products (id serial PRIMARY KEY, name text, price numeric)")
+        .await
+        .unwrap();
+    assert!(
+        cat.changed_on(&mut src, &[&products]).await.unwrap(),
+        "same name and columns, another relation"
+    );
+}

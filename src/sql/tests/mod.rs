@@ -4,6 +4,7 @@ mod cases;
 mod catalog_load;
 mod evasion;
 mod fuzz;
+mod live;
 mod session;
 
 use std::sync::Arc;
