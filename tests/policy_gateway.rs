@@ -682,3 +682,68 @@ fn a_live_check_outlives_a_pooled_connection_the_server_closed() {
     assert!(err.is_empty(), "{err}");
     assert!(out.contains("\"id\":"), "{out}");
 }
+
+/// A held whole-row read is compared with the server again when it is approved: a column
+/// added while it waited (here PII) was never shown to the approver, so it does not run.
+#[test]
+fn a_held_whole_row_read_does_not_run_if_its_table_changed_while_it_waited() {
+    let db = demo_db("late_while_held");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str(
+        "\n[[pii]]\ncolumns = [\"public.orders.card_number\"]\nmask = \"redact\"\n\
+         [[rule]]\nid = \"test-orders-wait\"\naction = \"hold\"\ntables = [\"public.orders\"]\n\
+         kinds = [\"read\"]\napprovers = [\"alice\"]\nreason = \"test: reads of orders wait\"\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    let sql = "SELECT to_json(o) FROM orders o WHERE id = 1";
+    let agent = {
+        let (url, sql) = (gw.url(&db.name), sql.to_owned());
+        std::thread::spawn(move || {
+            psql(&url, &["-At", "-v", "VERBOSITY=verbose", "-c", &sql], None)
+        })
+    };
+    let registry = gw.gateway.registry.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let request = loop {
+        let pending = rt.block_on(registry.list(airlock::approval::ListFilter::Pending));
+        if let Some(v) = pending.into_iter().next() {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never held");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    add_card_number_out_of_band(&db);
+    rt.block_on(registry.approve(&request.id, "alice", airlock::approval::Channel::Api, None))
+        .expect("approved");
+    let out = agent.join().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(!text.contains("4111111111111111"), "leaked: {text}");
+    assert!(err.contains("AL002"), "{err}");
+    assert!(err.contains("while request"), "{err}");
+    let outcome_error = gw.audit_records().into_iter().find_map(|r| match r.entry {
+        airlock::audit::Entry::Outcome(o) => o.result.error.filter(|(code, _)| code == "AL002"),
+        airlock::audit::Entry::Decision(e) => e
+            .outcome
+            .and_then(|o| o.error)
+            .filter(|(code, _)| code == "AL002"),
+        _ => None,
+    });
+    assert!(outcome_error.is_some(), "the refusal is audited");
+    // Run again, it is decided with the new column (and denied by the test approver).
+    gw.auto_deny("alice");
+    let out = verbose_sql(&gw, &db, sql);
+    assert!(!stdout(&out).contains("4111111111111111"));
+    assert!(stderr(&out).contains("denied"), "{}", stderr(&out));
+    let (_, outputs) = last_facts(&gw, sql);
+    assert!(
+        outputs.contains(&"public.orders.card_number".to_string()),
+        "{outputs:?}"
+    );
+}

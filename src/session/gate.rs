@@ -162,16 +162,8 @@ impl Gate {
     async fn hold(&mut self, unit: &Unit, d: Decided) -> UnitDecision {
         match &self.holds {
             Some(ctx) => {
-                hold::hold(
-                    ctx,
-                    unit,
-                    &self.inspector.info,
-                    d.decision,
-                    d.id,
-                    &d.classified,
-                    d.params,
-                )
-                .await
+                let recheck = self.inspector.live_check(&d.classified);
+                hold::hold(ctx, unit, &self.inspector.info, d, recheck).await
             }
             None => simple_outcome(&d.decision, d.id),
         }

@@ -8,15 +8,14 @@ use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 
 use super::gate::{HeldUnit, HoldVerdict, Unit, UnitDecision, Withdrawal};
+use super::inspect::{Decided, LiveCheck};
 use crate::approval::{
     denied_error, expired_error, held_notice, Binding, FactsSummary, HoldRequest, NoticeText,
     Outcome, Registry, WithdrawReason,
 };
 use crate::audit::SessionInfo;
-use crate::policy::Decision;
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::sqlstate;
-use crate::sql::Classified;
 
 /// What a session needs to hold statements.
 #[derive(Clone)]
@@ -48,11 +47,15 @@ pub async fn hold(
     ctx: &HoldContext,
     unit: &Unit,
     info: &SessionInfo,
-    decision: Decision,
-    decision_id: Option<String>,
-    classified: &Classified,
-    params: Vec<Option<String>>,
+    decided: Decided,
+    recheck: Option<LiveCheck>,
 ) -> UnitDecision {
+    let Decided {
+        decision,
+        id: decision_id,
+        classified,
+        params,
+    } = decided;
     let Some(id) = decision_id.clone() else {
         return refuse(
             None,
@@ -97,7 +100,10 @@ pub async fn hold(
     let withdraw_handle = waiter.withdraw_handle();
     let verdict = async move {
         match waiter.wait().await {
-            Outcome::Approved { .. } => HoldVerdict::Approved { replacement: None },
+            Outcome::Approved { .. } => match recheck {
+                None => HoldVerdict::Approved { replacement: None },
+                Some(check) => approved_if_unchanged(&check, view.id.as_str()).await,
+            },
             Outcome::Denied { by, rationale } => HoldVerdict::Refused {
                 error: error_bytes(
                     sqlstate::INSUFFICIENT_PRIVILEGE,
@@ -156,6 +162,35 @@ pub async fn hold(
         verdict,
         withdraw,
     })
+}
+
+/// A held statement whose result would not show a newer column runs only if its tables still
+/// have the columns the approver was shown.
+async fn approved_if_unchanged(check: &LiveCheck, request: &str) -> HoldVerdict {
+    let refused = |code: &'static str, message: String, hint: &str| HoldVerdict::Refused {
+        error: PgError::error(code, message).with_hint(hint).to_bytes(),
+    };
+    match check.run().await {
+        Ok(false) => HoldVerdict::Approved { replacement: None },
+        Ok(true) => refused(
+            sqlstate::CATALOG_CHANGED,
+            format!(
+                "airlock: {} changed on the server while request {request} waited for \
+                 approval, so the approver did not see every column it returns; nothing ran",
+                check.tables()
+            ),
+            "Run the statement again: it will be decided with the current columns.",
+        ),
+        Err(e) => refused(
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            format!(
+                "airlock: request {request} was approved, but the columns of {} could not be \
+                 compared with the server's catalog ({e}); nothing ran",
+                check.tables()
+            ),
+            "Run the statement again once the server accepts connections.",
+        ),
+    }
 }
 
 fn refuse(decision_id: Option<String>, e: PgError) -> UnitDecision {

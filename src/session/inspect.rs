@@ -164,6 +164,53 @@ pub trait LiveCatalog: Send + Sync {
     fn release(&self, conn: UpstreamConn, reusable: bool);
 }
 
+/// A comparison of some tables' columns in a snapshot with the server's, made before a
+/// statement whose result would not show a newer column is decided, and again when a held one
+/// is approved (the table may have changed while it waited).
+pub struct LiveCheck {
+    inspector: Arc<Inspector>,
+    database: String,
+    catalog: Arc<Catalog>,
+    live: Option<Arc<dyn LiveCatalog>>,
+    tables: Vec<crate::sql::TableRef>,
+}
+
+impl LiveCheck {
+    /// Compares, over a connection of its own (the session's may be mid-transaction or
+    /// mid-pipeline). When the server differs, reads the whole catalog on that connection and
+    /// installs it for every session: true.
+    pub async fn run(&self) -> Result<bool, String> {
+        let Some(live) = &self.live else {
+            return Err("no upstream connection for catalog checks".into());
+        };
+        let tables: Vec<&crate::sql::TableRef> = self.tables.iter().collect();
+        let mut conn = live.open().await?;
+        let result = match self.catalog.changed_on(&mut conn, &tables).await {
+            Ok(false) => Ok(false),
+            Ok(true) => match Catalog::load(&mut conn).await {
+                Ok(fresh) => {
+                    tracing::info!(
+                        database = %self.database,
+                        "catalog snapshot re-read: a statement's tables changed on the server"
+                    );
+                    self.inspector.install_catalog(&self.database, fresh);
+                    Ok(true)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        live.release(conn, result.is_ok());
+        result
+    }
+
+    /// The tables compared, for messages.
+    pub fn tables(&self) -> String {
+        let names: Vec<String> = self.tables.iter().map(|t| t.to_string()).collect();
+        names.join(", ")
+    }
+}
+
 /// One session's view: who it is, its SQL-level state, and which prepared statements were
 /// rewritten by a mask when they were parsed.
 pub struct SessionInspector {
@@ -171,7 +218,7 @@ pub struct SessionInspector {
     classifier: Arc<Classifier>,
     /// For statements whose results the relay cannot check against the snapshot
     /// ([`crate::sql::Facts::live_check`]). Without it they are refused.
-    live: Option<Box<dyn LiveCatalog>>,
+    live: Option<Arc<dyn LiveCatalog>>,
     /// The inspector's generation when `classifier` was last compared with its current one.
     seen: u64,
     pub info: SessionInfo,
@@ -184,7 +231,7 @@ impl SessionInspector {
         inspector: Arc<Inspector>,
         classifier: Arc<Classifier>,
         info: SessionInfo,
-        live: Option<Box<dyn LiveCatalog>>,
+        live: Option<Arc<dyn LiveCatalog>>,
     ) -> SessionInspector {
         let seen = inspector.generation.load(Ordering::Acquire);
         let sql_state = SessionSqlState::new(classifier.catalog());
@@ -228,12 +275,8 @@ impl SessionInspector {
         self.refresh();
         let (mut classified, text, params, protocol) = self.classify(unit);
         let mut unverified = None;
-        if classified
-            .statements
-            .iter()
-            .any(|f| !f.live_check.is_empty())
-        {
-            match self.check_live(&classified).await {
+        if let Some(check) = self.live_check(&classified) {
+            match check.run().await {
                 Ok(false) => {}
                 Ok(true) => {
                     // Decided with the columns the server has now.
@@ -309,40 +352,26 @@ impl SessionInspector {
         }
     }
 
-    /// Compares the tables of `classified`'s live checks with the server's catalog, over a
-    /// connection of its own (the session's may be mid-transaction or mid-pipeline). When they
-    /// differ, reads the whole catalog there and installs it for every session: true.
-    async fn check_live(&self, classified: &Classified) -> Result<bool, String> {
-        let tables: Vec<&crate::sql::TableRef> = classified
+    /// The live comparison `classified` needs before it runs (see
+    /// [`crate::sql::Facts::live_check`]), or None when none of its tables has anything to
+    /// compare in this session's snapshot.
+    pub fn live_check(&self, classified: &Classified) -> Option<LiveCheck> {
+        let tables: Vec<crate::sql::TableRef> = classified
             .statements
             .iter()
-            .flat_map(|f| &f.live_check)
+            .flat_map(|f| f.live_check.iter().cloned())
             .collect();
         let catalog = self.classifier.catalog();
-        if !catalog.read_from_server(&tables) {
-            return Ok(false);
+        if tables.is_empty() || !catalog.read_from_server(&tables.iter().collect::<Vec<_>>()) {
+            return None;
         }
-        let Some(live) = &self.live else {
-            return Err("no upstream connection for catalog checks".into());
-        };
-        let mut conn = live.open().await?;
-        let result = match catalog.changed_on(&mut conn, &tables).await {
-            Ok(false) => Ok(false),
-            Ok(true) => match Catalog::load(&mut conn).await {
-                Ok(fresh) => {
-                    tracing::info!(
-                        database = %self.info.database,
-                        "catalog snapshot re-read: a statement's tables changed on the server"
-                    );
-                    self.inspector.install_catalog(&self.info.database, fresh);
-                    Ok(true)
-                }
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        live.release(conn, result.is_ok());
-        result
+        Some(LiveCheck {
+            inspector: self.inspector.clone(),
+            database: self.info.database.clone(),
+            catalog: catalog.clone(),
+            live: self.live.clone(),
+            tables,
+        })
     }
 
     /// One Classified for all statements of an extended batch.

@@ -289,7 +289,7 @@ impl Session {
                 Box::new(move || refresh_catalog(&gw, &database, &params))
             },
         };
-        let live = Box::new(LiveCatalogConns {
+        let live = Arc::new(LiveCatalogConns {
             gw: gw.clone(),
             key: pool_key.clone(),
         });
