@@ -171,8 +171,8 @@ async fn approved_if_unchanged(check: &LiveCheck, request: &str) -> HoldVerdict 
         error: PgError::error(code, message).with_hint(hint).to_bytes(),
     };
     match check.run().await {
-        Ok(false) => HoldVerdict::Approved { replacement: None },
-        Ok(true) => refused(
+        Ok(None) => HoldVerdict::Approved { replacement: None },
+        Ok(Some(_)) => refused(
             sqlstate::CATALOG_CHANGED,
             format!(
                 "airlock: {} changed on the server while request {request} waited for \

@@ -177,24 +177,23 @@ pub struct LiveCheck {
 
 impl LiveCheck {
     /// Compares, over a connection of its own (the session's may be mid-transaction or
-    /// mid-pipeline). When the server differs, reads the whole catalog on that connection and
-    /// installs it for every session: true.
-    pub async fn run(&self) -> Result<bool, String> {
+    /// mid-pipeline). When the server differs, reads the whole catalog on that connection,
+    /// installs it for every session and returns its classifier.
+    pub async fn run(&self) -> Result<Option<Arc<Classifier>>, String> {
         let Some(live) = &self.live else {
             return Err("no upstream connection for catalog checks".into());
         };
         let tables: Vec<&crate::sql::TableRef> = self.tables.iter().collect();
         let mut conn = live.open().await?;
         let result = match self.catalog.changed_on(&mut conn, &tables).await {
-            Ok(false) => Ok(false),
+            Ok(false) => Ok(None),
             Ok(true) => match Catalog::load(&mut conn).await {
                 Ok(fresh) => {
                     tracing::info!(
                         database = %self.database,
                         "catalog snapshot re-read: a statement's tables changed on the server"
                     );
-                    self.inspector.install_catalog(&self.database, fresh);
-                    Ok(true)
+                    Ok(Some(self.inspector.install_catalog(&self.database, fresh)))
                 }
                 Err(e) => Err(e.to_string()),
             },
@@ -277,10 +276,11 @@ impl SessionInspector {
         let mut unverified = None;
         if let Some(check) = self.live_check(&classified) {
             match check.run().await {
-                Ok(false) => {}
-                Ok(true) => {
-                    // Decided with the columns the server has now.
-                    self.refresh();
+                Ok(None) => {}
+                Ok(Some(current)) => {
+                    // Decided with the columns the server has now (this very snapshot: a
+                    // background re-read may replace the shared one meanwhile).
+                    self.classifier = current;
                     classified = self.classify(unit).0;
                 }
                 Err(e) => unverified = Some(e),
