@@ -152,8 +152,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(code as u8))
         }
         Command::Explain(args) => {
+            let live = match &args.config {
+                None => None,
+                Some(path) => match live_catalog(path, &args.db) {
+                    Ok(live) => Some(live),
+                    Err(e) => {
+                        if !args.quiet {
+                            eprintln!("error: {e:#}");
+                        }
+                        return Ok(ExitCode::from(airlock::policy::cli::EXIT_ERROR as u8));
+                    }
+                },
+            };
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-            let code = airlock::policy::cli::run_explain(&args, &mut out, &mut err);
+            let code = airlock::policy::cli::run_explain(&args, live, &mut out, &mut err);
             Ok(ExitCode::from(code as u8))
         }
         Command::Approvals(mut args) => {
@@ -285,4 +297,33 @@ fn read_password() -> anyhow::Result<String> {
     eprintln!();
     read?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// `explain --config`: the catalog the gateway would read from its upstream for `db` (the
+/// upstream URL's database when empty), and the config's policy path.
+fn live_catalog(
+    config: &std::path::Path,
+    db: &str,
+) -> anyhow::Result<(airlock::sql::Catalog, PathBuf)> {
+    let cfg = Config::load(config, std::env::vars())?;
+    let upstream = airlock::upstream::Upstream::from_config(&cfg.upstream)?;
+    let database = upstream
+        .database_for((!db.is_empty()).then_some(db))
+        .to_owned();
+    let catalog = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let mut conn = upstream.connect(&database, &[]).await?;
+            let catalog = airlock::sql::Catalog::load(&mut conn).await;
+            conn.terminate().await;
+            anyhow::Ok(catalog?)
+        })
+        .with_context(|| {
+            format!(
+                "reading the catalog of {database} from {}",
+                upstream.describe()
+            )
+        })?;
+    Ok((catalog, cfg.policy.path.clone()))
 }

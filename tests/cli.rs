@@ -162,3 +162,56 @@ fn config_check_reports_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AIRLOCK_"));
 }
+
+/// `explain --config` reads the catalog from the gateway's upstream, as `serve` would, and
+/// decides with the config's policy; an unreachable upstream is an error (exit 2), never a
+/// decision made without the catalog.
+#[test]
+fn explain_with_a_config_reads_the_live_catalog() {
+    let db = TestDb::new("explain_live");
+    db.exec(
+        "CREATE TABLE customers (id int, name text, email text, ssn text, phone text, \
+         created_at timestamptz, nickname text)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    let write_config = |url: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[upstream]\nurl = \"{url}\"\n[policy]\npath = \"{}\"\n",
+                shipped_policy("demo.toml").display()
+            ),
+        )
+        .unwrap()
+    };
+    write_config(&db.direct_url());
+    let out = airlock()
+        .args(["explain", "--as", "agent", "--config"])
+        .arg(&config)
+        .arg("SELECT * FROM customers")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The demo policy: SSNs wait for two DBAs.
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ssn-two-approvals"), "{text}");
+    // A column only the live table has: `*` was expanded from the server's catalog.
+    assert!(text.contains("public.customers.nickname"), "{text}");
+
+    write_config(&format!("postgres://nobody@127.0.0.1:{}/none", free_port()));
+    let out = airlock()
+        .args(["explain", "--config"])
+        .arg(&config)
+        .arg("SELECT 1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reading the catalog"), "{err}");
+}

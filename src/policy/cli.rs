@@ -55,12 +55,17 @@ pub struct ExplainArgs {
     /// The database connected to.
     #[arg(long, value_name = "DB", default_value = "")]
     pub db: String,
-    /// Policy file or directory.
-    #[arg(long, value_name = "PATH", default_value = "policies/default.toml")]
-    pub policy: PathBuf,
+    /// Policy file or directory [default: the --config file's policy, else
+    /// policies/default.toml].
+    #[arg(long, value_name = "PATH")]
+    pub policy: Option<PathBuf>,
     /// A catalog snapshot as JSON (tables, views, functions, search_path) for offline use.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
     pub catalog_file: Option<PathBuf>,
+    /// A gateway config: the catalog is read from its upstream (database --db, else the
+    /// upstream URL's), as the gateway would read it, and its policy is used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Facts as JSON (a classification, as stored in the audit) instead of classifying the SQL.
     #[arg(long, value_name = "FILE")]
     pub facts: Option<PathBuf>,
@@ -175,8 +180,24 @@ fn classify(
     Ok(crate::sql::Classifier::new(catalog, options).classify(sql))
 }
 
-pub fn run_explain(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let policy = match Policy::load(&args.policy) {
+/// Explains `args.sql`. `live`: the catalog and policy path a `--config` resolved to (read
+/// by the caller, which owns the runtime and the upstream connection).
+pub fn run_explain(
+    args: &ExplainArgs,
+    live: Option<(Catalog, PathBuf)>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let (live_catalog, config_policy) = match live {
+        Some((c, p)) => (Some(c), Some(p)),
+        None => (None, None),
+    };
+    let policy_path = args
+        .policy
+        .clone()
+        .or(config_policy)
+        .unwrap_or_else(|| PathBuf::from("policies/default.toml"));
+    let policy = match Policy::load(&policy_path) {
         Ok(p) => p,
         Err(e) => {
             if !args.quiet {
@@ -185,12 +206,13 @@ pub fn run_explain(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write)
             return EXIT_ERROR;
         }
     };
-    let catalog = match &args.catalog_file {
-        None => Catalog {
+    let catalog = match (&args.catalog_file, live_catalog) {
+        (_, Some(c)) => c,
+        (None, None) => Catalog {
             search_path: vec!["public".into()],
             ..Default::default()
         },
-        Some(path) => match load_catalog_file(path) {
+        (Some(path), None) => match load_catalog_file(path) {
             Ok(c) => c,
             Err(e) => {
                 if !args.quiet {

@@ -80,14 +80,15 @@ fn explain(sql: &str, app: &str, facts: &Path, quiet: bool, json: bool) -> (i32,
         user: "agent".into(),
         app: app.into(),
         db: "demo".into(),
-        policy: repo("policies/demo.toml"),
+        policy: Some(repo("policies/demo.toml")),
         catalog_file: Some(repo("docs/demo-catalog.json")),
+        config: None,
         facts: Some(facts.to_path_buf()),
         quiet,
         json,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_explain(&args, &mut out, &mut err);
+    let code = run_explain(&args, None, &mut out, &mut err);
     (
         code,
         String::from_utf8(out).unwrap(),
@@ -240,14 +241,15 @@ fn explain_sql(sql: &str, policy: &str, app: &str) -> (i32, String, String) {
         user: "agent".into(),
         app: app.into(),
         db: "demo".into(),
-        policy: repo(policy),
+        policy: Some(repo(policy)),
         catalog_file: Some(repo("docs/demo-catalog.json")),
+        config: None,
         facts: None,
         quiet: false,
         json: false,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_explain(&args, &mut out, &mut err);
+    let code = run_explain(&args, None, &mut out, &mut err);
     (
         code,
         String::from_utf8(out).unwrap(),
