@@ -111,10 +111,7 @@ fn refusal_inside_a_transaction_aborts_it_like_postgres() {
 async fn extended_protocol_is_decided_too() {
     let db = demo_db("held_extended");
     let gw = demo_gw();
-    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = agent_client(&gw, &db).await;
     // A bounded DELETE is an allowed write; a WHERE that is always true is not bounded.
     assert_eq!(
         client
@@ -387,6 +384,15 @@ fn add_card_number_out_of_band(db: &TestDb) {
     );
 }
 
+/// The agent's tokio-postgres connection through the gateway.
+async fn agent_client(gw: &Gw, db: &TestDb) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
 /// Runs one statement as the agent with SQLSTATEs in the error text.
 fn verbose_sql(gw: &Gw, db: &TestDb, sql: &str) -> std::process::Output {
     psql(
@@ -457,10 +463,7 @@ fn a_column_added_after_the_snapshot_is_refused_in_an_allowed_star() {
 async fn a_column_added_after_the_snapshot_is_refused_in_the_extended_protocol() {
     let db = demo_db("late_extended");
     let (_policy, gw) = card_number_gw("");
-    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
+    let client = agent_client(&gw, &db).await;
     let rows = client
         .query("SELECT * FROM orders WHERE id = $1", &[&1i32])
         .await
@@ -611,10 +614,7 @@ fn copy_to_shows_the_approver_a_column_added_after_the_snapshot() {
 async fn a_whole_row_read_is_refused_when_the_catalog_cannot_be_compared() {
     let db = demo_db("late_unverified");
     let (_policy, gw) = card_number_gw("");
-    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
+    let client = agent_client(&gw, &db).await;
     client.simple_query("SELECT 1").await.expect("open");
     // Nobody may open a new connection to the database now; the open session goes on.
     cluster()

@@ -376,13 +376,19 @@ fn tr(s: &str, n: &str) -> TableRef {
     }
 }
 
-#[tokio::test]
-async fn loads_from_a_real_postgres_and_classifies_with_it() {
+/// A cluster with [`SCHEMA`], a connection to it, and the catalog read over that connection.
+async fn loaded() -> (Cluster, Pg, Catalog) {
     let cluster = Cluster::start();
     let client = cluster.connect().await;
     client.batch_execute(SCHEMA).await.expect("schema");
     let mut src = Pg(client);
     let cat = Catalog::load(&mut src).await.expect("load from PostgreSQL");
+    (cluster, src, cat)
+}
+
+#[tokio::test]
+async fn loads_from_a_real_postgres_and_classifies_with_it() {
+    let (_cluster, src, cat) = loaded().await;
 
     assert_eq!(
         cat.search_path,
@@ -527,11 +533,7 @@ async fn the_server_splits_text_where_the_classifier_does() {
 /// same name, disagree; tables the snapshot never read are not compared.
 #[tokio::test]
 async fn changed_on_compares_the_snapshot_with_the_live_columns() {
-    let cluster = Cluster::start();
-    let client = cluster.connect().await;
-    client.batch_execute(SCHEMA).await.expect("schema");
-    let mut src = Pg(client);
-    let cat = Catalog::load(&mut src).await.expect("load");
+    let (_cluster, mut src, cat) = loaded().await;
     let (orders, products, customers) = (
         tr("public", "orders"),
         tr("public", "products"),
