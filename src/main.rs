@@ -151,11 +151,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = airlock::policy::cli::run_policy(&args, &mut out, &mut err);
             Ok(ExitCode::from(code as u8))
         }
-        Command::Explain(args) => {
+        Command::Explain(mut args) => {
             let live = match &args.config {
                 None => None,
                 Some(path) => match live_catalog(path, &args.db) {
-                    Ok(live) => Some(live),
+                    Ok((catalog, policy)) => {
+                        args.policy.get_or_insert(policy);
+                        Some(catalog)
+                    }
                     Err(e) => {
                         if !args.quiet {
                             eprintln!("error: {e:#}");

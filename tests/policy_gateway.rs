@@ -648,8 +648,9 @@ async fn a_whole_row_read_is_refused_when_the_catalog_cannot_be_compared() {
         .expect("unblock");
 }
 
-/// A live check takes an idle connection from the upstream pool. One the server has closed
-/// meanwhile is passed over for a new connection instead of refusing the statement.
+/// Live checks and sessions share the upstream pool. After the server closed every pooled
+/// connection, a whole-row read (session and live check both) still runs on new ones instead
+/// of being refused.
 #[test]
 fn a_live_check_outlives_a_pooled_connection_the_server_closed() {
     let db = demo_db("live_pooled");

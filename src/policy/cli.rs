@@ -180,22 +180,17 @@ fn classify(
     Ok(crate::sql::Classifier::new(catalog, options).classify(sql))
 }
 
-/// Explains `args.sql`. `live`: the catalog and policy path a `--config` resolved to (read
-/// by the caller, which owns the runtime and the upstream connection).
+/// Explains `args.sql`. `live_catalog`: the catalog a `--config` was read for (by the caller,
+/// which owns the runtime and the upstream connection, and also fills in the policy path).
 pub fn run_explain(
     args: &ExplainArgs,
-    live: Option<(Catalog, PathBuf)>,
+    live_catalog: Option<Catalog>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let (live_catalog, config_policy) = match live {
-        Some((c, p)) => (Some(c), Some(p)),
-        None => (None, None),
-    };
     let policy_path = args
         .policy
         .clone()
-        .or(config_policy)
         .unwrap_or_else(|| PathBuf::from("policies/default.toml"));
     let policy = match Policy::load(&policy_path) {
         Ok(p) => p,

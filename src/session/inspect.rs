@@ -171,7 +171,7 @@ pub struct LiveCheck {
     inspector: Arc<Inspector>,
     database: String,
     catalog: Arc<Catalog>,
-    live: Option<Arc<dyn LiveCatalog>>,
+    live: Arc<dyn LiveCatalog>,
     tables: Vec<crate::sql::TableRef>,
 }
 
@@ -180,9 +180,7 @@ impl LiveCheck {
     /// mid-pipeline). When the server differs, reads the whole catalog on that connection,
     /// installs it for every session and returns its classifier.
     pub async fn run(&self) -> Result<Option<Arc<Classifier>>, String> {
-        let Some(live) = &self.live else {
-            return Err("no upstream connection for catalog checks".into());
-        };
+        let live = &self.live;
         let tables: Vec<&crate::sql::TableRef> = self.tables.iter().collect();
         let mut conn = live.open().await?;
         let result = match self.catalog.changed_on(&mut conn, &tables).await {
@@ -216,8 +214,8 @@ pub struct SessionInspector {
     inspector: Arc<Inspector>,
     classifier: Arc<Classifier>,
     /// For statements whose results the relay cannot check against the snapshot
-    /// ([`crate::sql::Facts::live_check`]). Without it they are refused.
-    live: Option<Arc<dyn LiveCatalog>>,
+    /// ([`crate::sql::Facts::live_check`]).
+    live: Arc<dyn LiveCatalog>,
     /// The inspector's generation when `classifier` was last compared with its current one.
     seen: u64,
     pub info: SessionInfo,
@@ -230,7 +228,7 @@ impl SessionInspector {
         inspector: Arc<Inspector>,
         classifier: Arc<Classifier>,
         info: SessionInfo,
-        live: Option<Arc<dyn LiveCatalog>>,
+        live: Arc<dyn LiveCatalog>,
     ) -> SessionInspector {
         let seen = inspector.generation.load(Ordering::Acquire);
         let sql_state = SessionSqlState::new(classifier.catalog());

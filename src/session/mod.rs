@@ -294,7 +294,7 @@ impl Session {
             key: pool_key.clone(),
         });
         let gate = Gate::new(
-            inspect::SessionInspector::new(gw.inspector.clone(), classifier, info, Some(live)),
+            inspect::SessionInspector::new(gw.inspector.clone(), classifier, info, live),
             gw.holds.clone(),
         );
         let (key, cancel_handle) = gw.cancels.register();
