@@ -174,6 +174,60 @@ fn pii_never_appears_in_a_held_case() {
     }
 }
 
+/// A write that copies PII into a column the policy does not declare would let the next plain
+/// read of that column return it: such writes are exports, held (and here denied) before
+/// anything is copied. Writing a PII column back into itself is an ordinary write.
+#[test]
+fn writes_that_copy_pii_elsewhere_are_held_and_copy_nothing() {
+    let db = demo_db("pii_copy");
+    let gw = demo_gw();
+    const SNAPSHOT: &str = "SELECT (SELECT string_agg(name, ',' ORDER BY id) FROM products), (SELECT string_agg(city, ',' ORDER BY id) FROM customers)";
+    let before = db.exec(SNAPSHOT);
+    let cases = [
+        "INSERT INTO products (name, price) SELECT email, 1 FROM customers",
+        "INSERT INTO products (name, price) VALUES ((SELECT ssn FROM customers LIMIT 1), 1)",
+        "UPDATE products SET name = (SELECT phone FROM customers WHERE id = 1) WHERE id = 1",
+        "UPDATE customers SET city = ssn WHERE id > 0",
+        "UPDATE products p SET name = c::text FROM customers c WHERE c.id = p.id",
+        "MERGE INTO products p USING customers c ON p.id = c.id WHEN MATCHED THEN UPDATE SET name = c.email",
+        "WITH x AS (SELECT email AS e FROM customers) INSERT INTO products (name, price) SELECT e, 2 FROM x",
+    ];
+    for sql in cases {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(
+            err.contains("airlock") && err.contains("copying PII"),
+            "{sql}: expected a refusal naming the copy, got out={out:?} err={err:?}"
+        );
+        let (_, d) = gw
+            .decisions()
+            .into_iter()
+            .rfind(|(_, d)| d.sql == sql)
+            .unwrap_or_else(|| panic!("{sql} audited"));
+        assert_eq!(d.decision.action, Action::Hold, "{sql}");
+        assert!(
+            d.facts.iter().any(|f| !f.stored_columns.is_empty()),
+            "{sql}: audited facts show no copy: {:?}",
+            d.facts
+        );
+    }
+    assert_eq!(db.exec(SNAPSHOT), before);
+    assert_eq!(
+        db.exec("SELECT count(*) FROM products WHERE name LIKE '%@%' OR name ~ '^[0-9]+$' OR name LIKE '+1-%'")
+            .trim(),
+        "0"
+    );
+    let (out, err) = agent_sql(
+        &gw,
+        &db,
+        "UPDATE customers SET email = upper(email) WHERE id = 1",
+    );
+    assert_eq!(out.trim(), "UPDATE 1", "{err}");
+    assert_eq!(
+        db.exec("SELECT email FROM customers WHERE id = 1").trim(),
+        "CUSTOMER1@EXAMPLE.COM"
+    );
+}
+
 #[test]
 fn allowed_reads_match_a_direct_connection() {
     let db = demo_db("allowed_reads");

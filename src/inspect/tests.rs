@@ -698,3 +698,34 @@ fn verbose_says_which_source_was_used() {
     let quiet = run_cli(&["--store", dir.path().to_str().unwrap(), "verify"]);
     assert!(quiet.err.is_empty());
 }
+
+#[test]
+fn show_names_the_columns_a_write_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let mut c = ChainBuilder::new(store.clone());
+    let mut entry = decision(
+        session("alice", "psql", "shop", "s1"),
+        "INSERT INTO notes (body) SELECT email FROM customers",
+        None,
+        Kind::Write,
+        "customers",
+        Action::Hold,
+        "default.export",
+    );
+    if let Entry::Decision(d) = &mut entry {
+        d.facts[0].stored_columns.push(crate::sql::ColumnRef {
+            table: TableRef {
+                schema: "public".into(),
+                name: "customers".into(),
+            },
+            column: "email".into(),
+        });
+    }
+    let id = c.push(T0, entry);
+    drop(c);
+    drop(store);
+    let r = run_cli(&["--store", dir.path().to_str().unwrap(), "show", &id]);
+    assert_eq!(r.code, EXIT_MATCH, "{}", r.err);
+    assert!(r.out.contains("copies public.customers.email"), "{}", r.out);
+}

@@ -331,7 +331,9 @@ pub fn print_explanation(
         let kind = if kind == f.kind {
             kind.as_str().to_string()
         } else {
-            format!("{} -> {} (returns PII)", f.kind.as_str(), kind.as_str())
+            let returns = f.output_columns.iter().any(|c| policy.is_pii(c).is_some());
+            let why = if returns { "returns PII" } else { "copies PII" };
+            format!("{} -> {} ({why})", f.kind.as_str(), kind.as_str())
         };
         writeln!(out, "statement {}: {}", i + 1, f.label)?;
         writeln!(out, "  kind       {kind}")?;
@@ -339,6 +341,9 @@ pub fn print_explanation(
         writeln!(out, "  writes     {}", list_or_dash(&f.tables_written))?;
         writeln!(out, "  columns    {}", list_or_dash(&f.columns))?;
         writeln!(out, "  output     {}", list_or_dash(&f.output_columns))?;
+        if !f.stored_columns.is_empty() {
+            writeln!(out, "  copies     {}", list_or_dash(&f.stored_columns))?;
+        }
         writeln!(out, "  functions  {}", list_or_dash(&f.functions))?;
         writeln!(out, "  flags      {}", list_or_dash(&flag_names(f)))?;
         writeln!(out, "  -> {} ({rule})", action.as_str())?;

@@ -3,7 +3,8 @@
 //!
 //! Per statement:
 //! 1. PII among the output columns turns a read (or a write's RETURNING, a catalog read…)
-//!    into an `export`; rules and defaults see that effective kind.
+//!    into an `export`, and so does PII that a write copies into another column (the next
+//!    plain read of that column would return it); rules and defaults see that effective kind.
 //! 2. Every matching rule is a candidate; deny > hold > mask > allow, and among equal actions
 //!    the first rule in file order names the decision. No matching rule: the kind's default.
 //! 3. Each flag the statement carries puts a floor under the action (`[flags]`).
@@ -31,7 +32,11 @@ enum Origin {
 struct Verdict {
     action: Action,
     origin: Origin,
+    /// PII that leaves: returned to the client, or copied by a write into another column.
+    /// A mask rewrite must cover every one of them, or the statement is held.
     pii_out: Vec<ColumnRef>,
+    /// How many of `pii_out` (at its end) are only copied, not returned.
+    pii_stored: usize,
     /// Set when the reason is not the origin's usual one (mask with nothing to mask…).
     note: Option<String>,
 }
@@ -57,8 +62,9 @@ fn verb(a: Action) -> &'static str {
     }
 }
 
-/// "SELECT on public.customers returning PII (public.customers.ssn)".
-fn subject(facts: &Facts, pii_out: &[ColumnRef]) -> String {
+/// "SELECT on public.customers returning PII (public.customers.ssn)"; "INSERT on
+/// public.products, public.customers copying PII (public.customers.email)".
+fn subject(facts: &Facts, pii_out: &[ColumnRef], pii_stored: usize) -> String {
     let mut s = facts.label.clone();
     let mut tables: Vec<String> = Vec::new();
     for t in facts.tables_written.iter().chain(&facts.tables_read) {
@@ -71,11 +77,14 @@ fn subject(facts: &Facts, pii_out: &[ColumnRef]) -> String {
         s.push_str(" on ");
         s.push_str(&list(&tables, 3));
     }
-    if !pii_out.is_empty() {
-        let cols: Vec<String> = pii_out.iter().map(|c| c.to_string()).collect();
-        s.push_str(" returning PII (");
-        s.push_str(&list(&cols, 4));
-        s.push(')');
+    let (returned, copied) = pii_out.split_at(pii_out.len() - pii_stored);
+    for (cols, what) in [(returned, " returning PII ("), (copied, " copying PII (")] {
+        if !cols.is_empty() {
+            let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+            s.push_str(what);
+            s.push_str(&list(&cols, 4));
+            s.push(')');
+        }
     }
     s
 }
@@ -209,13 +218,15 @@ impl Policy {
     }
 
     /// The kind rules and defaults see for a statement: a read (or RETURNING, catalog read…)
-    /// whose output includes a declared PII column is an `export`.
+    /// whose output includes a declared PII column is an `export`, and so is a write that
+    /// copies one into another column.
     pub fn effective_kind(&self, facts: &Facts) -> Kind {
-        let returns_pii = facts
+        let moves_pii = facts
             .output_columns
             .iter()
+            .chain(&facts.stored_columns)
             .any(|c| self.pii.method(c).is_some());
-        effective_kind(facts.kind, returns_pii)
+        effective_kind(facts.kind, moves_pii)
     }
 
     /// One statement's action and the id of what decided it, before the string-level
@@ -231,12 +242,19 @@ impl Policy {
     }
 
     fn decide(&self, facts: &Facts, ctx: &RequestContext) -> Verdict {
-        let pii_out: Vec<ColumnRef> = facts
+        let mut pii_out: Vec<ColumnRef> = facts
             .output_columns
             .iter()
             .filter(|c| self.pii.method(c).is_some())
             .cloned()
             .collect();
+        let returned = pii_out.len();
+        for c in &facts.stored_columns {
+            if self.pii.method(c).is_some() && !pii_out[..returned].contains(c) {
+                pii_out.push(c.clone());
+            }
+        }
+        let pii_stored = pii_out.len() - returned;
         let kind = effective_kind(facts.kind, !pii_out.is_empty());
 
         let mut best: Option<(Action, usize)> = None;
@@ -276,12 +294,13 @@ impl Policy {
             action,
             origin,
             pii_out,
+            pii_stored,
             note,
         }
     }
 
     fn decision_for(&self, v: &Verdict, facts: &Facts, idx: usize, total: usize) -> Decision {
-        let what = subject(facts, &v.pii_out);
+        let what = subject(facts, &v.pii_out, v.pii_stored);
         let (rule_id, rule_source, reason) = match v.origin {
             Origin::Rule(i) => {
                 let r = &self.rules[i];

@@ -251,6 +251,7 @@ pub(crate) fn wrap_explain(inner: Facts, analyze: bool) -> Facts {
             tables_written: Vec::new(),
             columns: inner.columns,
             output_columns: Vec::new(),
+            stored_columns: Vec::new(),
             live_check: Vec::new(),
             functions: inner.functions,
             flags: Flags {

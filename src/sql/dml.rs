@@ -10,8 +10,8 @@ use sqlparser::ast::{
 use super::expr::walk;
 use super::from::{analyze_factor, analyze_table_with_joins, write_target};
 use super::names::{fold, relation_parts};
-use super::query::{analyze_query, select_items};
-use super::scope::{Acc, Ctx, Env, OutCol, Source};
+use super::query::{analyze_query, projects_star, select_items};
+use super::scope::{Acc, Ctx, Env, Lineage, OutCol, Source};
 use super::ColumnRef;
 
 pub(crate) fn analyze_dml(
@@ -74,14 +74,66 @@ fn target_columns(acc: &mut Acc, target: &Source, names: impl IntoIterator<Item 
     }
 }
 
+/// The base column behind the target's column `name`, to tell a value written back into its
+/// own column from one copied elsewhere (see `Acc::stored`).
+fn dest(target: &Source, name: &str) -> Option<Vec<ColumnRef>> {
+    let rel = target.relation.as_ref()?;
+    let lin: Vec<ColumnRef> = target
+        .columns
+        .iter()
+        .flatten()
+        .filter(|c| c.name.as_deref() == Some(name))
+        .flat_map(|c| c.lineage.clone())
+        .collect();
+    if lin.is_empty() {
+        Some(vec![ColumnRef {
+            table: rel.clone(),
+            column: name.to_owned(),
+        }])
+    } else {
+        Some(lin)
+    }
+}
+
+/// Values with these lineages are stored into the target's columns `names`, position by
+/// position; when the counts differ (or the names are unknown) nothing is paired and every
+/// value counts as copied elsewhere.
+fn stored_into(acc: &mut Acc, target: &Source, names: &[String], values: &[Lineage]) {
+    let paired = names.len() == values.len();
+    for (i, lin) in values.iter().enumerate() {
+        let d = if paired {
+            dest(target, &names[i])
+        } else {
+            None
+        };
+        acc.stored(d.as_deref(), lin);
+    }
+}
+
+/// The target's column names, in table order (what an INSERT without a column list fills).
+fn all_columns(target: &Source) -> Vec<String> {
+    target
+        .columns
+        .iter()
+        .flatten()
+        .filter_map(|c| c.name.clone())
+        .collect()
+}
+
 fn assignments(cx: &Ctx<'_>, env: &Env<'_>, acc: &mut Acc, target: &Source, list: &[Assignment]) {
     for a in list {
         let names: Vec<String> = match &a.target {
             AssignmentTarget::ColumnName(n) => last_ident(n).into_iter().collect(),
             AssignmentTarget::Tuple(ns) => ns.iter().filter_map(last_ident).collect(),
         };
-        target_columns(acc, target, names);
-        walk(cx, env, acc, &a.value);
+        target_columns(acc, target, names.iter().cloned());
+        let lin = walk(cx, env, acc, &a.value);
+        // `SET (a, b) = (SELECT …)`: one value for several columns, so nothing is paired.
+        let d = match names.as_slice() {
+            [n] => dest(target, n),
+            _ => None,
+        };
+        acc.stored(d.as_deref(), &lin);
     }
 }
 
@@ -150,19 +202,20 @@ fn insert(cx: &Ctx<'_>, env: &Env<'_>, i: &Insert, acc: &mut Acc) -> Vec<OutCol>
         .filter(|_| !alias_consumed)
         .map(|a| (fold(&a.alias), Vec::new()));
     let target = write_target(cx, acc, &parts, alias);
-    if i.columns.is_empty() {
-        let all: Vec<String> = target
-            .columns
-            .iter()
-            .flatten()
-            .filter_map(|c| c.name.clone())
-            .collect();
-        target_columns(acc, &target, all);
+    let names: Vec<String> = if i.columns.is_empty() {
+        all_columns(&target)
     } else {
-        target_columns(acc, &target, i.columns.iter().filter_map(last_ident));
-    }
+        i.columns.iter().filter_map(last_ident).collect()
+    };
+    target_columns(acc, &target, names.iter().cloned());
     if let Some(src) = &i.source {
-        analyze_query(cx, Some(env), src, acc);
+        let values = analyze_query(cx, Some(env), src, acc);
+        // No row comes back to show a column the snapshot lacks: `*` is checked live.
+        if projects_star(&src.body) {
+            acc.live_check(values.iter().flat_map(|c| &c.lineage).map(|c| &c.table));
+        }
+        let lineages: Vec<Lineage> = values.into_iter().map(|c| c.lineage).collect();
+        stored_into(acc, &target, &names, &lineages);
     }
     let mut scope = Env::child(env);
     scope.sources.push(target.clone());
@@ -303,11 +356,18 @@ fn merge(cx: &Ctx<'_>, env: &Env<'_>, m: &Merge, acc: &mut Acc) -> Vec<OutCol> {
         walk(cx, &scope, acc, &clause.predicate);
         match &clause.action {
             MergeAction::Insert(ins) => {
-                target_columns(acc, &target, ins.columns.iter().filter_map(last_ident));
+                let names: Vec<String> = if ins.columns.is_empty() {
+                    all_columns(&target)
+                } else {
+                    ins.columns.iter().filter_map(last_ident).collect()
+                };
+                target_columns(acc, &target, names.iter().cloned());
                 match &ins.kind {
                     MergeInsertKind::Values(v) => {
                         for row in &v.rows {
-                            walk(cx, &scope, acc, &row.content);
+                            let lineages: Vec<Lineage> =
+                                row.iter().map(|e| walk(cx, &scope, acc, e)).collect();
+                            stored_into(acc, &target, &names, &lineages);
                         }
                     }
                     _ => acc.unsupported("MERGE INSERT form"),

@@ -17,7 +17,8 @@ pub enum Kind {
     Ddl,
     /// Roles and privileges: CREATE/ALTER/DROP ROLE, GRANT, REVOKE, SET ROLE, ALTER SYSTEM…
     Role,
-    /// Data leaving through COPY … TO, or a read that returns PII (set by the policy).
+    /// Data leaving through COPY … TO, or a statement that returns PII or copies it into
+    /// another column (set by the policy).
     Export,
     /// pg_catalog / information_schema reads, SHOW, version(): what drivers send on connect.
     Catalog,
@@ -130,6 +131,13 @@ pub struct Facts {
     /// with `*`, `t.*` and whole-row references expanded. PII here makes an export.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_columns: Vec<ColumnRef>,
+    /// Columns whose values a write stores into *other* columns: the sources of
+    /// `INSERT … SELECT`/`VALUES`, of `SET` and of `MERGE`. A value written back into the
+    /// column it was read from (`SET email = lower(email)`) is not listed. PII here makes an
+    /// export too: copied into a column the policy does not declare, it would come back from
+    /// the next plain read of that column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stored_columns: Vec<ColumnRef>,
     /// Functions called, schema-qualified when known (`pg_catalog.now`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
@@ -155,6 +163,7 @@ impl Facts {
             tables_written: Vec::new(),
             columns: Vec::new(),
             output_columns: Vec::new(),
+            stored_columns: Vec::new(),
             functions: Vec::new(),
             flags: Flags::default(),
             live_check: Vec::new(),

@@ -117,7 +117,7 @@ pub(crate) fn analyze_query(
 }
 
 /// Does this branch of a set operation select `*` or `t.*`?
-fn projects_star(body: &SetExpr) -> bool {
+pub(crate) fn projects_star(body: &SetExpr) -> bool {
     match body {
         SetExpr::Select(s) => s.projection.iter().any(|i| {
             matches!(

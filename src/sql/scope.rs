@@ -91,6 +91,8 @@ pub(crate) struct Acc {
     pub touched: Vec<usize>,
     /// See [`super::Facts::live_check`].
     pub live_check: Vec<TableRef>,
+    /// See [`super::Facts::stored_columns`].
+    pub stored: Vec<ColumnRef>,
     next_uid: usize,
     columns_seen: HashSet<ColumnRef>,
 }
@@ -123,6 +125,18 @@ impl Acc {
     pub fn live_check<'t>(&mut self, tables: impl IntoIterator<Item = &'t TableRef>) {
         for t in tables {
             push_unique(&mut self.live_check, t.clone());
+        }
+    }
+
+    /// Values computed from `lineage` are stored into the column whose own lineage is `dest`
+    /// (`None`: a column not known one by one). Only a value written back into the very
+    /// column it came from moves nothing.
+    pub fn stored(&mut self, dest: Option<&[ColumnRef]>, lineage: &[ColumnRef]) {
+        for c in lineage {
+            let same = matches!(dest, Some([d]) if d == c);
+            if !same {
+                push_unique(&mut self.stored, c.clone());
+            }
         }
     }
 

@@ -173,6 +173,12 @@ fn merge(candidates: &[Facts]) -> Facts {
         }
         union_into(&mut m.columns, &c.columns);
         union_into(&mut m.output_columns, &c.output_columns);
+        union_into(&mut m.stored_columns, &c.stored_columns);
+        for t in &c.live_check {
+            if !m.live_check.contains(t) {
+                m.live_check.push(t.clone());
+            }
+        }
         for t in &c.tables_read {
             if !m.tables_read.contains(t) {
                 m.tables_read.push(t.clone());

@@ -74,6 +74,7 @@ pub(crate) fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[Ou
         tables_written: acc.tables_written,
         columns: acc.columns,
         output_columns,
+        stored_columns: acc.stored,
         functions: acc.functions,
         flags: acc.flags,
         live_check: acc.live_check,

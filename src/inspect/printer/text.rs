@@ -301,6 +301,12 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
                 list(f.output_columns.iter().map(|c| c.to_string()).collect())
             ));
         }
+        if !f.stored_columns.is_empty() {
+            parts.push(format!(
+                "copies {}",
+                list(f.stored_columns.iter().map(|c| c.to_string()).collect())
+            ));
+        }
         if !f.functions.is_empty() {
             parts.push(format!("calls {}", f.functions.join(", ")));
         }

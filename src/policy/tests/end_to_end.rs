@@ -59,6 +59,22 @@ fn default_policy_on_real_classifications() {
             Hold,
             "default.export",
         ),
+        // A copy of PII into a column the policy does not declare is an export.
+        (
+            "INSERT INTO products (name, price) SELECT email, 1 FROM customers",
+            Hold,
+            "default.export",
+        ),
+        (
+            "UPDATE customers SET name = ssn WHERE id = 1",
+            Hold,
+            "default.export",
+        ),
+        (
+            "UPDATE customers SET email = lower(email) WHERE id = 1",
+            Allow,
+            "default.write",
+        ),
         ("DROP TABLE orders", Hold, "default.ddl"),
         ("GRANT SELECT ON customers TO bob", Hold, "default.role"),
         ("DO $$ BEGIN PERFORM 1; END $$", Hold, "default.unknown"),
@@ -126,4 +142,38 @@ fn demo_policy_masks_real_classifications() {
 
     let d = decide(&p, "DROP TABLE orders", "reporting");
     assert_eq!(d.action, Deny);
+
+    // The mask rule covers every column this copy touches, but a mask cannot be applied to
+    // what a write stores: held, never passed unmasked.
+    let d = decide(
+        &p,
+        "INSERT INTO products (name) SELECT email FROM customers",
+        "reporting",
+    );
+    assert_eq!(d.action, Hold, "{}", d.reason);
+    assert!(d.reason.contains("cannot mask safely"), "{}", d.reason);
+
+    let d = decide(
+        &p,
+        "UPDATE orders SET quantity = 1 WHERE customer_id IN (SELECT id FROM customers WHERE ssn = '1')",
+        "psql",
+    );
+    assert_eq!(
+        (d.action, d.rule_id.as_str()),
+        (Allow, "default.write"),
+        "{}",
+        d.reason
+    );
+    let d = decide(&p, "UPDATE customers SET city = ssn WHERE id = 1", "psql");
+    assert_eq!(
+        (d.action, d.rule_id.as_str()),
+        (Hold, "ssn-two-approvals"),
+        "{}",
+        d.reason
+    );
+    assert!(
+        d.reason.contains("copying PII (public.customers.ssn)"),
+        "{}",
+        d.reason
+    );
 }
