@@ -96,10 +96,11 @@ fn dest(target: &Source, name: &str) -> Option<Vec<ColumnRef>> {
 }
 
 /// Values with these lineages are stored into the target's columns `names`, position by
-/// position; when the counts differ (or the names are unknown) nothing is paired and every
-/// value counts as copied elsewhere.
+/// position (fewer values fill the first columns, as PostgreSQL does without a column list);
+/// with more values than names (or unknown names) nothing is paired and every value counts as
+/// copied elsewhere.
 fn stored_into(acc: &mut Acc, target: &Source, names: &[String], values: &[Lineage]) {
-    let paired = names.len() == values.len();
+    let paired = values.len() <= names.len();
     for (i, lin) in values.iter().enumerate() {
         let d = if paired {
             dest(target, &names[i])
