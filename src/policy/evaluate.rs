@@ -121,6 +121,30 @@ impl Policy {
                 pii_columns: Vec::new(),
             };
         }
+        if let Some(i) = classified
+            .statements
+            .iter()
+            .position(|f| f.flags.foreign_encoding)
+        {
+            return Decision {
+                action: Action::Deny,
+                rule_id: "built-in.client-encoding".into(),
+                rule_source: "built-in".into(),
+                reason: format!(
+                    "statement {} of {}: {} would make the server read this session's SQL in \
+                     an encoding other than UTF-8, which airlock reads it in (under SJIS, BIG5, \
+                     GBK and others the same bytes split into different statements); use UTF8",
+                    i + 1,
+                    classified.statements.len(),
+                    classified.statements[i].label
+                ),
+                rewritten: None,
+                hold_timeout: None,
+                quorum: 0,
+                approvers: Vec::new(),
+                pii_columns: Vec::new(),
+            };
+        }
         let verdicts: Vec<Verdict> = classified
             .statements
             .iter()

@@ -7,6 +7,7 @@ pub const INVALID_PASSWORD: &str = "28P01";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 pub const QUERY_CANCELED: &str = "57014";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";

@@ -128,6 +128,17 @@ pub enum BackEnd {
     Stopped(ReadHalf<Stream>, BytesMut),
 }
 
+/// The new value when a ParameterStatus body reports a `client_encoding` other than UTF8.
+fn foreign_encoding(body: &[u8]) -> Option<String> {
+    let mut parts = body.split(|b| *b == 0);
+    let name = parts.next()?;
+    if name != b"client_encoding" {
+        return None;
+    }
+    let value = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    (!crate::sql::is_utf8_encoding(&value)).then(|| value.into_owned())
+}
+
 /// Runs until upstream closes, the client cannot be written to, or `stop` fires.
 pub async fn run(
     mut up_rd: ReadHalf<Stream>,
@@ -181,6 +192,24 @@ pub async fn run(
                         current.error = Some((err.code.to_string(), err.message.clone()));
                     }
                     refusing = Some(err.to_bytes());
+                }
+            }
+            if tag == b'S' {
+                if let Some(enc) = foreign_encoding(&buf[end + 5..end + len]) {
+                    // Statements already sent were read as UTF-8 here and may be read otherwise
+                    // there: nothing more goes either way.
+                    tracing::warn!(client_encoding = %enc, "session closed: the server switched it to an encoding other than UTF-8");
+                    let e = PgError::fatal(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        format!("terminating connection: client_encoding became \"{enc}\", and airlock reads SQL as UTF-8 only"),
+                    );
+                    let mut w = shared.client_wr.lock().await;
+                    if let Some(o) = out.take() {
+                        w.write_all(&o).await?;
+                    }
+                    w.write_all(&buf[..end]).await?;
+                    w.write_all(&e.to_bytes()).await?;
+                    return Ok(BackEnd::UpstreamClosed);
                 }
             }
             if refusing.is_some() && !matches!(tag, b'Z' | b'N' | b'S' | b'A') {

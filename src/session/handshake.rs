@@ -68,7 +68,13 @@ pub fn check_params(
                 ))
             }
             "options" => {
-                for (name, _) in parse_options(v)? {
+                for (name, value) in parse_options(v)? {
+                    // Passed on as written, so it must already say UTF8.
+                    if name.eq_ignore_ascii_case("client_encoding")
+                        && !crate::sql::is_utf8_encoding(&value)
+                    {
+                        return Err(encoding_error(&value));
+                    }
                     if !allowed(&name) {
                         return Err(PgError::fatal(
                             sqlstate::INSUFFICIENT_PRIVILEGE,
@@ -80,6 +86,10 @@ pub fn check_params(
                 out.upstream_params.push((k.clone(), v.clone()));
             }
             k if k.starts_with("_pq_.") => out.unsupported_options.push(k.to_string()),
+            k if k.eq_ignore_ascii_case("client_encoding") => {
+                out.upstream_params
+                    .push(("client_encoding".into(), client_encoding(v)?.into()));
+            }
             k if PLUMBING.contains(&k) || allowed(k) => {
                 out.upstream_params.push((k.to_string(), v.clone()))
             }
@@ -91,6 +101,15 @@ pub fn check_params(
             }
         }
     }
+    // Without one, the server would use the database's encoding, which need not be UTF-8.
+    if !out
+        .upstream_params
+        .iter()
+        .any(|(k, _)| k == "client_encoding")
+    {
+        out.upstream_params
+            .push(("client_encoding".into(), "UTF8".into()));
+    }
     if out.user.is_empty() {
         return Err(PgError::fatal(
             sqlstate::INVALID_AUTHORIZATION,
@@ -98,6 +117,31 @@ pub fn check_params(
         ));
     }
     Ok(out)
+}
+
+/// The `client_encoding` a session may start with: UTF8. The gateway reads SQL as UTF-8, and
+/// under another encoding the server would read the same bytes otherwise (in SJIS or BIG5 a
+/// backslash or a quote can be the second byte of a character). `SQL_ASCII`, which a C locale
+/// makes psql ask for, declares no encoding at all and becomes UTF8.
+fn client_encoding(value: &str) -> Result<&'static str, PgError> {
+    let clean: String = value
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if crate::sql::is_utf8_encoding(value) || clean == "sqlascii" {
+        return Ok("UTF8");
+    }
+    Err(encoding_error(value))
+}
+
+fn encoding_error(value: &str) -> PgError {
+    PgError::fatal(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        format!("client_encoding \"{value}\" is not supported through airlock"),
+    )
+    .with_detail("airlock reads every statement as UTF-8.")
+    .with_hint("Connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8).")
 }
 
 /// Splits libpq's `options` value (`-c a=b --c=d`, backslash escapes) into settings.
@@ -310,6 +354,41 @@ mod tests {
     fn protocol_options_are_reported_not_passed() {
         let s = check_params(&p(&[("user", "a"), ("_pq_.foo", "1")]), &[]).unwrap();
         assert_eq!(s.unsupported_options, vec!["_pq_.foo".to_string()]);
-        assert!(s.upstream_params.is_empty());
+        assert_eq!(s.upstream_params, p(&[("client_encoding", "UTF8")]));
+    }
+
+    #[test]
+    fn the_session_always_starts_in_utf8() {
+        for (asked, sent) in [
+            (None, "UTF8"),
+            (Some("UTF8"), "UTF8"),
+            (Some("utf-8"), "UTF8"),
+            (Some("Unicode"), "UTF8"),
+            (Some("SQL_ASCII"), "UTF8"),
+        ] {
+            let mut params = p(&[("user", "a")]);
+            if let Some(a) = asked {
+                params.push(("client_encoding".into(), a.into()));
+            }
+            let s = check_params(&params, &[]).unwrap();
+            let enc: Vec<&str> = s
+                .upstream_params
+                .iter()
+                .filter(|(k, _)| k == "client_encoding")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(enc, vec![sent], "{asked:?}");
+        }
+        for params in [
+            p(&[("user", "a"), ("client_encoding", "SJIS")]),
+            p(&[("user", "a"), ("Client_Encoding", "BIG5")]),
+            p(&[("user", "a"), ("client_encoding", "LATIN1")]),
+            p(&[("user", "a"), ("options", "-c client_encoding=GBK")]),
+            p(&[("user", "a"), ("options", "-c client_encoding=SQL_ASCII")]),
+        ] {
+            let e = check_params(&params, &["client_encoding".into()]).unwrap_err();
+            assert_eq!(e.code, sqlstate::INVALID_PARAMETER_VALUE, "{params:?}");
+            assert!(e.message.contains("client_encoding"), "{}", e.message);
+        }
     }
 }

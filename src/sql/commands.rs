@@ -4,7 +4,7 @@ use sqlparser::ast::{CopySource, CopyTarget, Expr, ObjectName, Set, UtilityOptio
 
 use super::expr::walk;
 use super::from::write_target;
-use super::names::{fold, fold_name};
+use super::names::{fold, fold_name, is_utf8_encoding};
 use super::query::analyze_query;
 use super::scope::{relation_source, Acc, Ctx, Env, OutCol};
 use super::statement::{build, simple, Effect};
@@ -26,6 +26,21 @@ pub(crate) fn setting_kind(cx: &Ctx<'_>, name: &str) -> Kind {
         "role" | "session_authorization" | "session_replication_role" => Kind::Role,
         _ if cx.allowed_settings.contains(name) => Kind::Session,
         _ => Kind::Unknown,
+    }
+}
+
+/// `SET client_encoding TO …` names UTF-8, or `DEFAULT` (the value the session started with,
+/// which the gateway always makes UTF8).
+fn encoding_values_are_utf8(values: &[Expr]) -> bool {
+    match values {
+        [Expr::Identifier(i)] => {
+            is_utf8_encoding(&i.value) || i.value.eq_ignore_ascii_case("default")
+        }
+        [Expr::Value(v)] => match &v.value {
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => is_utf8_encoding(s),
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -66,6 +81,9 @@ pub(crate) fn set_statement(cx: &Ctx<'_>, set: &Set) -> (Facts, Effect) {
             if acc.flags.unsafe_function {
                 kind = Kind::Unknown;
             }
+            if name == "client_encoding" && !encoding_values_are_utf8(values) {
+                acc.flags.foreign_encoding = true;
+            }
             let facts = build(kind, format!("SET {}", safe_name(&name)), acc, &[]);
             let effect = if name == "search_path" {
                 match search_path_values(values) {
@@ -86,7 +104,12 @@ pub(crate) fn set_statement(cx: &Ctx<'_>, set: &Set) -> (Facts, Effect) {
             simple(setting_kind(cx, "timezone"), "SET timezone"),
             Effect::None,
         ),
-        Set::SetNames { .. } | Set::SetNamesDefault {} => (
+        Set::SetNames { charset_name, .. } => {
+            let mut f = simple(setting_kind(cx, "client_encoding"), "SET client_encoding");
+            f.flags.foreign_encoding = !is_utf8_encoding(&charset_name.value);
+            (f, Effect::None)
+        }
+        Set::SetNamesDefault {} => (
             simple(setting_kind(cx, "client_encoding"), "SET client_encoding"),
             Effect::None,
         ),

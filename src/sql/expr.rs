@@ -11,7 +11,7 @@ use sqlparser::ast::{
 };
 
 use super::functions::is_info_function;
-use super::names::{fold, fold_name};
+use super::names::{fold, fold_name, is_utf8_encoding};
 use super::query::analyze_query;
 use super::scope::{union_into, unique, Acc, Ctx, Env, Lineage, OutCol, Resolution};
 
@@ -202,21 +202,27 @@ impl Walker<'_, '_, '_> {
     /// `session_authorization`, a session setting when it is allowlisted, unsafe otherwise.
     fn set_config(&mut self, f: &Function) {
         self.cx.literal_sensitive.set(true);
-        let first = match &f.args {
-            FunctionArguments::List(l) => l.args.first(),
+        let arg = |i: usize| match &f.args {
+            FunctionArguments::List(l) => l.args.get(i),
             _ => None,
         };
-        let setting = match first {
+        let literal = |a: Option<&FunctionArg>| match a {
             Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => match &v.value {
                 Value::SingleQuotedString(s)
                 | Value::EscapedStringLiteral(s)
                 | Value::UnicodeStringLiteral(s)
-                | Value::NationalStringLiteral(s) => Some(s.to_ascii_lowercase()),
-                Value::DollarQuotedString(d) => Some(d.value.to_ascii_lowercase()),
+                | Value::NationalStringLiteral(s) => Some(s.clone()),
+                Value::DollarQuotedString(d) => Some(d.value.clone()),
                 _ => None,
             },
             _ => None,
         };
+        let setting = literal(arg(0)).map(|s| s.to_ascii_lowercase());
+        if setting.as_deref() == Some("client_encoding")
+            && !literal(arg(1)).is_some_and(|v| is_utf8_encoding(&v))
+        {
+            self.acc.flags.foreign_encoding = true;
+        }
         let safe = match setting.as_deref() {
             Some("role") | Some("session_authorization") => {
                 self.acc.role_setting = true;

@@ -103,6 +103,13 @@ pub struct Flags {
     /// The statement sets a secret (CREATE/ALTER ROLE … PASSWORD): the audit redacts it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub has_secret: bool,
+    /// Sets `client_encoding` to something other than UTF8 (or to a value only known when it
+    /// runs). The gateway reads every statement as UTF-8; under SJIS, BIG5, GBK and the like
+    /// the server splits the same bytes differently (a backslash or a quote can be the second
+    /// byte of a character), so a statement the gateway saw as one harmless string would run
+    /// as several. Always refused, whatever the policy says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub foreign_encoding: bool,
 }
 
 impl Flags {

@@ -14,6 +14,7 @@ impl Flags {
             (self.unsafe_function, "unsafe_function"),
             (self.server_side_copy, "server_side_copy"),
             (self.has_secret, "has_secret"),
+            (self.foreign_encoding, "foreign_encoding"),
         ];
         all.into_iter()
             .filter(|(on, _)| *on)
@@ -31,6 +32,7 @@ impl Flags {
             || self.truncate
             || self.unsafe_function
             || self.server_side_copy
+            || self.foreign_encoding
     }
 }
 

@@ -138,6 +138,17 @@ impl Catalog {
     }
 }
 
+/// Whether an encoding name means UTF-8 to PostgreSQL, which ignores case and anything but
+/// letters and digits in it (`UTF8`, `utf-8`, `Unicode`).
+pub fn is_utf8_encoding(name: &str) -> bool {
+    let clean: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    clean == "utf8" || clean == "unicode"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,7 @@ fn or_flags(a: &mut Flags, b: &Flags) {
     a.unsafe_function |= b.unsafe_function;
     a.server_side_copy |= b.server_side_copy;
     a.has_secret |= b.has_secret;
+    a.foreign_encoding |= b.foreign_encoding;
 }
 
 /// One `Facts` covering every candidate: the riskiest kind, everything touched.
