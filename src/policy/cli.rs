@@ -276,21 +276,7 @@ fn list_or_dash<T: ToString>(items: &[T]) -> String {
 }
 
 fn flag_names(f: &Facts) -> Vec<&'static str> {
-    let fl = &f.flags;
-    [
-        (fl.data_modifying_cte, "data_modifying_cte"),
-        (fl.explain_analyze, "explain_analyze"),
-        (fl.creates_table, "creates_table"),
-        (fl.unbounded_write, "unbounded_write"),
-        (fl.truncate, "truncate"),
-        (fl.unsafe_function, "unsafe_function"),
-        (fl.server_side_copy, "server_side_copy"),
-        (fl.has_secret, "has_secret"),
-    ]
-    .into_iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, n)| n)
-    .collect()
+    f.flags.names()
 }
 
 /// The human printer.

@@ -130,14 +130,21 @@ impl Policy {
                 action: Action::Deny,
                 rule_id: "built-in.client-encoding".into(),
                 rule_source: "built-in".into(),
-                reason: format!(
-                    "statement {} of {}: {} would make the server read this session's SQL in \
-                     an encoding other than UTF-8, which airlock reads it in (under SJIS, BIG5, \
-                     GBK and others the same bytes split into different statements); use UTF8",
-                    i + 1,
-                    classified.statements.len(),
-                    classified.statements[i].label
-                ),
+                reason: {
+                    let total = classified.statements.len();
+                    let which = if total > 1 {
+                        format!("statement {} of {total}: ", i + 1)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{which}{} would make the server read this session's SQL in an \
+                         encoding other than UTF-8, which airlock reads it in (under SJIS, \
+                         BIG5, GBK and others the same bytes split into different \
+                         statements); use UTF8",
+                        classified.statements[i].label
+                    )
+                },
                 rewritten: None,
                 hold_timeout: None,
                 quorum: 0,
@@ -256,6 +263,9 @@ impl Policy {
     /// One statement's action and the id of what decided it, before the string-level
     /// combination and before any mask rewrite (for `explain` and per-statement audit views).
     pub fn statement_action(&self, facts: &Facts, ctx: &RequestContext) -> (Action, String) {
+        if facts.flags.foreign_encoding {
+            return (Action::Deny, "built-in.client-encoding".into());
+        }
         let v = self.decide(facts, ctx);
         let id = match v.origin {
             Origin::Rule(i) => self.rules[i].id.clone(),

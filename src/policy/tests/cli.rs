@@ -290,4 +290,21 @@ fn explain_classifies_the_sql_itself() {
     );
     assert_eq!(code, EXIT_HOLD, "{out}");
     assert!(!out.contains("hunter2"), "{out}");
+
+    // Another client encoding is refused whatever the policy, per statement and as a whole.
+    let (code, out, _) = explain_sql("SET NAMES 'SJIS'", "policies/default.toml", "");
+    assert_eq!(code, EXIT_DENY, "{out}");
+    assert!(out.contains("-> deny (built-in.client-encoding)"), "{out}");
+    assert!(out.contains("rule       built-in.client-encoding"), "{out}");
+    assert!(out.contains("foreign_encoding"), "{out}");
+
+    // A write copying PII says so.
+    let (code, out, _) = explain_sql(
+        "INSERT INTO products (name, price) SELECT email, 1 FROM customers",
+        "policies/default.toml",
+        "",
+    );
+    assert_eq!(code, EXIT_HOLD, "{out}");
+    assert!(out.contains("write -> export (copies PII)"), "{out}");
+    assert!(out.contains("copies     public.customers.email"), "{out}");
 }
