@@ -124,12 +124,7 @@ pub fn check_params(
 /// backslash or a quote can be the second byte of a character). `SQL_ASCII`, which a C locale
 /// makes psql ask for, declares no encoding at all and becomes UTF8.
 fn client_encoding(value: &str) -> Result<&'static str, PgError> {
-    let clean: String = value
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    if crate::sql::is_utf8_encoding(value) || clean == "sqlascii" {
+    if crate::sql::is_utf8_encoding(value) || crate::sql::encoding_key(value) == "sqlascii" {
         return Ok("UTF8");
     }
     Err(encoding_error(value))

@@ -53,29 +53,15 @@ fn last_ident(name: &ObjectName) -> Option<String> {
 
 /// Record the columns a SET / INSERT column list writes.
 fn target_columns(acc: &mut Acc, target: &Source, names: impl IntoIterator<Item = String>) {
-    let Some(rel) = &target.relation else { return };
     for n in names {
-        let lin: Vec<ColumnRef> = match &target.columns {
-            Some(cols) => cols
-                .iter()
-                .filter(|c| c.name.as_deref() == Some(n.as_str()))
-                .flat_map(|c| c.lineage.clone())
-                .collect(),
-            None => Vec::new(),
-        };
-        if lin.is_empty() {
-            acc.columns(&[ColumnRef {
-                table: rel.clone(),
-                column: n,
-            }]);
-        } else {
+        if let Some(lin) = dest(target, &n) {
             acc.columns(&lin);
         }
     }
 }
 
-/// The base column behind the target's column `name`, to tell a value written back into its
-/// own column from one copied elsewhere (see `Acc::stored`).
+/// The base column behind the target's column `name` (what a write to it changes), also used to
+/// tell a value written back into its own column from one copied elsewhere (`Acc::stored`).
 fn dest(target: &Source, name: &str) -> Option<Vec<ColumnRef>> {
     let rel = target.relation.as_ref()?;
     let lin: Vec<ColumnRef> = target

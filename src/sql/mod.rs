@@ -60,5 +60,5 @@ pub use catalog::*;
 pub use catalog_load::{CatalogBuilder, CatalogSource, SqlError};
 pub use classify::Classifier;
 pub use facts::*;
-pub use names::is_utf8_encoding;
+pub use names::{encoding_key, is_utf8_encoding};
 pub use session::SessionSqlState;

@@ -138,15 +138,18 @@ impl Catalog {
     }
 }
 
-/// Whether an encoding name means UTF-8 to PostgreSQL, which ignores case and anything but
-/// letters and digits in it (`UTF8`, `utf-8`, `Unicode`).
-pub fn is_utf8_encoding(name: &str) -> bool {
-    let clean: String = name
-        .chars()
+/// An encoding name as PostgreSQL compares it: lower case, letters and digits only
+/// (`UTF-8` → `utf8`, `SQL_ASCII` → `sqlascii`).
+pub fn encoding_key(name: &str) -> String {
+    name.chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
-        .collect();
-    clean == "utf8" || clean == "unicode"
+        .collect()
+}
+
+/// Whether an encoding name means UTF-8 to PostgreSQL (`UTF8`, `utf-8`, `Unicode`).
+pub fn is_utf8_encoding(name: &str) -> bool {
+    matches!(encoding_key(name).as_str(), "utf8" | "unicode")
 }
 
 #[cfg(test)]
