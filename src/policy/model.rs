@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::pattern::{ColumnPattern, Glob, TablePattern};
 use super::Action;
-use crate::sql::{ColumnRef, Flags, Kind};
+use super::Decision;
+use crate::sql::{ColumnRef, Facts, Flags, Kind, TableRef};
 
 /// How a PII column is masked when a `mask` rule lets a read through.
 /// Ordered from the method that reveals most to the one that reveals nothing, so that when
@@ -310,7 +311,7 @@ impl PiiSet {
     /// declaration could cover a column of that table.
     pub fn method(&self, c: &ColumnRef) -> Option<MaskMethod> {
         if c.column == "*" {
-            return self.any_in_table(c);
+            return self.any_in_table(&c.table);
         }
         let mut best = self.exact.get(c).copied();
         for (p, m) in &self.globs {
@@ -321,16 +322,17 @@ impl PiiSet {
         best
     }
 
-    fn any_in_table(&self, c: &ColumnRef) -> Option<MaskMethod> {
+    /// The strictest method among the declarations that could cover a column of `table`.
+    pub fn any_in_table(&self, table: &TableRef) -> Option<MaskMethod> {
         let exact = self
             .exact
             .iter()
-            .filter(|(e, _)| e.table == c.table)
+            .filter(|(e, _)| e.table == *table)
             .map(|(_, m)| *m);
         let globs = self
             .globs
             .iter()
-            .filter(|(p, _)| p.matches_table(&c.table))
+            .filter(|(p, _)| p.matches_table(table))
             .map(|(_, m)| *m);
         exact.chain(globs).max()
     }
@@ -366,6 +368,17 @@ impl Policy {
     /// The mask method for a column when it is declared PII.
     pub fn is_pii(&self, c: &ColumnRef) -> Option<MaskMethod> {
         self.pii.method(c)
+    }
+
+    /// Whether the server's messages about these statements may quote declared PII: one of
+    /// them references a PII column (`decision.pii_columns`), or writes a table that may hold
+    /// one, whose constraint violations show the whole failing row.
+    pub fn messages_may_quote_pii(&self, statements: &[Facts], decision: &Decision) -> bool {
+        !decision.pii_columns.is_empty()
+            || statements
+                .iter()
+                .flat_map(|f| &f.tables_written)
+                .any(|t| self.pii.any_in_table(t).is_some())
     }
 
     /// Number of `[[pii]]` column patterns declared.

@@ -92,6 +92,9 @@ pub struct Pending {
     pub changes_schema: bool,
     /// The snapshot the unit was classified with: its results are checked against it.
     pub catalog: Option<Arc<Catalog>>,
+    /// The unit touches PII: the server's errors and notices about it lose their text
+    /// ([`super::withhold`]), and so do those of the rest of its transaction.
+    pub withhold_messages: bool,
 }
 
 /// What a finished unit produced.
@@ -128,6 +131,20 @@ pub enum BackEnd {
     Stopped(ReadHalf<Stream>, BytesMut),
 }
 
+/// Whether the unit a server message belongs to touches PII: the oldest units up to the
+/// first that ends with a ReadyForQuery share their messages (Flush-ended ones included).
+fn withholds(queue: &VecDeque<Pending>) -> bool {
+    for p in queue {
+        if p.withhold_messages {
+            return true;
+        }
+        if p.ends_with_ready {
+            break;
+        }
+    }
+    false
+}
+
 /// The new value when a ParameterStatus body reports a `client_encoding` other than UTF8.
 fn foreign_encoding(body: &[u8]) -> Option<String> {
     let mut parts = body.split(|b| *b == 0);
@@ -157,6 +174,9 @@ pub async fn run(
     // A refused result: everything up to the next ReadyForQuery is dropped (except messages
     // that may come at any time), then this error goes out before it.
     let mut refusing: Option<Bytes> = None;
+    // A unit of the open transaction touched PII: until it ends, the server's messages are
+    // withheld for every unit (a deferred constraint fails at COMMIT, a cursor at FETCH).
+    let mut withhold_tx = false;
     loop {
         if buf.is_empty() || peek_frame_len(&buf, usize::MAX).ok().flatten().is_none() {
             let n = tokio::select! {
@@ -229,6 +249,28 @@ pub async fn run(
                     end = 0;
                 }
             }
+            if matches!(tag, b'E' | b'N') {
+                while let Ok(p) = pending_rx.try_recv() {
+                    queue.push_back(p);
+                }
+                let substituted = tag == b'E'
+                    && !replaced
+                    && queue.front().is_some_and(|p| p.replace_error.is_some());
+                if !substituted && (withhold_tx || withholds(&queue)) {
+                    let frame = Frame::from_bytes(Bytes::copy_from_slice(&buf[end..end + len]));
+                    if let Some(w) = super::withhold::withhold(&frame) {
+                        if tag == b'E' && current.error.is_none() {
+                            current.error = Some((w.code, w.message));
+                        }
+                        let o = out.get_or_insert_with(BytesMut::new);
+                        o.extend_from_slice(&buf[..end]);
+                        o.extend_from_slice(&w.frame);
+                        let _ = buf.split_to(end + len);
+                        end = 0;
+                        continue;
+                    }
+                }
+            }
             match tag {
                 b'C' | b'E' | b'Z' => {
                     let frame = Frame::from_bytes(Bytes::copy_from_slice(&buf[end..end + len]));
@@ -263,18 +305,22 @@ pub async fn run(
                             }
                         }
                         _ => {
-                            shared.tx_status.store(frame.body()[0], Ordering::Release);
+                            let status = frame.body()[0];
+                            shared.tx_status.store(status, Ordering::Release);
                             readies += 1;
                             replaced = false;
                             let outcome = std::mem::take(&mut current);
+                            let mut touched = false;
                             // Units ended by Flush share the outcome of the next Sync.
                             while let Some(p) = queue.pop_front() {
                                 let last = p.ends_with_ready;
+                                touched |= p.withhold_messages;
                                 sink(p, outcome.clone());
                                 if last {
                                     break;
                                 }
                             }
+                            withhold_tx = status != b'I' && (withhold_tx || touched);
                         }
                     }
                 }

@@ -205,6 +205,7 @@ impl Front {
                 replacement,
             } => {
                 let changes_schema = self.gate.take_changes_schema();
+                let withhold_messages = self.gate.take_touches_pii();
                 let catalog = Some(self.gate.catalog());
                 self.push_pending(Pending {
                     decision_id,
@@ -213,6 +214,7 @@ impl Front {
                     replace_error: None,
                     changes_schema,
                     catalog,
+                    withhold_messages,
                 })?;
                 match replacement {
                     Some(bytes) => self.out.extend_from_slice(&bytes),
@@ -239,6 +241,7 @@ impl Front {
                         replace_error: Some(error),
                         changes_schema: false,
                         catalog: None,
+                        withhold_messages: false,
                     })?;
                     self.out.extend_from_slice(&refusal_query());
                     self.expected_ready += 1;
@@ -253,6 +256,7 @@ impl Front {
                         replace_error: Some(error),
                         changes_schema: false,
                         catalog: None,
+                        withhold_messages: false,
                     })?;
                     self.out.extend_from_slice(&refusal_parse());
                     Ok(())

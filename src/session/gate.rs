@@ -97,6 +97,8 @@ pub struct Gate {
     /// The unit decided last may change the schema (DDL, or SQL the classifier could not
     /// read, such as a DO block): once it has run, the catalog snapshot is out of date.
     changes_schema: bool,
+    /// The unit decided last touches PII: the server's messages about it are withheld.
+    touches_pii: bool,
 }
 
 impl Gate {
@@ -108,6 +110,7 @@ impl Gate {
             portals: HashMap::new(),
             masked: HashSet::new(),
             changes_schema: false,
+            touches_pii: false,
         }
     }
 
@@ -122,6 +125,12 @@ impl Gate {
         std::mem::take(&mut self.changes_schema)
     }
 
+    /// Whether the unit decided last touches PII (see [`super::withhold`]); asking again says
+    /// no until the next decision.
+    pub fn take_touches_pii(&mut self) -> bool {
+        std::mem::take(&mut self.touches_pii)
+    }
+
     /// Decides a unit: classify, policy, write-ahead audit; then what to forward.
     pub async fn decide(&mut self, unit: &Unit, frames: &[Frame]) -> UnitDecision {
         let decided = self.inspector.decide(unit).await;
@@ -130,6 +139,7 @@ impl Gate {
             .statements
             .iter()
             .any(|f| matches!(f.kind, Kind::Ddl | Kind::Unknown));
+        self.touches_pii = decided.touches_pii;
         let id = decided.id.clone();
         let decision = &decided.decision;
         match decision.action {

@@ -55,6 +55,7 @@ pub async fn hold(
         id: decision_id,
         classified,
         params,
+        ..
     } = decided;
     let Some(id) = decision_id.clone() else {
         return refuse(

@@ -151,6 +151,8 @@ pub struct Decided {
     pub classified: Arc<Classified>,
     /// Bound parameters as display text, redacted per policy.
     pub params: Vec<Option<String>>,
+    /// The server's messages about this unit may quote PII: see [`super::withhold`].
+    pub touches_pii: bool,
 }
 
 /// A connection being opened for a live catalog check.
@@ -295,6 +297,7 @@ impl SessionInspector {
         };
         let mut params = params;
         policy.param_redaction(&decision).apply(&mut params);
+        let touches_pii = policy.messages_may_quote_pii(&classified.statements, &decision);
         let record = DecisionRecord {
             session: &self.info,
             protocol,
@@ -318,6 +321,7 @@ impl SessionInspector {
                 id: Some(id),
                 classified,
                 params,
+                touches_pii,
             },
             Err(e) => {
                 tracing::error!(error = %e, "audit write failed; refusing the statement");
@@ -326,6 +330,7 @@ impl SessionInspector {
                     id: None,
                     classified,
                     params,
+                    touches_pii,
                 }
             }
         }

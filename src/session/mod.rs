@@ -13,6 +13,7 @@ pub mod gate;
 pub mod handshake;
 pub mod hold;
 pub mod inspect;
+mod withhold;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU8;

@@ -200,6 +200,11 @@ impl Walker<'_, '_, '_> {
 
     /// `set_config(name, value, is_local)`: a role change when the name is `role` or
     /// `session_authorization`, a session setting when it is allowlisted, unsafe otherwise.
+    ///
+    /// The value is kept where a plain read gets it back (`current_setting`, `SHOW`, and the
+    /// ParameterStatus of a reported setting such as `application_name`), so the columns it
+    /// is computed from are stored, as by a write: `WHERE set_config('application_name',
+    /// ssn, false) IS NOT NULL` copies an SSN as surely as an UPDATE would.
     fn set_config(&mut self, f: &Function) {
         self.cx.literal_sensitive.set(true);
         let arg = |i: usize| match &f.args {
@@ -217,6 +222,21 @@ impl Walker<'_, '_, '_> {
             },
             _ => None,
         };
+        if let Some(
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(value))
+            | FunctionArg::Named {
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            }
+            | FunctionArg::ExprNamed {
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            },
+        ) = arg(1)
+        {
+            let lineage = walk(self.cx, self.env, self.acc, value);
+            self.acc.stored(None, &lineage);
+        }
         let setting = literal(arg(0)).map(|s| s.to_ascii_lowercase());
         if setting.as_deref() == Some("client_encoding")
             && !literal(arg(1)).is_some_and(|v| is_utf8_encoding(&v))

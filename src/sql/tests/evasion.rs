@@ -3,7 +3,9 @@
 //! CTEs. Each must come out as something the shipped policy holds (a risky kind, a risk flag, or
 //! PII in the output columns), and the harmless look-alikes must not.
 
-use super::super::{Classified, Kind};
+use std::sync::Arc;
+
+use super::super::{Classified, Classifier, ClassifierOptions, Kind};
 use super::{classifier, one, sorted};
 
 const PII: &[&str] = &[
@@ -301,4 +303,46 @@ fn secrets_are_redacted_per_statement() {
     let cl = c.classify("ALTER ROLE x PASSWORD 'a\\'b'");
     assert!(!cl.redacted.contains("a\\"), "{}", cl.redacted);
     assert!(cl.statements[0].flags.has_secret);
+}
+
+#[test]
+fn pii_kept_in_a_setting_is_found() {
+    // A setting's value comes back from `current_setting`, `SHOW` and, for reported settings
+    // such as application_name, the server's ParameterStatus: storing PII there copies it.
+    let c = Classifier::new(
+        Arc::new(super::demo_catalog()),
+        ClassifierOptions {
+            allowed_settings: vec!["application_name".into()],
+            ..ClassifierOptions::default()
+        },
+    );
+    let cases = [
+        ("SELECT 1 FROM customers c WHERE set_config('application_name', c.ssn, false) IS NOT NULL", "public.customers.ssn"),
+        ("SELECT count(*) FROM customers WHERE id = 3 AND set_config('application_name', email || '', true) <> ''", "public.customers.email"),
+        ("SELECT set_config('application_name', (SELECT phone FROM customers LIMIT 1), false)", "public.customers.phone"),
+        ("SELECT count(set_config('application_name', c::text, false)) FROM customers c", "public.customers.ssn"),
+        ("UPDATE products SET price = 1 WHERE set_config('application_name', (SELECT ssn FROM customers LIMIT 1), false) <> ''", "public.customers.ssn"),
+    ];
+    for (sql, col) in cases {
+        let f = one(&c, sql);
+        let stored: Vec<String> = f.stored_columns.iter().map(|c| c.to_string()).collect();
+        assert!(
+            stored.iter().any(|o| o == col),
+            "{sql:?}: {col} not among stored {stored:?}"
+        );
+    }
+    for sql in [
+        "SELECT set_config('application_name', 'report', false)",
+        "SELECT set_config('application_name', $1, false)",
+        "SELECT 1 FROM customers WHERE set_config('application_name', id::text, false) <> ''",
+    ] {
+        let f = one(&c, sql);
+        let pii: Vec<String> = f
+            .stored_columns
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| PII.contains(&c.as_str()))
+            .collect();
+        assert!(pii.is_empty(), "{sql:?}: stores {pii:?}");
+    }
 }
