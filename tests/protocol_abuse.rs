@@ -318,3 +318,35 @@ pub fn write_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Path
     std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
     (c, k)
 }
+
+/// An Execute may name a portal no Bind created: a cursor declared in SQL. It is decided and
+/// audited as the FETCH it amounts to, not as an empty statement.
+#[test]
+fn executing_a_cursor_declared_in_sql_is_decided_as_fetch() {
+    let gw = trust_gw(1 << 20);
+    let mut s = session(&gw);
+    s.write_all(&message(
+        b'Q',
+        b"BEGIN; DECLARE c CURSOR FOR SELECT g FROM generate_series(1, 3) g\0",
+    ))
+    .unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    assert!(!tags.contains(&b'E'), "{}", String::from_utf8_lossy(&raw));
+    // Execute portal "c", at most 2 rows; then Sync.
+    let mut batch = message(b'E', b"c\0\0\0\0\x02");
+    batch.extend(message(b'S', b""));
+    s.write_all(&batch).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    assert_eq!(
+        tags,
+        vec![b'D', b'D', b's', b'Z'],
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let sqls: Vec<String> = gw.decisions().into_iter().map(|(_, d)| d.sql).collect();
+    assert!(
+        sqls.iter().any(|q| q == "FETCH ALL FROM \"c\""),
+        "{sqls:#?}"
+    );
+    assert!(!sqls.iter().any(|q| q.is_empty()), "{sqls:#?}");
+}

@@ -246,39 +246,44 @@ impl Gate {
                 b'B' => {
                     let b = decode::<Bind>(f, &ctx).ok_or_else(|| malformed("Bind"))?;
                     let stmt = b.statement_name.unwrap_or_default();
-                    let text = self.statements.get(&stmt).cloned().unwrap_or_default();
                     let params = bind_params(&b.parameters, &b.parameter_format_codes);
                     self.portals
                         .insert(b.portal_name.clone().unwrap_or_default(), stmt.clone());
                     // The statement runs at Execute; remember its parameters with it.
-                    match statements
-                        .iter_mut()
-                        .rev()
-                        .find(|s| s.text == text && s.parse_only)
-                    {
-                        Some(s) => s.params = params,
-                        None => statements.push(ExtStatement {
-                            text,
-                            params,
-                            parse_only: true,
-                        }),
+                    for text in self.texts_of(&stmt) {
+                        match statements
+                            .iter_mut()
+                            .rev()
+                            .find(|s| s.text == text && s.parse_only)
+                        {
+                            Some(s) => s.params = params.clone(),
+                            None => statements.push(ExtStatement {
+                                text,
+                                params: params.clone(),
+                                parse_only: true,
+                            }),
+                        }
                     }
                 }
                 b'E' => {
                     let portal = execute_portal(f).ok_or_else(|| malformed("Execute"))?;
-                    let text = self
-                        .portals
-                        .get(&portal)
-                        .and_then(|s| self.statements.get(s))
-                        .cloned()
-                        .unwrap_or_default();
-                    match statements.iter_mut().rev().find(|s| s.text == text) {
-                        Some(s) => s.parse_only = false,
-                        None => statements.push(ExtStatement {
-                            text,
-                            params: Vec::new(),
-                            parse_only: false,
-                        }),
+                    let texts = match self.portals.get(&portal) {
+                        Some(stmt) => self.texts_of(stmt),
+                        // Not bound here: a cursor the client declared in SQL, read as FETCH.
+                        None if !portal.is_empty() => {
+                            vec![format!("FETCH ALL FROM {}", quote_ident(&portal))]
+                        }
+                        None => vec![String::new()],
+                    };
+                    for text in texts {
+                        match statements.iter_mut().rev().find(|s| s.text == text) {
+                            Some(s) => s.parse_only = false,
+                            None => statements.push(ExtStatement {
+                                text,
+                                params: Vec::new(),
+                                parse_only: false,
+                            }),
+                        }
                     }
                 }
                 b'C' => {
@@ -295,6 +300,31 @@ impl Gate {
         }
         Ok((!statements.is_empty()).then_some(Unit::Extended { statements }))
     }
+}
+
+impl Gate {
+    /// What a Bind to statement `name` may run. Parse and SQL `PREPARE` share one namespace on
+    /// the server, so a name prepared in SQL (or whose Parse the server refused because SQL had
+    /// taken it, or whose SQL definition replaced a deallocated Parse) runs the SQL definition:
+    /// that is decided as `EXECUTE name`, next to the Parse text when there is one. A name
+    /// known to neither is decided as `EXECUTE name` too (not prepared in this session: held).
+    fn texts_of(&self, name: &str) -> Vec<String> {
+        let parsed = self.statements.get(name);
+        let mut out: Vec<String> = parsed.cloned().into_iter().collect();
+        if !name.is_empty() && (parsed.is_none() || self.inspector.sql_prepared(name)) {
+            out.push(format!("EXECUTE {}", quote_ident(name)));
+        }
+        if out.is_empty() {
+            // The unnamed statement, never parsed: the server refuses the Bind.
+            out.push(String::new());
+        }
+        out
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn decode<M: Message>(f: &Frame, ctx: &DecodeContext) -> Option<M> {

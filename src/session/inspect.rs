@@ -269,6 +269,12 @@ impl SessionInspector {
         }
     }
 
+    /// Whether `name` may be a statement the session prepared with SQL `PREPARE` (every
+    /// definition seen counts, including ones the server may have refused).
+    pub fn sql_prepared(&self, name: &str) -> bool {
+        self.sql_state.prepared.contains_key(name)
+    }
+
     /// Decides a unit. Any failure to decide or to audit refuses it: nothing runs unaudited.
     pub async fn decide(&mut self, unit: &Unit) -> Decided {
         self.refresh();

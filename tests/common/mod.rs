@@ -206,6 +206,12 @@ impl Gw {
     /// Plays an approver who denies every held request as soon as it appears, so tests of
     /// held statements see the refusal instead of waiting out the hold. Stops with the Gw.
     pub fn auto_deny(&self, approver: &str) {
+        self.auto_decide(approver, |_| false);
+    }
+
+    /// `approver` decides every request as it arrives: approves those whose SQL `approve`
+    /// accepts, denies the rest.
+    pub fn auto_decide(&self, approver: &str, approve: fn(&str) -> bool) {
         let registry = self.gateway.registry.clone();
         let stop = self.closing.clone();
         let approver = approver.to_string();
@@ -217,14 +223,26 @@ impl Gw {
             rt.block_on(async move {
                 while !stop.is_cancelled() {
                     for view in registry.list(airlock::approval::ListFilter::Pending).await {
-                        let _ = registry
-                            .deny(
-                                &view.id,
-                                &approver,
-                                airlock::approval::Channel::Api,
-                                Some("denied by the test approver".into()),
-                            )
-                            .await;
+                        let channel = airlock::approval::Channel::Api;
+                        let _ = if approve(&view.sql) {
+                            registry
+                                .approve(
+                                    &view.id,
+                                    &approver,
+                                    channel,
+                                    Some("approved by the test approver".into()),
+                                )
+                                .await
+                        } else {
+                            registry
+                                .deny(
+                                    &view.id,
+                                    &approver,
+                                    channel,
+                                    Some("denied by the test approver".into()),
+                                )
+                                .await
+                        };
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
