@@ -231,16 +231,18 @@ pub fn error_fields(frame: &Frame) -> Vec<(u8, String)> {
     out
 }
 
+/// The value of field `code` among `fields` (from [`error_fields`]).
+pub fn error_field(fields: &[(u8, String)], code: u8) -> Option<&str> {
+    fields
+        .iter()
+        .find(|(k, _)| *k == code)
+        .map(|(_, v)| v.as_str())
+}
+
 /// `(SQLSTATE, message)` of a backend ErrorResponse.
 pub fn error_code_and_message(frame: &Frame) -> (String, String) {
     let fields = error_fields(frame);
-    let get = |c: u8| {
-        fields
-            .iter()
-            .find(|(k, _)| *k == c)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let get = |c: u8| error_field(&fields, c).unwrap_or_default().to_string();
     (get(b'C'), get(b'M'))
 }
 

@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use pgwire::messages::response::{ErrorResponse, NoticeResponse};
 use pgwire::messages::Message;
 
-use crate::protocol::messages::error_fields;
+use crate::protocol::messages::{error_field, error_fields};
 use crate::protocol::Frame;
 
 /// A server message with its text withheld.
@@ -45,12 +45,7 @@ fn passes(code: &str) -> bool {
 /// passes as it is (its code never carries data). Fields after a malformed one are dropped.
 pub fn withhold(frame: &Frame) -> Option<Withheld> {
     let fields = error_fields(frame);
-    let get = |k: u8| {
-        fields
-            .iter()
-            .find(|(c, _)| *c == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: u8| error_field(&fields, k);
     let code = get(b'C').unwrap_or("XX000").to_string();
     if passes(&code) {
         return None;

@@ -223,25 +223,15 @@ impl Gw {
             rt.block_on(async move {
                 while !stop.is_cancelled() {
                     for view in registry.list(airlock::approval::ListFilter::Pending).await {
-                        let channel = airlock::approval::Channel::Api;
-                        let _ = if approve(&view.sql) {
-                            registry
-                                .approve(
-                                    &view.id,
-                                    &approver,
-                                    channel,
-                                    Some("approved by the test approver".into()),
-                                )
-                                .await
-                        } else {
-                            registry
-                                .deny(
-                                    &view.id,
-                                    &approver,
-                                    channel,
-                                    Some("denied by the test approver".into()),
-                                )
-                                .await
+                        let (id, channel) = (&view.id, airlock::approval::Channel::Api);
+                        let yes = approve(&view.sql);
+                        let why = Some(format!(
+                            "{} by the test approver",
+                            if yes { "approved" } else { "denied" }
+                        ));
+                        let _ = match yes {
+                            true => registry.approve(id, &approver, channel, why).await,
+                            false => registry.deny(id, &approver, channel, why).await,
                         };
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -6,7 +6,25 @@
 use std::sync::Arc;
 
 use super::super::{Classified, Classifier, ClassifierOptions, Kind};
+use super::super::{ColumnRef, Facts};
 use super::{classifier, one, sorted};
+
+/// Each `(sql, column)`: the column is among the statement's `what` columns.
+fn each_lists(
+    c: &Classifier,
+    cases: &[(&str, &str)],
+    what: &str,
+    list: fn(&Facts) -> &Vec<ColumnRef>,
+) {
+    for (sql, col) in cases {
+        let f = one(c, sql);
+        let got: Vec<String> = list(&f).iter().map(|c| c.to_string()).collect();
+        assert!(
+            got.iter().any(|o| o == col),
+            "{sql:?}: {col} not among {what} {got:?}"
+        );
+    }
+}
 
 const PII: &[&str] = &[
     "public.customers.name",
@@ -199,14 +217,7 @@ fn hidden_pii_is_found() {
         ("DECLARE c CURSOR FOR SELECT * FROM customers", "public.customers.ssn"),
         ("SELECT j.value FROM customers c, jsonb_each_text(to_jsonb(c)) j", "public.customers.ssn"),
     ];
-    for (sql, col) in cases {
-        let f = one(&c, sql);
-        let out: Vec<String> = f.output_columns.iter().map(|c| c.to_string()).collect();
-        assert!(
-            out.iter().any(|o| o == col),
-            "{sql:?}: {col} not among output {out:?}"
-        );
-    }
+    each_lists(&c, &cases, "output", |f| &f.output_columns);
 }
 
 /// PII copied by a write into a column that is not PII comes back from the next plain read of
@@ -237,14 +248,7 @@ fn pii_copied_by_a_write_is_found() {
         ("PREPARE p AS INSERT INTO products (name) SELECT email FROM customers", "public.customers.email"),
         ("EXPLAIN ANALYZE INSERT INTO products (name) SELECT email FROM customers", "public.customers.email"),
     ];
-    for (sql, col) in cases {
-        let f = one(&c, sql);
-        let stored: Vec<String> = f.stored_columns.iter().map(|c| c.to_string()).collect();
-        assert!(
-            stored.iter().any(|o| o == col),
-            "{sql:?}: {col} not among stored {stored:?}"
-        );
-    }
+    each_lists(&c, &cases, "stored", |f| &f.stored_columns);
     // A value written back into the column it came from moves nothing; a filter is not a copy.
     let harmless = [
         "UPDATE customers SET email = lower(email) WHERE id = 1",
@@ -323,14 +327,7 @@ fn pii_kept_in_a_setting_is_found() {
         ("SELECT count(set_config('application_name', c::text, false)) FROM customers c", "public.customers.ssn"),
         ("UPDATE products SET price = 1 WHERE set_config('application_name', (SELECT ssn FROM customers LIMIT 1), false) <> ''", "public.customers.ssn"),
     ];
-    for (sql, col) in cases {
-        let f = one(&c, sql);
-        let stored: Vec<String> = f.stored_columns.iter().map(|c| c.to_string()).collect();
-        assert!(
-            stored.iter().any(|o| o == col),
-            "{sql:?}: {col} not among stored {stored:?}"
-        );
-    }
+    each_lists(&c, &cases, "stored", |f| &f.stored_columns);
     for sql in [
         "SELECT set_config('application_name', 'report', false)",
         "SELECT set_config('application_name', $1, false)",
