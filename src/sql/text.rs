@@ -535,7 +535,9 @@ pub(crate) fn token_kind(text: &str, toks: &[Tok]) -> (Kind, Flags) {
             }
         }
         ["ANALYZE" | "ANALYSE", ..] | ["CHECKPOINT"] => Kind::Utility,
-        ["MOVE", ..] => Kind::Read,
+        // Cursor movement: the grammar holds a direction, a count and a name, nothing else
+        // (`FETCH c` without FROM is PostgreSQL's, not the parser's).
+        ["MOVE" | "FETCH", ..] => Kind::Read,
         _ => Kind::Unknown,
     };
     (kind, flags)

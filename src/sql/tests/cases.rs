@@ -341,6 +341,8 @@ const CASES: &[Case] = &[
     Case { sql: "FETCH 10 FROM c", label: Some("FETCH"), ..D },
     Case { sql: "FETCH ALL IN c", ..D },
     Case { sql: "MOVE NEXT IN c", ..D },
+    Case { sql: "FETCH c", label: Some("FETCH"), ..D },
+    Case { sql: "FETCH FORWARD 5 c", ..D },
     Case { sql: "CLOSE c", ..D },
     Case { sql: "PREPARE q(int) AS SELECT ssn FROM customers WHERE id = $1", read: &["customers"], out: &["customers.ssn"], label: Some("PREPARE SELECT"), ..D },
     Case { sql: "PREPARE d AS DELETE FROM orders", kind: Write, written: &["orders"], flags: &["unbounded_write"], ..D },
