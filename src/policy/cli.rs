@@ -497,6 +497,7 @@ pub fn load_catalog_file(path: &Path) -> Result<Catalog, String> {
                 table,
                 kind: r.kind,
                 columns: r.columns,
+                view_columns: view_sources.values().flatten().cloned().collect(),
                 view_sources,
             },
         );

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::pattern::{ColumnPattern, Glob, TablePattern};
 use super::Action;
 use super::Decision;
-use crate::sql::{ColumnRef, Facts, Flags, Kind, TableRef};
+use crate::sql::{Catalog, ColumnRef, Facts, Flags, Kind, TableRef};
 
 /// How a PII column is masked when a `mask` rule lets a read through.
 /// Ordered from the method that reveals most to the one that reveals nothing, so that when
@@ -371,14 +371,26 @@ impl Policy {
     }
 
     /// Whether the server's messages about these statements may quote declared PII: one of
-    /// them references a PII column (`decision.pii_columns`), or writes a table that may hold
-    /// one, whose constraint violations show the whole failing row.
-    pub fn messages_may_quote_pii(&self, statements: &[Facts], decision: &Decision) -> bool {
+    /// them references a PII column (`decision.pii_columns`), writes a table that may hold
+    /// one (its constraint violations show the whole failing row), or reads a view whose
+    /// definition references one (the server evaluates the view's filters too).
+    pub fn messages_may_quote_pii(
+        &self,
+        statements: &[Facts],
+        decision: &Decision,
+        catalog: &Catalog,
+    ) -> bool {
         !decision.pii_columns.is_empty()
-            || statements
-                .iter()
-                .flat_map(|f| &f.tables_written)
-                .any(|t| self.pii.any_in_table(t).is_some())
+            || statements.iter().any(|f| {
+                f.tables_written
+                    .iter()
+                    .any(|t| self.pii.any_in_table(t).is_some())
+                    || f.tables_read.iter().any(|t| {
+                        catalog.relation(t).is_some_and(|r| {
+                            r.view_columns.iter().any(|c| self.pii.method(c).is_some())
+                        })
+                    })
+            })
     }
 
     /// Number of `[[pii]]` column patterns declared.

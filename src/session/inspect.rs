@@ -303,7 +303,8 @@ impl SessionInspector {
         };
         let mut params = params;
         policy.param_redaction(&decision).apply(&mut params);
-        let touches_pii = policy.messages_may_quote_pii(&classified.statements, &decision);
+        let touches_pii =
+            policy.messages_may_quote_pii(&classified.statements, &decision, classifier.catalog());
         let record = DecisionRecord {
             session: &self.info,
             protocol,

@@ -25,6 +25,11 @@ pub struct Relation {
     pub columns: Vec<String>,
     /// For views: view column name → the base columns it is computed from.
     pub view_sources: HashMap<String, Vec<ColumnRef>>,
+    /// For views: every base column the definition references anywhere (its select list, and
+    /// its WHERE, JOIN and subqueries, through the views it reads). A read of one column of the
+    /// view makes the server evaluate the view's filters, whose errors may quote those values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub view_columns: Vec<ColumnRef>,
 }
 
 /// `pg_proc.provolatile`.

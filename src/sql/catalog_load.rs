@@ -165,6 +165,7 @@ impl Catalog {
                 kind,
                 columns: Vec::new(),
                 view_sources: HashMap::new(),
+                view_columns: Vec::new(),
             });
             if let Some(Some(a)) = row.get(3) {
                 rel.columns.push(a.clone());
@@ -281,9 +282,10 @@ fn resolve_views(
             (ready, rest)
         };
         for (t, def) in ready {
-            let sources = view_sources(cat, &t, def.as_deref(), deps);
+            let (sources, touched) = view_sources(cat, &t, def.as_deref(), deps);
             if let Some(rel) = cat.relations.get_mut(&t) {
                 rel.view_sources = sources;
+                rel.view_columns = touched;
             }
             done.insert(t);
         }
@@ -291,12 +293,13 @@ fn resolve_views(
     }
 }
 
+/// Each column's base lineage, and every base column the definition references anywhere.
 fn view_sources(
     cat: &Catalog,
     view: &TableRef,
     def: Option<&str>,
     deps: &HashMap<TableRef, Vec<TableRef>>,
-) -> HashMap<String, Vec<ColumnRef>> {
+) -> (HashMap<String, Vec<ColumnRef>>, Lineage) {
     let columns = cat
         .relation(view)
         .map(|r| r.columns.clone())
@@ -313,6 +316,16 @@ fn view_sources(
         Some(all)
     };
     let precise = def.and_then(|sql| view_lineage(cat, &cat.search_path, &columns, sql));
+    let mut touched = match &precise {
+        Some(v) if !v.unsafe_functions => v.touched.clone(),
+        // Unreadable, or calling functions that may read anything: all it could reach.
+        _ => fallback().unwrap_or_default(),
+    };
+    for d in deps.get(view).into_iter().flatten() {
+        if let Some(r) = cat.relation(d) {
+            union_into(&mut touched, &r.view_columns);
+        }
+    }
     let mut out = HashMap::new();
     for (i, c) in columns.iter().enumerate() {
         let own = || {
@@ -322,9 +335,9 @@ fn view_sources(
             }]
         };
         let lin = match &precise {
-            Some((lins, false)) => lins[i].clone(),
-            Some((lins, true)) => {
-                let mut l = lins[i].clone();
+            Some(v) if !v.unsafe_functions => v.lineages[i].clone(),
+            Some(v) => {
+                let mut l = v.lineages[i].clone();
                 union_into(&mut l, &fallback().unwrap_or_else(own));
                 l
             }
@@ -332,7 +345,7 @@ fn view_sources(
         };
         out.insert(c.clone(), lin);
     }
-    out
+    (out, touched)
 }
 
 /// Every base column behind a relation (through views).
@@ -359,15 +372,24 @@ fn all_base_columns(cat: &Catalog, t: &TableRef) -> Lineage {
     out
 }
 
-/// The lineage of each output column of a view definition, and whether it calls functions that
-/// are not known to be harmless (which may read anything). `None` when the definition cannot be
-/// analyzed or its arity does not match the view's columns.
+/// What a view definition reads, as analyzed from its SQL.
+pub(crate) struct ViewLineage {
+    /// The lineage of each output column.
+    pub lineages: Vec<Lineage>,
+    /// Every base column referenced anywhere in the definition.
+    pub touched: Lineage,
+    /// It calls functions not known to be harmless (which may read anything).
+    pub unsafe_functions: bool,
+}
+
+/// What a view definition reads. `None` when the definition cannot be analyzed or its arity
+/// does not match the view's columns.
 pub(crate) fn view_lineage(
     cat: &Catalog,
     path: &[String],
     columns: &[String],
     sql: &str,
-) -> Option<(Vec<Lineage>, bool)> {
+) -> Option<ViewLineage> {
     let sql = sql.trim().trim_end_matches(';');
     let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let [Statement::Query(q)] = stmt.as_slice() else {
@@ -387,10 +409,11 @@ pub(crate) fn view_lineage(
     if acc.unsupported.is_some() || out.len() != columns.len() {
         return None;
     }
-    Some((
-        out.into_iter().map(|c| c.lineage).collect(),
-        acc.flags.unsafe_function,
-    ))
+    Some(ViewLineage {
+        lineages: out.into_iter().map(|c| c.lineage).collect(),
+        touched: acc.columns.clone(),
+        unsafe_functions: acc.flags.unsafe_function,
+    })
 }
 
 /// A catalog built by hand (tests, demos, `airlock explain` without a server).
@@ -435,6 +458,7 @@ impl CatalogBuilder {
                 kind,
                 columns,
                 view_sources: sources,
+                view_columns: Vec::new(),
             },
         );
         self
@@ -514,7 +538,7 @@ impl CatalogBuilder {
                 .enumerate()
                 .map(|(i, c)| {
                     let lin = match &lineage {
-                        Some((lins, _)) => lins[i].clone(),
+                        Some(v) => v.lineages[i].clone(),
                         None => vec![ColumnRef {
                             table: t.clone(),
                             column: c.clone(),
@@ -526,6 +550,7 @@ impl CatalogBuilder {
             if let Some(rel) = cat.relations.get_mut(&t) {
                 rel.kind = kind;
                 rel.view_sources = sources;
+                rel.view_columns = lineage.map(|v| v.touched).unwrap_or_default();
             }
         }
         cat

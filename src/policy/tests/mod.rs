@@ -109,6 +109,7 @@ pub(crate) fn demo_catalog() -> Catalog {
                     .iter()
                     .map(|(col, base)| (col.to_string(), base.iter().map(|b| c(b)).collect()))
                     .collect(),
+                view_columns: Vec::new(),
             },
         );
     };

@@ -68,6 +68,8 @@ fn canned() -> Canned {
     rels.extend(rel_rows("public", "contacts", "v", &["who", "mail"]));
     rels.extend(rel_rows("public", "mails", "v", &["mail"]));
     rels.extend(rel_rows("public", "odd", "v", &["a", "b"]));
+    rels.extend(rel_rows("public", "filtered", "v", &["id"]));
+    rels.extend(rel_rows("public", "filtered_again", "v", &["id"]));
     rels.extend(rel_rows("public", "spend", "m", &["customer_id", "spent"]));
     rels.push(row(&[Some("public"), Some("empty"), Some("r"), None]));
     rels.extend(rel_rows("pg_catalog", "pg_class", "r", &["oid", "relname"]));
@@ -83,6 +85,8 @@ fn canned() -> Canned {
                     row(&[Some("public"), Some("mails"), Some(" SELECT contacts.mail\n   FROM contacts;")]),
                     // A definition sqlparser cannot parse: the dependency fallback applies.
                     row(&[Some("public"), Some("odd"), Some(" SELECT 1 AS a, 2 AS b FROM customers WHERE customers.id OPERATOR(pg_catalog.=) ANY (ARRAY[1]) AND FOO BAR BAZ")]),
+                    row(&[Some("public"), Some("filtered"), Some(" SELECT customers.id\n   FROM customers\n  WHERE customers.ssn IS NOT NULL;")]),
+                    row(&[Some("public"), Some("filtered_again"), Some(" SELECT filtered.id\n   FROM filtered;")]),
                     row(&[Some("public"), Some("spend"), Some(" SELECT orders.customer_id,\n    sum(orders.total) AS spent\n   FROM orders\n  GROUP BY orders.customer_id;")]),
                 ]),
             ),
@@ -93,6 +97,8 @@ fn canned() -> Canned {
                     row(&[Some("public"), Some("mails"), Some("public"), Some("contacts")]),
                     row(&[Some("public"), Some("odd"), Some("public"), Some("customers")]),
                     row(&[Some("public"), Some("spend"), Some("public"), Some("orders")]),
+                    row(&[Some("public"), Some("filtered"), Some("public"), Some("customers")]),
+                    row(&[Some("public"), Some("filtered_again"), Some("public"), Some("filtered")]),
                 ]),
             ),
             (
@@ -183,6 +189,31 @@ async fn loads_relations_views_functions_and_path() {
         spend.view_sources["spent"],
         vec![col("public.orders", "total")]
     );
+
+    // Everything a view's definition reads, its filters included, through the views it reads.
+    let touched = |name: &str| {
+        sorted(
+            &cat.relation(&TableRef {
+                schema: "public".into(),
+                name: name.into(),
+            })
+            .expect(name)
+            .view_columns,
+        )
+    };
+    let id_ssn = sorted(&[
+        col("public.customers", "id"),
+        col("public.customers", "ssn"),
+    ]);
+    assert_eq!(touched("filtered"), id_ssn);
+    assert!(touched("filtered_again").contains(&col("public.customers", "ssn").to_string()));
+    assert!(touched("mails").contains(&col("public.customers", "email").to_string()));
+    assert_eq!(
+        touched("odd").len(),
+        4,
+        "unanalyzable: every column it may reach"
+    );
+    assert!(touched("customers").is_empty());
 
     // Overloads merge to the riskiest.
     let f = &cat.functions["public.f"];
