@@ -243,14 +243,23 @@ pub fn run_explain(
         }
     };
     let decision = policy.evaluate(&classified, &args.sql, &ctx, &catalog);
+    let withheld = policy.messages_may_quote_pii(&classified.statements, &decision, &catalog);
     let code = exit_code(decision.action);
     if args.quiet {
         return code;
     }
     let printed = if args.json {
-        print_json(&policy, &classified, &decision, &ctx, out)
+        print_json(&policy, &classified, &decision, withheld, &ctx, out)
     } else {
-        print_explanation(&policy, &args.sql, &classified, &decision, &ctx, out)
+        print_explanation(
+            &policy,
+            &args.sql,
+            &classified,
+            &decision,
+            withheld,
+            &ctx,
+            out,
+        )
     };
     match printed {
         Ok(()) => code,
@@ -279,12 +288,13 @@ fn flag_names(f: &Facts) -> Vec<&'static str> {
     f.flags.names()
 }
 
-/// The human printer.
+/// The human printer. `withheld`: the server's error text would not reach the client.
 pub fn print_explanation(
     policy: &Policy,
     sql: &str,
     classified: &Classified,
     d: &Decision,
+    withheld: bool,
     ctx: &RequestContext,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -341,6 +351,12 @@ pub fn print_explanation(
     if !d.pii_columns.is_empty() {
         writeln!(out, "pii        {}", d.pii_columns.join(", "))?;
     }
+    if withheld {
+        writeln!(
+            out,
+            "errors     the server's message text is withheld (the statement touches PII)"
+        )?;
+    }
     if d.action == Action::Hold {
         let timeout = d.hold_timeout.map_or("gateway default".to_string(), |t| {
             format!("{}s", t.as_secs())
@@ -364,6 +380,8 @@ struct JsonExplanation<'a> {
     session: &'a RequestContext,
     statements: Vec<JsonStatement<'a>>,
     decision: &'a Decision,
+    /// The server's error and notice text would be withheld from the client.
+    messages_withheld: bool,
 }
 
 #[derive(Serialize)]
@@ -378,6 +396,7 @@ fn print_json(
     policy: &Policy,
     classified: &Classified,
     d: &Decision,
+    withheld: bool,
     ctx: &RequestContext,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -399,6 +418,7 @@ fn print_json(
         session: ctx,
         statements,
         decision: d,
+        messages_withheld: withheld,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)

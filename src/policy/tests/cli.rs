@@ -275,6 +275,24 @@ fn explain_classifies_the_sql_itself() {
     assert_eq!(code, EXIT_DENY, "{out}");
     assert!(out.contains("rule       agent-no-drop"), "{out}");
 
+    // PII only in WHERE is no export, but the server's error text about it is withheld.
+    let withheld = "errors     the server's message text is withheld";
+    let (code, out, _) = explain_sql(
+        "SELECT id FROM customers WHERE email::date IS NULL",
+        "policies/demo.toml",
+        "",
+    );
+    assert_eq!(code, EXIT_ALLOW, "{out}");
+    assert!(out.contains(withheld), "{out}");
+    let (_, out, _) = explain_sql(
+        "UPDATE customers SET name = 'x' WHERE id = 1",
+        "policies/demo.toml",
+        "",
+    );
+    assert!(out.contains(withheld), "a write to a PII table: {out}");
+    let (_, out, _) = explain_sql("SELECT id, name FROM products", "policies/demo.toml", "");
+    assert!(!out.contains(withheld), "{out}");
+
     let (code, out, _) = explain_sql("SELECT ssn FROM customers", "policies/default.toml", "");
     assert_eq!(code, EXIT_HOLD, "{out}");
     assert!(
