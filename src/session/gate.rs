@@ -322,9 +322,9 @@ impl Gate {
     }
 }
 
-/// `name` as a quoted SQL identifier.
+/// `name` as a quoted SQL identifier (sqlparser doubles any quote inside it).
 fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    sqlparser::ast::Ident::with_quote('"', name).to_string()
 }
 
 fn decode<M: Message>(f: &Frame, ctx: &DecodeContext) -> Option<M> {
@@ -334,6 +334,13 @@ fn decode<M: Message>(f: &Frame, ctx: &DecodeContext) -> Option<M> {
 
 fn execute_portal(f: &Frame) -> Option<String> {
     crate::protocol::frame::read_cstr(f.body()).map(|(s, _)| s.to_string())
+}
+
+#[cfg(test)]
+#[test]
+fn identifiers_are_quoted_as_postgresql_reads_them() {
+    assert_eq!(quote_ident("plain"), "\"plain\"");
+    assert_eq!(quote_ident("a\"b; DROP"), "\"a\"\"b; DROP\"");
 }
 
 fn bind_params(values: &[Option<Bytes>], formats: &[i16]) -> Vec<Option<String>> {
