@@ -350,3 +350,58 @@ fn executing_a_cursor_declared_in_sql_is_decided_as_fetch() {
     );
     assert!(!sqls.iter().any(|q| q.is_empty()), "{sqls:#?}");
 }
+
+/// A Bind to a portal name a SQL cursor holds is refused by the server, and a later Execute
+/// of the name runs the cursor. The gate cannot see the refusal in advance, so it decides and
+/// audits that Execute as both what was bound and the FETCH.
+#[test]
+fn executing_a_portal_name_a_cursor_holds_is_decided_as_fetch_too() {
+    let gw = trust_gw(1 << 20);
+    let mut s = session(&gw);
+    s.write_all(&message(
+        b'Q',
+        b"DECLARE c CURSOR WITH HOLD FOR SELECT g FROM generate_series(7, 9) g\0",
+    ))
+    .unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    assert!(!tags.contains(&b'E'), "{}", String::from_utf8_lossy(&raw));
+    // Parse "SELECT 42" unnamed, Bind it to portal "c": the server refuses (42P03).
+    let mut batch = message(b'P', b"\0SELECT 42\0\0\0");
+    batch.extend(message(b'B', b"c\0\0\0\0\0\0\0\0"));
+    batch.extend(message(b'S', b""));
+    s.write_all(&batch).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(tags.contains(&b'E') && text.contains("42P03"), "{text}");
+    // Execute portal "c", at most 2 rows: the cursor's rows come back.
+    let mut batch = message(b'E', b"c\0\0\0\0\x02");
+    batch.extend(message(b'S', b""));
+    s.write_all(&batch).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(tags, vec![b'D', b'D', b's', b'Z'], "{text}");
+    assert!(text.contains('7') && text.contains('8'), "{text}");
+    let sqls: Vec<String> = gw.decisions().into_iter().map(|(_, d)| d.sql).collect();
+    assert_eq!(
+        sqls.last().map(String::as_str),
+        Some("SELECT 42;\nFETCH ALL FROM \"c\""),
+        "{sqls:#?}"
+    );
+    // Closed in SQL, the name is a portal again: an Execute is what was bound.
+    s.write_all(&message(b'Q', b"CLOSE c\0")).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    assert!(!tags.contains(&b'E'), "{}", String::from_utf8_lossy(&raw));
+    let mut batch = message(b'P', b"\0SELECT 43\0\0\0");
+    batch.extend(message(b'B', b"c\0\0\0\0\0\0\0\0"));
+    batch.extend(message(b'E', b"c\0\0\0\0\0"));
+    batch.extend(message(b'S', b""));
+    s.write_all(&batch).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    assert!(!tags.contains(&b'E'), "{}", String::from_utf8_lossy(&raw));
+    let sqls: Vec<String> = gw.decisions().into_iter().map(|(_, d)| d.sql).collect();
+    assert_eq!(
+        sqls.last().map(String::as_str),
+        Some("SELECT 43"),
+        "{sqls:#?}"
+    );
+}

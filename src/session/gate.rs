@@ -267,12 +267,19 @@ impl Gate {
                 }
                 b'E' => {
                     let portal = execute_portal(f).ok_or_else(|| malformed("Execute"))?;
+                    let fetch = || format!("FETCH ALL FROM {}", quote_ident(&portal));
                     let texts = match self.portals.get(&portal) {
-                        Some(stmt) => self.texts_of(stmt),
-                        // Not bound here: a cursor the client declared in SQL, read as FETCH.
-                        None if !portal.is_empty() => {
-                            vec![format!("FETCH ALL FROM {}", quote_ident(&portal))]
+                        Some(stmt) => {
+                            let mut texts = self.texts_of(stmt);
+                            // The server refuses a Bind to a name a SQL cursor holds, and
+                            // then this Execute runs the cursor.
+                            if !portal.is_empty() && self.inspector.sql_cursor(&portal) {
+                                texts.push(fetch());
+                            }
+                            texts
                         }
+                        // Not bound here: a cursor the client declared in SQL, read as FETCH.
+                        None if !portal.is_empty() => vec![fetch()],
                         None => vec![String::new()],
                     };
                     for text in texts {

@@ -275,6 +275,11 @@ impl SessionInspector {
         self.sql_state.prepared.contains_key(name)
     }
 
+    /// Whether `name` may be a cursor the session declared in SQL.
+    pub fn sql_cursor(&self, name: &str) -> bool {
+        self.sql_state.cursors.contains(name)
+    }
+
     /// Decides a unit. Any failure to decide or to audit refuses it: nothing runs unaudited.
     pub async fn decide(&mut self, unit: &Unit) -> Decided {
         self.refresh();

@@ -1,6 +1,6 @@
 //! Per-session SQL state: SQL-level prepared statements and the session's search_path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::classify::Entry;
@@ -37,6 +37,10 @@ pub struct SessionSqlState {
     pub other_search_paths: Vec<Vec<String>>,
     /// Too many uncertain SETs: every statement is `unknown` until the path is confirmed.
     pub search_path_lost: bool,
+    /// Names of cursors declared in SQL and not closed since (a DECLARE the server refused
+    /// counts, and a cursor its transaction ended stays). Cursors and protocol portals share
+    /// one namespace on the server, so an Execute of such a name may run the cursor.
+    pub cursors: HashSet<String>,
 }
 
 impl SessionSqlState {
@@ -260,6 +264,18 @@ pub(crate) fn resolve_in_session(
                 state.prepared.clear();
                 out.push(facts);
             }
+            Effect::DeclareCursor(name) => {
+                state.cursors.insert(name);
+                out.push(facts);
+            }
+            Effect::CloseCursor(Some(name)) => {
+                state.cursors.remove(&name);
+                out.push(facts);
+            }
+            Effect::CloseCursor(None) => {
+                state.cursors.clear();
+                out.push(facts);
+            }
             Effect::SetSearchPath(p) => {
                 state.switch_search_path(p);
                 out.push(facts);
@@ -270,6 +286,7 @@ pub(crate) fn resolve_in_session(
             }
             Effect::DiscardAll => {
                 state.prepared.clear();
+                state.cursors.clear();
                 state.switch_search_path(default_path.to_vec());
                 out.push(facts);
             }

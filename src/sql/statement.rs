@@ -36,6 +36,10 @@ pub(crate) enum Effect {
         wrap: Wrap,
     },
     Deallocate(Option<String>),
+    /// `DECLARE name CURSOR …`: the name may now be a portal on the server.
+    DeclareCursor(String),
+    /// `CLOSE name`, or `CLOSE ALL` (None).
+    CloseCursor(Option<String>),
     SetSearchPath(Vec<String>),
     ResetSearchPath,
     DiscardAll,
@@ -198,7 +202,8 @@ pub(crate) fn classify_statement(
                         Effect::Execute { name, params, wrap },
                     )
                 }
-                Effect::None => none(wrap_explain(inner, analyze)),
+                // EXPLAIN plans a DECLARE's query without opening the cursor.
+                Effect::None | Effect::DeclareCursor(_) => none(wrap_explain(inner, analyze)),
                 _ => none(Facts::unknown("EXPLAIN of a session command")),
             }
         }
@@ -206,10 +211,14 @@ pub(crate) fn classify_statement(
             [d] if d.declare_type == Some(DeclareType::Cursor) => match &d.for_query {
                 Some(q) => {
                     let f = classify_query(cx, q);
-                    none(Facts {
+                    let facts = Facts {
                         label: format!("DECLARE CURSOR FOR {}", f.label),
                         ..f
-                    })
+                    };
+                    match d.names.as_slice() {
+                        [name] => (facts, Effect::DeclareCursor(fold(name))),
+                        _ => none(Facts::unknown("DECLARE")),
+                    }
                 }
                 None => none(Facts::unknown("DECLARE")),
             },
@@ -352,13 +361,13 @@ pub(crate) fn classify_statement(
             none(build(Kind::Write, "TRUNCATE", acc, &[]))
         }
         Statement::Fetch { into: None, .. } => none(simple(Kind::Read, "FETCH")),
-        Statement::Close { cursor } => none(simple(
-            Kind::Read,
-            match cursor {
-                CloseCursor::All => "CLOSE ALL",
-                CloseCursor::Specific { .. } => "CLOSE",
-            },
-        )),
+        Statement::Close { cursor } => match cursor {
+            CloseCursor::All => (simple(Kind::Read, "CLOSE ALL"), Effect::CloseCursor(None)),
+            CloseCursor::Specific { name } => (
+                simple(Kind::Read, "CLOSE"),
+                Effect::CloseCursor(Some(fold(name))),
+            ),
+        },
         Statement::Discard { object_type } => match object_type {
             DiscardObject::ALL => (simple(Kind::Role, "DISCARD ALL"), Effect::DiscardAll),
             _ => none(simple(Kind::Utility, "DISCARD")),

@@ -213,3 +213,27 @@ fn prepare_under_an_uncertain_path_covers_every_path() {
     let read = sorted(&e.statements[0].tables_read);
     assert_eq!(read, vec!["app.customers", "public.customers"]);
 }
+
+#[test]
+fn declared_cursor_names_are_kept_until_closed() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    let d = c.classify_in_session(
+        &mut s,
+        "DECLARE Cur CURSOR WITH HOLD FOR SELECT id FROM orders",
+    );
+    assert_eq!(d.statements[0].kind, Kind::Read);
+    assert!(s.cursors.contains("cur"), "{:?}", s.cursors);
+    c.classify_in_session(&mut s, "DECLARE \"Other\" CURSOR FOR SELECT 1");
+    assert!(s.cursors.contains("Other"), "{:?}", s.cursors);
+    c.classify_in_session(&mut s, "CLOSE cur");
+    assert!(!s.cursors.contains("cur"), "{:?}", s.cursors);
+    // EXPLAIN plans the query and opens nothing.
+    c.classify_in_session(&mut s, "EXPLAIN DECLARE x CURSOR FOR SELECT 1");
+    assert!(!s.cursors.contains("x"), "{:?}", s.cursors);
+    c.classify_in_session(&mut s, "CLOSE ALL");
+    assert!(s.cursors.is_empty(), "{:?}", s.cursors);
+    c.classify_in_session(&mut s, "DECLARE y CURSOR FOR SELECT 1");
+    c.classify_in_session(&mut s, "DISCARD ALL");
+    assert!(s.cursors.is_empty(), "{:?}", s.cursors);
+}
