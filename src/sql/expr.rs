@@ -84,7 +84,8 @@ impl Walker<'_, '_, '_> {
         self.skip_query.is_some() || self.skip_expr.is_some()
     }
 
-    fn take(&mut self, r: Resolution) {
+    fn take(&mut self, mut r: Resolution) {
+        union_into(&mut r.lineage, &std::mem::take(&mut r.maybe));
         self.acc.columns(&r.lineage);
         self.acc.live_check(&r.live);
         self.acc.touched.extend(r.sources);
@@ -100,9 +101,15 @@ impl Walker<'_, '_, '_> {
     }
 
     fn ident(&mut self, name: String) {
-        let r = self.env.resolve_ident(&name);
+        let mut r = self.env.resolve_ident(&name);
         if !r.sources.is_empty() {
             return self.take(r);
+        }
+        // Unnamed columns of derived sources it may denote flow whatever it turns out to be.
+        let maybe = std::mem::take(&mut r.maybe);
+        if !maybe.is_empty() {
+            self.acc.columns(&maybe);
+            self.flow(&maybe);
         }
         // An output alias (ORDER BY total).
         if let Some(out) = self.outputs {
@@ -143,6 +150,10 @@ impl Walker<'_, '_, '_> {
         for s in self.env.sources.iter().filter(|s| s.relation.is_none()) {
             r.live.extend(s.live_tables());
         }
+        // Or the server names a derived column so where the gateway did not: any of them.
+        let (lin, uids) = self.env.derived_columns();
+        union_into(&mut r.lineage, &lin);
+        r.sources.extend(uids);
         self.take(r);
     }
 

@@ -72,6 +72,7 @@ pub(crate) fn analyze_table_with_joins(
                     if let Some(col) = n.0.last().and_then(|p| p.as_ident()).map(fold) {
                         let r = local.resolve_ident(&col);
                         acc.columns(&r.lineage);
+                        acc.columns(&r.maybe);
                         acc.live_check(&r.live);
                         acc.touched.extend(r.sources);
                     }

@@ -38,6 +38,7 @@ mod cache;
 mod catalog;
 mod catalog_load;
 mod classify;
+mod colname;
 mod commands;
 mod dml;
 mod expr;

@@ -6,6 +6,7 @@ use sqlparser::ast::{
     SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
 };
 
+use super::colname::column_name;
 use super::dml;
 use super::expr::{walk, walk_with};
 use super::from::analyze_table_with_joins;
@@ -284,7 +285,7 @@ pub(crate) fn select_items(
             SelectItem::UnnamedExpr(e) => {
                 let lineage = walk(cx, env, acc, e);
                 out.push(OutCol {
-                    name: expr_name(e),
+                    name: column_name(e),
                     lineage,
                 });
             }
@@ -344,14 +345,4 @@ pub(crate) fn select_items(
         }
     }
     out
-}
-
-fn expr_name(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Identifier(i) => Some(fold(i)),
-        Expr::CompoundIdentifier(ids) => ids.last().map(fold),
-        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(fold),
-        Expr::Cast { expr, .. } | Expr::Nested(expr) => expr_name(expr),
-        _ => None,
-    }
 }

@@ -205,6 +205,40 @@ impl Source {
         }
     }
 
+    /// A subquery, CTE or VALUES list: columns known, no relation behind it.
+    fn derived(&self) -> bool {
+        self.relation.is_none() && self.columns.is_some()
+    }
+
+    /// The lineage of the columns whose server-given name the gateway could not work out
+    /// (see [`super::colname`]): any name that matches no named column may denote them.
+    fn unnamed(&self) -> Lineage {
+        match &self.columns {
+            Some(cols) => unique(
+                cols.iter()
+                    .filter(|c| c.name.is_none())
+                    .flat_map(|c| &c.lineage),
+            ),
+            None => Vec::new(),
+        }
+    }
+
+    /// What `qual.col` denotes when `col` matches none of the source's named columns: for a
+    /// relation, a column the snapshot does not list yet; for a derived source, one of its
+    /// unnamed columns, or, when all are named (the server would refuse the name unless the
+    /// gateway named a column differently from it), any of its columns.
+    fn unmatched(&self, col: &str) -> Lineage {
+        if !self.derived() {
+            return self.unknown_column(col);
+        }
+        let unnamed = self.unnamed();
+        if unnamed.is_empty() {
+            self.all()
+        } else {
+            unnamed
+        }
+    }
+
     fn unknown_column(&self, col: &str) -> Lineage {
         let mut lin = self.fallback.clone();
         if let Some(rel) = &self.relation {
@@ -287,6 +321,10 @@ pub(crate) struct Resolution {
     /// Whole-row references: relations to compare with the live catalog (see
     /// [`super::Facts::live_check`]).
     pub live: Vec<TableRef>,
+    /// Columns the name may denote without resolving to them: unnamed columns of derived
+    /// sources along the way (see [`Source::unnamed`]). They flow with the reference wherever
+    /// it ends up resolving.
+    pub maybe: Lineage,
 }
 
 impl<'p> Env<'p> {
@@ -320,6 +358,8 @@ impl<'p> Env<'p> {
                         found = true;
                         union_into(&mut r.lineage, &lin);
                         r.sources.push(s.uid);
+                    } else {
+                        union_into(&mut r.maybe, &s.unnamed());
                     }
                 }
             }
@@ -357,7 +397,7 @@ impl<'p> Env<'p> {
                 r.sources.push(s.uid);
                 match s.column(col) {
                     Some(lin) => union_into(&mut r.lineage, &lin),
-                    None => union_into(&mut r.lineage, &s.unknown_column(col)),
+                    None => union_into(&mut r.lineage, &s.unmatched(col)),
                 }
             }
             if found {
@@ -385,6 +425,23 @@ impl<'p> Env<'p> {
             }
         }
         r
+    }
+
+    /// Every column of every derived source in reach, with the sources: what a name that
+    /// resolves nowhere may denote if the gateway named a derived column differently from the
+    /// server.
+    pub fn derived_columns(&self) -> (Lineage, Vec<usize>) {
+        let mut lin = Vec::new();
+        let mut uids = Vec::new();
+        for s in self
+            .chain()
+            .flat_map(|e| &e.sources)
+            .filter(|s| s.derived())
+        {
+            union_into(&mut lin, &s.all());
+            uids.push(s.uid);
+        }
+        (lin, uids)
     }
 
     /// `*`: the columns of every source of this scope.
