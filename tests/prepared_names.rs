@@ -18,8 +18,14 @@ fn a_bind_to_a_statement_prepared_in_sql_is_decided_as_execute() {
         .trim()
         .to_string();
     let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
-    // The approver lets the preparation through, and nothing else.
-    gw.auto_decide("alice", |sql| sql.starts_with("PREPARE export"));
+    let email3 = db
+        .exec("SELECT email FROM customers WHERE id = 3")
+        .trim()
+        .to_string();
+    // The approver lets the preparations through, and nothing else.
+    gw.auto_decide("alice", |sql| {
+        sql.starts_with("PREPARE export") || sql == "SELECT email FROM customers WHERE id = $1::int"
+    });
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/psycopg_prepared_names.py");
     let out = Command::new(python_with("psycopg"))
@@ -49,6 +55,11 @@ fn a_bind_to_a_statement_prepared_in_sql_is_decided_as_execute() {
     assert_eq!(v["export_reparse"]["error"], "42P05", "{text}");
     assert_eq!(v["export_bound_again"]["error"], "42501", "{text}");
     assert!(!text.contains(&email), "{email} returned: {text}");
+    // A Parse refused because the name is taken does not replace the approved text.
+    assert_eq!(v["byid_parse"], serde_json::json!({"rows": []}), "{text}");
+    assert_eq!(v["byid_reparse"]["error"], "42P05", "{text}");
+    assert_eq!(v["byid_bound"]["error"], "42501", "{text}");
+    assert!(!text.contains(&email3), "{email3} returned: {text}");
     // Not prepared anywhere: held as unknown, denied.
     assert_eq!(v["nobody"]["error"], "42501", "{text}");
     // The audit names what ran.
@@ -57,6 +68,7 @@ fn a_bind_to_a_statement_prepared_in_sql_is_decided_as_execute() {
         "EXECUTE \"plain\"",
         "EXECUTE \"export\"",
         "SELECT 1;\nEXECUTE \"export\"",
+        "SELECT email FROM customers WHERE id = $1::int;\nSELECT 1",
     ] {
         assert!(
             sqls.iter().any(|s| s.contains(expected)),

@@ -89,7 +89,13 @@ impl UnitDecision {
 pub struct Gate {
     inspector: SessionInspector,
     holds: Option<HoldContext>,
-    statements: HashMap<String, String>,
+    /// Every text parsed under each statement name since its Close (see [`Gate::parsed`]).
+    statements: HashMap<String, Vec<String>>,
+    /// Names parsed with more distinct texts than are kept: a Bind to them is held.
+    overflowed: HashSet<String>,
+    /// The statement bound to each portal. A Bind the server refuses (the name is taken)
+    /// fails its transaction, and with it the portal that held the name, so the latest Bind
+    /// is always the one an Execute can run; a SQL cursor is the exception (see Execute).
     portals: HashMap<String, String>,
     /// Prepared statements whose Parse was rewritten by a mask: executing them later runs the
     /// masked text already upstream.
@@ -107,6 +113,7 @@ impl Gate {
             inspector,
             holds,
             statements: HashMap::new(),
+            overflowed: HashSet::new(),
             portals: HashMap::new(),
             masked: HashSet::new(),
             changes_schema: false,
@@ -241,7 +248,7 @@ impl Gate {
                         params: Vec::new(),
                         parse_only: true,
                     });
-                    self.statements.insert(name, p.query);
+                    self.parsed(name, p.query);
                 }
                 b'B' => {
                     let b = decode::<Bind>(f, &ctx).ok_or_else(|| malformed("Bind"))?;
@@ -298,6 +305,7 @@ impl Gate {
                     let name = c.name.unwrap_or_default();
                     if c.target_type == b'S' {
                         self.statements.remove(&name);
+                        self.overflowed.remove(&name);
                     } else {
                         self.portals.remove(&name);
                     }
@@ -315,10 +323,16 @@ impl Gate {
     /// taken it, or whose SQL definition replaced a deallocated Parse) runs the SQL definition:
     /// that is decided as `EXECUTE name`, next to the Parse text when there is one. A name
     /// known to neither is decided as `EXECUTE name` too (not prepared in this session: held).
+    /// A name parsed with too many texts is decided with an `EXECUTE name` too, which is
+    /// unknown unless SQL prepared it: held.
     fn texts_of(&self, name: &str) -> Vec<String> {
         let parsed = self.statements.get(name);
-        let mut out: Vec<String> = parsed.cloned().into_iter().collect();
-        if !name.is_empty() && (parsed.is_none() || self.inspector.sql_prepared(name)) {
+        let mut out: Vec<String> = parsed.cloned().unwrap_or_default();
+        if !name.is_empty()
+            && (parsed.is_none()
+                || self.overflowed.contains(name)
+                || self.inspector.sql_prepared(name))
+        {
             out.push(format!("EXECUTE {}", quote_ident(name)));
         }
         if out.is_empty() {
@@ -327,7 +341,32 @@ impl Gate {
         }
         out
     }
+
+    /// Records a Parse. The server refuses a Parse of a name it already holds (42P05), and
+    /// accepts one whose earlier Parse it refused; the gate learns which only later. So a
+    /// named statement keeps every distinct text parsed under it until its Close, and a Bind
+    /// is decided as all of them: re-parsing a harmless text under the name of a statement
+    /// approved once must not make later runs of it look harmless. The unnamed statement is
+    /// replaced by every Parse, as on the server.
+    fn parsed(&mut self, name: String, text: String) {
+        if name.is_empty() {
+            self.statements.insert(name, vec![text]);
+            return;
+        }
+        let texts = self.statements.entry(name.clone()).or_default();
+        if texts.contains(&text) {
+            return;
+        }
+        if texts.len() >= MAX_TEXTS {
+            self.overflowed.insert(name);
+            return;
+        }
+        texts.push(text);
+    }
 }
+
+/// Distinct texts kept per statement name.
+const MAX_TEXTS: usize = 8;
 
 /// `name` as a quoted SQL identifier (sqlparser doubles any quote inside it).
 fn quote_ident(name: &str) -> String {

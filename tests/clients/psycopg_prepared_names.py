@@ -26,6 +26,12 @@ out["export_bound"] = result(pg.exec_prepared(b"export", []))
 # The same name parsed again as something harmless: the server keeps the SQL definition.
 out["export_reparse"] = result(pg.prepare(b"export", b"SELECT 1"))
 out["export_bound_again"] = result(pg.exec_prepared(b"export", []))
+# A statement parsed through the protocol and approved once, then parsed again under its
+# name as something harmless (refused by the server): a later run is still the approved text,
+# with new parameters, and is decided again.
+out["byid_parse"] = result(pg.prepare(b"byid", b"SELECT email FROM customers WHERE id = $1::int"))
+out["byid_reparse"] = result(pg.prepare(b"byid", b"SELECT 1"))
+out["byid_bound"] = result(pg.exec_prepared(b"byid", [b"3"]))
 # A name nobody prepared.
 out["nobody"] = result(pg.exec_prepared(b"nobody", []))
 print(json.dumps(out))
