@@ -15,6 +15,15 @@ use std::thread::JoinHandle;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+/// The stack of each session thread.
+///
+/// Classification recurses over a statement's syntax tree. The classifier refuses to parse
+/// text whose nesting bound could approach the 2 MiB that threads get by default (see
+/// `sql::depth`), and a stack overflow aborts the whole process rather than one session; 8 MiB,
+/// the usual main-thread stack, keeps a wide margin behind that check should some construct
+/// nest in a way the bound does not foresee. Only the pages a thread touches are committed.
+const THREAD_STACK_BYTES: usize = 8 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkersError {
     #[error("cannot start session thread {index}: {source}")]
@@ -53,6 +62,7 @@ impl SessionWorkers {
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let thread = std::thread::Builder::new()
                 .name(format!("airlock-session-{index}"))
+                .stack_size(THREAD_STACK_BYTES)
                 .spawn(move || {
                     let rt = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()

@@ -101,6 +101,20 @@ fn sqlstate_of(raw: &[u8]) -> Option<String> {
     text.find("\0C").map(|i| text[i + 2..i + 7].to_string())
 }
 
+/// The messages in `raw`, as (tag, body).
+fn frames(raw: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while raw.len() >= pos + 5 {
+        let len =
+            i32::from_be_bytes([raw[pos + 1], raw[pos + 2], raw[pos + 3], raw[pos + 4]]) as usize;
+        let end = (pos + 1 + len).min(raw.len());
+        out.push((raw[pos], &raw[pos + 5..end]));
+        pos = end;
+    }
+    out
+}
+
 fn still_serves(gw: &Gw) {
     let mut s = session(gw);
     s.write_all(&message(b'Q', b"SELECT 'alive'\0")).unwrap();
@@ -404,4 +418,52 @@ fn executing_a_portal_name_a_cursor_holds_is_decided_as_fetch_too() {
         Some("SELECT 43"),
         "{sqls:#?}"
     );
+}
+
+/// `SELECT 1+1+…` with 100,000 terms (about 200 KB) overflowed the stack of the session thread
+/// classifying it, and a stack overflow aborts the whole gateway. Such text is held as unknown
+/// without being parsed: here the approver denies it, the client gets an error on a live
+/// session, and other clients are served as before. 400,000 terms would overflow even the
+/// session threads' larger stack were the text parsed.
+#[test]
+fn deeply_nested_expression_is_held_and_the_gateway_survives() {
+    let gw = Gw::start(|c| {
+        c.auth.method = AuthMethod::Trust;
+        c.policy.path = shipped_policy("demo.toml");
+    });
+    gw.auto_deny("alice");
+    let mut s = session(&gw);
+    for terms in [100_000, 400_000] {
+        let mut sql = format!("SELECT {terms}{}", "+1".repeat(terms)).into_bytes();
+        sql.push(0);
+        s.write_all(&message(b'Q', &sql)).unwrap();
+        let (tags, raw) = read_until_ready(&mut s);
+        let text = String::from_utf8_lossy(&raw);
+        // A notice that it is held, then the denial.
+        assert_eq!(tags, [b'N', b'E', b'Z'], "{}", &text[..text.len().min(500)]);
+        assert!(text.contains("nested too deeply"), "{text}");
+        let error = frames(&raw).into_iter().find(|(tag, _)| *tag == b'E');
+        assert_eq!(
+            error.and_then(|(_, body)| sqlstate_of(body)).as_deref(),
+            Some("42501")
+        );
+        let decisions = gw.decisions();
+        let (_, deep) = decisions
+            .iter()
+            .find(|(_, d)| d.sql.starts_with(&format!("SELECT {terms}+1+1")))
+            .expect("the deep statement was audited");
+        assert_eq!(deep.decision.action, airlock::policy::Action::Hold);
+        assert_eq!(deep.facts.len(), 1);
+        assert_eq!(deep.facts[0].kind, airlock::sql::Kind::Unknown);
+        assert!(
+            deep.facts[0].label.contains("nested too deeply"),
+            "{}",
+            deep.facts[0].label
+        );
+    }
+    // The same session goes on, and so does the gateway.
+    s.write_all(&message(b'Q', b"SELECT 'after'\0")).unwrap();
+    let (tags, _) = read_until_ready(&mut s);
+    assert!(tags.contains(&b'D'), "{tags:?}");
+    still_serves(&gw);
 }

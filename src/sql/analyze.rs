@@ -12,6 +12,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+use super::depth::too_deep;
 use super::lexer::{lex, Lexed, Tok, TokKind};
 use super::scope::Ctx;
 use super::statement::{classify_statement, Effect, Source};
@@ -152,6 +153,18 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
             false,
         )
     };
+    if too_deep(sql, toks) {
+        // Parsing it, walking it or even dropping its tree could overflow the stack, which
+        // aborts the process: held unread (see `depth`).
+        return (
+            Facts::unknown(format!(
+                "{} (expression nested too deeply to inspect)",
+                token_label(sql, toks)
+            )),
+            Effect::None,
+            false,
+        );
+    }
     let dialect = PostgreSqlDialect {};
     let Ok(sp_toks) = Tokenizer::new(&dialect, text).tokenize_with_location() else {
         return unparsed();

@@ -14,7 +14,9 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+use super::depth::too_deep;
 use super::functions::FunctionPolicy;
+use super::lexer::lex;
 use super::query::analyze_query;
 use super::scope::{union_into, Acc, Ctx, Lineage};
 use super::{
@@ -391,6 +393,11 @@ pub(crate) fn view_lineage(
     sql: &str,
 ) -> Option<ViewLineage> {
     let sql = sql.trim().trim_end_matches(';');
+    // A definition the server accepted can still nest deeper than the analysis can walk (the
+    // server flattens long AND/OR chains, sqlparser does not): it gets the dependency fallback.
+    if too_deep(sql, &lex(sql, true).toks) {
+        return None;
+    }
     let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let [Statement::Query(q)] = stmt.as_slice() else {
         return None;

@@ -11,7 +11,7 @@ use super::super::functions::FunctionPolicy;
 use super::super::lexer::lex;
 use super::super::scope::Ctx;
 use super::super::SessionSqlState;
-use super::{classifier, demo_catalog};
+use super::{classifier, demo_catalog, one};
 
 const FRAGMENTS: &[&str] = &[
     "SELECT ",
@@ -268,4 +268,141 @@ fn a_literal_in_a_name_position_is_not_shared_across_constants() {
     let reused = warm.classify("DROP TABLE 'zz''q'");
     let fresh = super::classifier().classify("DROP TABLE 'zz''q'");
     assert_eq!(reused.statements, fresh.statements);
+}
+
+/// Runs `f` on a thread with a 2 MiB stack: the default for spawned threads and tokio workers,
+/// which classification must fit in whatever the text.
+fn on_default_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .expect("spawn")
+        .join()
+        .expect("no panic")
+}
+
+/// `head`, `link` repeated `n` times, `tail`.
+fn chain(head: &str, link: &str, n: usize, tail: &str) -> String {
+    format!("{head}{}{tail}", link.repeat(n))
+}
+
+/// 100,000 links of an operator chain (about 200 KB of `+1`) overflowed the stack of the thread
+/// classifying it, which aborts the whole gateway: sqlparser builds such chains in a loop, and
+/// walking or dropping the tree recurses once per link. They are held unparsed.
+#[test]
+fn deep_operator_chains_are_held_without_parsing() {
+    use super::super::Kind;
+    let n = 100_000;
+    let cases = [
+        chain("SELECT 1", "+1", n, ""),
+        chain("SELECT 'x'", "::text", n, ""),
+        chain("SELECT true", " AND true", n, ""),
+        chain("SELECT id FROM products WHERE id = 0", " OR id = 1", n, ""),
+        chain("SELECT 'a'", " || 'a'", n, ""),
+        chain("SELECT 1", " IS NULL", n, ""),
+        chain("SELECT ", "- ", n, "1"),
+        chain("SELECT ", "NOT ", n, "true"),
+        chain("SELECT 1", " UNION SELECT 1", n, ""),
+        // Commas do not separate set operations, nor what brackets hold from what they are in.
+        chain("SELECT 1, 2", " UNION SELECT 1, 2", n, ""),
+        chain("SELECT 0", " + ARRAY[0, 1][1]", n, ""),
+        chain(
+            "UPDATE products SET price = 0 WHERE id = 0",
+            " OR id = 1",
+            n,
+            "",
+        ),
+        chain("BEGIN; SELECT 1", "+1", n, "; COMMIT"),
+    ];
+    on_default_stack(move || {
+        let c = classifier();
+        for sql in cases {
+            let cl = c.classify(&sql);
+            let deep: Vec<_> = cl
+                .statements
+                .iter()
+                .filter(|f| f.label.contains("nested too deeply"))
+                .collect();
+            assert_eq!(deep.len(), 1, "{}…: {:?}", &sql[..60], cl.statements);
+            assert_eq!(deep[0].kind, Kind::Unknown);
+        }
+    });
+}
+
+/// What the depth limit lets through is parsed and walked within the default stack, in debug
+/// builds too, and big flat statements (rows, lists, columns) are nowhere near it. If a change
+/// to the analysis makes this overflow, it recurses harder per level: lower `MAX_NESTING`.
+#[test]
+fn statements_below_the_depth_limit_are_classified() {
+    use super::super::Kind;
+    let cases = [
+        (chain("SELECT 1", "+1", 5_000, ""), Kind::Read),
+        (chain("SELECT 'x'", "::text", 2_500, ""), Kind::Read),
+        (chain("SELECT 1", " IS NULL", 5_000, ""), Kind::Read),
+        (
+            chain(
+                "SELECT id FROM products WHERE id = 0",
+                " OR id = 1",
+                2_499,
+                "",
+            ),
+            Kind::Read,
+        ),
+        (chain("SELECT 1", " UNION SELECT 1", 416, ""), Kind::Read),
+        (
+            chain(
+                "INSERT INTO products (id, name, price) VALUES (0, 'p'::text, 1.5::numeric)",
+                ", (1, 'p'::text, 1.5::numeric)",
+                5_000,
+                "",
+            ),
+            Kind::Write,
+        ),
+        (
+            chain(
+                "SELECT name FROM products WHERE id IN (0",
+                ", 1",
+                100_000,
+                ")",
+            ),
+            Kind::Read,
+        ),
+        (
+            chain("SELECT 'x'::text", ", 'y'::text", 50_000, ""),
+            Kind::Read,
+        ),
+    ];
+    on_default_stack(move || {
+        let c = classifier();
+        for (sql, kind) in cases {
+            let f = one(&c, &sql);
+            assert_eq!(f.kind, kind, "{}…: {}", &sql[..60], f.label);
+            assert!(!f.label.contains("nested"), "{}", f.label);
+        }
+    });
+}
+
+/// The server flattens AND/OR chains, so it accepts a view whose definition holds 100,000 of
+/// them; reading that definition into the catalog must not overflow the stack either.
+#[test]
+fn a_deep_view_definition_gets_the_dependency_fallback() {
+    use super::super::{Catalog, Classifier, ClassifierOptions, Kind};
+    on_default_stack(|| {
+        let def = chain(
+            "SELECT id, name FROM products WHERE id = 0",
+            " OR id = 1",
+            100_000,
+            "",
+        );
+        let cat = Catalog::builder()
+            .search_path(&["public"])
+            .table("public", "products", &["id", "name", "price"])
+            .view_sql("public", "deep", &["id", "name"], &def)
+            .build();
+        let c = Classifier::new(std::sync::Arc::new(cat), ClassifierOptions::default());
+        let f = one(&c, "SELECT name FROM deep");
+        assert_eq!(f.kind, Kind::Read);
+        let out: Vec<String> = f.output_columns.iter().map(|c| c.to_string()).collect();
+        assert_eq!(out, ["public.deep.name"]);
+    });
 }
