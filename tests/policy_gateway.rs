@@ -802,3 +802,54 @@ fn a_held_whole_row_read_does_not_run_if_its_table_changed_while_it_waited() {
         "{outputs:?}"
     );
 }
+
+/// The audit shows every statement that ran. When one statement of a text did not parse
+/// (`START TRANSACTION READ WRITE, NOT DEFERRABLE`, allowed as transaction control), the whole
+/// text went through raw-text password rules that took `password'` in a comment for a secret:
+/// the UPDATE ran, and its decision record showed only the START TRANSACTION.
+#[test]
+fn a_comment_hides_no_statement_from_the_audit() {
+    let db = demo_db("audit_fidelity");
+    let gw = demo_gw();
+    let sql = "START TRANSACTION READ WRITE, NOT DEFERRABLE; /*password'*/ UPDATE products SET name = $$pwned2$$ WHERE id = 2; COMMIT /*'*/";
+    let (_, err) = agent_sql(&gw, &db, sql);
+    assert!(!err.contains("ERROR"), "{err}");
+    assert_eq!(
+        db.exec("SELECT name FROM products WHERE id = 2").trim(),
+        "pwned2"
+    );
+    // A real secret in a statement that does not parse stays out of the audit.
+    let (_, err) = agent_sql(
+        &gw,
+        &db,
+        "SELECT 1; ALTER ROLE nobody PASSWORD hunter22 BOGUS; SELECT 2",
+    );
+    assert!(err.contains("airlock"), "{err}");
+    let decisions = gw.decisions();
+    let (_, d) = decisions
+        .iter()
+        .find(|(_, d)| d.sql.starts_with("START TRANSACTION READ WRITE"))
+        .expect("the text was audited");
+    assert_eq!(d.decision.action, Action::Allow);
+    assert!(
+        d.sql
+            .contains("UPDATE products SET name = $$pwned2$$ WHERE id = 2; COMMIT"),
+        "{}",
+        d.sql
+    );
+    assert!(
+        d.fingerprint
+            .contains("update products set name = ? where id = ?; commit"),
+        "{}",
+        d.fingerprint
+    );
+    let (_, d) = decisions
+        .iter()
+        .find(|(_, d)| d.sql.contains("ALTER ROLE nobody"))
+        .expect("the secret's text was audited");
+    assert_eq!(
+        d.sql,
+        "SELECT 1; ALTER ROLE nobody PASSWORD '********' BOGUS; SELECT 2"
+    );
+    assert!(!d.fingerprint.contains("hunter22"), "{}", d.fingerprint);
+}

@@ -6,6 +6,7 @@
 //! do not, the statement is `unknown` — a parser that saw a comment where the server sees code
 //! must never decide what runs.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use sqlparser::dialect::PostgreSqlDialect;
@@ -16,7 +17,9 @@ use super::depth::too_deep;
 use super::lexer::{lex, Lexed, Tok, TokKind};
 use super::scope::Ctx;
 use super::statement::{classify_statement, Effect, Source};
-use super::text::{fingerprint, redact, redact_raw, split_statements, token_kind, token_label};
+use super::text::{
+    fingerprint, redact, redact_raw, redact_statements, split_statements, token_kind, token_label,
+};
 use super::{Classified, Facts, Kind};
 
 /// What a full analysis of one text found.
@@ -32,42 +35,27 @@ pub(crate) struct Analysis {
 
 /// Classify a whole text (uncached), already lexed with standard-conforming strings.
 pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str, lexed: &Lexed) -> Analysis {
-    let (redacted, secrets) = redact(sql, &lexed.toks, lexed.unterminated);
-    let fingerprint = fingerprint(sql, &lexed.toks);
     if lexed.backslash_in_plain_string && !same_structure(lexed, &lex(sql, false)) {
-        // Where a string ends depends on standard_conforming_strings, which a session could
-        // have turned off: there are two readings of the text, so neither can be trusted. Redact
-        // what either reading would call a secret.
-        let (redacted_all, fingerprint) = redact_thoroughly(sql);
-        let alt = lex(&redacted_all, false);
-        let (redacted, more) = redact(&redacted_all, &alt.toks, alt.unterminated);
-        let redacted = redact_raw(&redacted).into_owned();
-        let mut f = Facts::unknown("string constants with backslashes (ambiguous quoting)");
-        f.flags.has_secret = !secrets.is_empty() || !more.is_empty() || redacted_all != sql;
-        return Analysis {
-            classified: Classified {
-                statements: Arc::new(vec![f]),
-                fingerprint,
-                redacted,
-            },
-            effects: vec![Effect::None],
-            by_fingerprint: false,
-        };
+        return ambiguous_quoting(sql, lexed);
     }
     let mut statements = Vec::new();
     let mut effects = Vec::new();
-    let mut all_parsed = !lexed.unterminated;
+    let mut ranges = Vec::new();
+    let mut unparsed = Vec::new();
     cx.literal_sensitive.set(false);
     for range in split_statements(sql, &lexed.toks) {
         let toks = &lexed.toks[range.clone()];
-        let (mut facts, effect, parsed) = classify_chunk(cx, sql, toks);
-        all_parsed &= parsed;
-        if secrets.iter().any(|i| range.contains(i)) {
-            facts.flags.has_secret = true;
+        let (facts, effect, parsed) = classify_chunk(cx, sql, toks);
+        if !parsed {
+            unparsed.push(range.clone());
         }
         statements.push(facts);
         effects.push(effect);
+        ranges.push(range);
     }
+    let all_parsed = !lexed.unterminated && unparsed.is_empty();
+    let (redacted, fingerprint, secrets) =
+        redact_text(sql, lexed, &ranges, &unparsed, &mut statements);
     if lexed.unterminated {
         // The server rejects an unterminated comment, string or quoted identifier; whatever came
         // before it in this text is not to be taken at face value either.
@@ -85,23 +73,9 @@ pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str, lexed: &Lexed) -> Analysis {
             }
         }
     }
-    // Text the server would not run as the tokens say (unparsable, unterminated) may hide a
-    // password where the token rules do not look: redact it as raw text first, then by tokens,
-    // and fingerprint what is left.
-    let (redacted, fingerprint) = if !all_parsed {
-        let (r, fp) = redact_thoroughly(sql);
-        if r != redacted {
-            for f in statements.iter_mut() {
-                f.flags.has_secret = true;
-            }
-        }
-        (r, fp)
-    } else {
-        (redacted, fingerprint)
-    };
     let by_fingerprint = all_parsed
         && !lexed.backslash_in_plain_string
-        && secrets.is_empty()
+        && !secrets
         && !cx.literal_sensitive.get()
         && effects.iter().all(|e| *e == Effect::None);
     Analysis {
@@ -115,6 +89,69 @@ pub(crate) fn analyze_text(cx: &Ctx<'_>, sql: &str, lexed: &Lexed) -> Analysis {
     }
 }
 
+/// Where a string ends depends on standard_conforming_strings, which a session could have
+/// turned off: there are two readings of the text, so neither can be trusted. The text is held
+/// whole, and what either reading would call a secret is redacted.
+fn ambiguous_quoting(sql: &str, lexed: &Lexed) -> Analysis {
+    let (_, secrets) = redact(sql, &lexed.toks, lexed.unterminated);
+    let (redacted_all, fingerprint) = redact_thoroughly(sql);
+    let alt = lex(&redacted_all, false);
+    let (redacted, more) = redact(&redacted_all, &alt.toks, alt.unterminated);
+    let redacted = redact_raw(&redacted).into_owned();
+    let mut f = Facts::unknown("string constants with backslashes (ambiguous quoting)");
+    f.flags.has_secret = !secrets.is_empty() || !more.is_empty() || redacted_all != sql;
+    Analysis {
+        classified: Classified {
+            statements: Arc::new(vec![f]),
+            fingerprint,
+            redacted,
+        },
+        effects: vec![Effect::None],
+        by_fingerprint: false,
+    }
+}
+
+/// The redacted text, its fingerprint, and whether a token was a secret; marks the statements
+/// (token `ranges`) that held one. Statements sqlparser could not read (`unparsed`) get the
+/// raw-text rules as well, each on its own: the others keep their text in the audit, since what
+/// runs must be what the audit shows.
+fn redact_text(
+    sql: &str,
+    lexed: &Lexed,
+    ranges: &[Range<usize>],
+    unparsed: &[Range<usize>],
+    statements: &mut [Facts],
+) -> (String, String, bool) {
+    let toks = &lexed.toks;
+    let r = redact_statements(sql, toks, lexed.unterminated, unparsed);
+    for (f, range) in statements.iter_mut().zip(ranges) {
+        let span = toks[range.start].start..toks[range.end - 1].end;
+        if any_within(&r.hits, range) || any_within(&r.masked_at, &span) {
+            f.flags.has_secret = true;
+        }
+    }
+    let secrets = !r.hits.is_empty();
+    if lexed.unterminated {
+        // The server runs none of a text it cannot lex, and where its last string or comment
+        // ends is anyone's guess: the raw-text rules apply to all of it.
+        let (text, fp) = redact_thoroughly(sql);
+        if text != r.text {
+            statements
+                .iter_mut()
+                .for_each(|f| f.flags.has_secret = true);
+        }
+        return (text, fp, secrets);
+    }
+    let fingerprint = if unparsed.is_empty() {
+        fingerprint(sql, toks)
+    } else {
+        // Raw-text masks need not end at token boundaries: fingerprint what is left.
+        let l = lex(&r.text, true);
+        fingerprint(&r.text, &l.toks)
+    };
+    (r.text, fingerprint, secrets)
+}
+
 /// Redaction for text whose tokens cannot be trusted: raw-text rules on the original, then the
 /// token rules on the result, then raw again; the fingerprint is taken from the redacted text.
 fn redact_thoroughly(sql: &str) -> (String, String) {
@@ -125,6 +162,12 @@ fn redact_thoroughly(sql: &str) -> (String, String) {
     let l = lex(&out, true);
     let fp = redact_raw(&fingerprint(&out, &l.toks)).into_owned();
     (out, fp)
+}
+
+/// Whether the sorted `items` hold one within `range`.
+fn any_within(items: &[usize], range: &Range<usize>) -> bool {
+    let k = items.partition_point(|&i| i < range.start);
+    items.get(k).is_some_and(|&i| i < range.end)
 }
 
 fn same_structure(a: &Lexed, b: &Lexed) -> bool {

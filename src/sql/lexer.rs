@@ -269,7 +269,7 @@ fn is_op_char(c: u8) -> bool {
     )
 }
 
-fn skip_line_comment(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_line_comment(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
         i += 1;
     }
@@ -277,7 +277,7 @@ fn skip_line_comment(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Block comments nest in PostgreSQL. Returns the end and whether the comment was closed.
-fn skip_block_comment(b: &[u8], mut i: usize) -> (usize, bool) {
+pub(crate) fn skip_block_comment(b: &[u8], mut i: usize) -> (usize, bool) {
     let mut depth = 0usize;
     while i < b.len() {
         if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {

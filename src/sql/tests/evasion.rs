@@ -309,6 +309,94 @@ fn secrets_are_redacted_per_statement() {
     assert!(cl.statements[0].flags.has_secret);
 }
 
+/// The audit keeps the text the classifier redacted. A statement sqlparser does not read
+/// (`START TRANSACTION READ WRITE, NOT DEFERRABLE`, allowed as a transaction statement) once
+/// sent the whole text through the raw-text password rules, which took `password'` in a comment
+/// for a secret and masked everything up to the next quote: the UPDATE ran, and the audit
+/// showed only the START TRANSACTION.
+#[test]
+fn a_comment_or_an_unparsable_statement_hides_no_other_sql() {
+    let c = classifier();
+    let sql = "START TRANSACTION READ WRITE, NOT DEFERRABLE; /*password'*/ UPDATE products SET name = $$pwned2$$ WHERE id = 2; COMMIT /*'*/";
+    let cl = c.classify(sql);
+    let kinds: Vec<Kind> = cl.statements.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![Kind::Txn, Kind::Write, Kind::Txn]);
+    assert_eq!(
+        cl.redacted,
+        "START TRANSACTION READ WRITE, NOT DEFERRABLE; /*password'***'*/ UPDATE products SET name = $$pwned2$$ WHERE id = 2; COMMIT /*'*/"
+    );
+    assert!(
+        cl.fingerprint
+            .contains("update products set name = ? where id = ?; commit"),
+        "{}",
+        cl.fingerprint
+    );
+    // All of it parses: the comment alone once cost the DELETE its look.
+    let sql = "/*password*/DELETE FROM orders WHERE id = 1";
+    assert_eq!(c.classify(sql).redacted, sql);
+    // Raw-text rules stay inside the statement that needs them, and mask whole tokens there.
+    let cl = c.classify(
+        "VACUUM (VERBOSE, FREEZE) \"password'\"; DELETE FROM orders WHERE id = 1; SELECT 'x'",
+    );
+    assert_eq!(cl.statements[0].kind, Kind::Utility);
+    assert_eq!(
+        cl.redacted,
+        "VACUUM (VERBOSE, FREEZE) '***'; DELETE FROM orders WHERE id = 1; SELECT 'x'"
+    );
+}
+
+#[test]
+fn secrets_stay_hidden_in_statements_that_do_not_parse() {
+    let c = classifier();
+    let cases = [
+        "ALTER ROLE x PASSWORD 'hunter22'",
+        "CREATE USER u WITH PASSWORD 'hunter22'",
+        "ALTER USER \"u\" PASSWORD 'SCRAM-SHA-256$4096:hunter22'",
+        "ALTER ROLE x WITH PASSWORD 'hunter22' BOGUS SYNTAX",
+        "ALTER ROLE x PASSWORD hunter22",
+        "ALTER ROLE x PASSWORD = hunter22 junk",
+        "ALTER ROLE x PASSWORD /* c */ hunter22 junk",
+        "ALTER ROLE x PASSWORD 'hun'\n'ter22'",
+        "ALTER ROLE x PASSWORD 'hun'\n'ter22' junk",
+        "ALTER ROLE x PASSWORD U&'hunter22' junk",
+        "ALTER ROLE x PASSWORD E'hun\\'ter22' junk",
+        "ALTER ROLE x PASSWORD $p$hunter22$p$ junk",
+        "ALTER ROLE x WITH mypassword:hunter22",
+        "SELECT 'ALTER ROLE x PASSWORD 'hunter22' junk",
+        "SELECT 1 /* ALTER ROLE x PASSWORD 'hunter22' */",
+        "SELECT 1 -- ALTER ROLE x PASSWORD 'hunter22",
+        "SELECT 1; ALTER ROLE x PASSWORD hunter22 junk; DELETE FROM orders WHERE id = 1",
+    ];
+    for sql in cases {
+        let cl = c.classify(sql);
+        assert!(!cl.redacted.contains("hunter22"), "{sql}: {}", cl.redacted);
+        assert!(!cl.redacted.contains("ter22"), "{sql}: {}", cl.redacted);
+        assert!(
+            !cl.fingerprint.contains("ter22"),
+            "{sql}: {}",
+            cl.fingerprint
+        );
+        // A secret in code marks its statement (one in a comment belongs to none).
+        assert!(
+            sql.contains("/*")
+                || sql.contains("--")
+                || cl.statements.iter().any(|f| f.flags.has_secret),
+            "{sql}: {:?}",
+            cl.statements
+        );
+    }
+    let cl = c.classify(cases[cases.len() - 1]);
+    assert_eq!(
+        cl.redacted,
+        "SELECT 1; ALTER ROLE x PASSWORD '***' junk; DELETE FROM orders WHERE id = 1"
+    );
+    let flags: Vec<bool> = cl.statements.iter().map(|f| f.flags.has_secret).collect();
+    assert_eq!(flags, vec![false, true, false]);
+    // A comment keeps its end, whatever the secret in it.
+    let cl = c.classify("SELECT 1 /* PASSWORD 'hunter22 */, 2");
+    assert_eq!(cl.redacted, "SELECT 1 /* PASSWORD '***'*/, 2");
+}
+
 #[test]
 fn pii_kept_in_a_setting_is_found() {
     // A setting's value comes back from `current_setting`, `SHOW` and, for reported settings
