@@ -14,12 +14,12 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::depth::too_deep;
+use super::label::{token_kind, token_label};
 use super::lexer::{lex, Lexed, Tok, TokKind};
 use super::scope::Ctx;
+use super::secret::{redact, redact_raw, redact_statements};
 use super::statement::{classify_statement, Effect, Source};
-use super::text::{
-    fingerprint, redact, redact_raw, redact_statements, split_statements, token_kind, token_label,
-};
+use super::text::{fingerprint, split_statements};
 use super::{Classified, Facts, Kind};
 
 /// What a full analysis of one text found.

@@ -17,10 +17,11 @@ use super::cache::Cache;
 use super::functions::FunctionPolicy;
 use super::lexer::{lex, Lexed};
 use super::scope::Ctx;
+use super::secret::redact;
 use super::session::resolve_in_session;
 pub use super::session::SessionSqlState;
 use super::statement::Effect;
-use super::text::{literal_free_key, redact};
+use super::text::literal_free_key;
 use super::{Catalog, Classified, ClassifierOptions, Facts};
 
 /// Texts longer than this are classified but not cached (a multi-megabyte INSERT would evict

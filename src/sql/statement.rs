@@ -13,11 +13,12 @@ use super::commands::{
 };
 use super::dml::analyze_dml;
 use super::expr::walk;
+use super::label::token_label;
 use super::lexer::Tok;
 use super::names::{fold, fold_name};
 use super::query::analyze_query;
 use super::scope::{unique, Acc, Ctx, Env, OutCol};
-use super::text::{safe_name, token_label};
+use super::text::safe_name;
 use super::{ColumnRef, Facts, Kind};
 
 /// What a statement does to the per-session SQL state (prepared statements, search_path).
