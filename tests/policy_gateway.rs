@@ -853,3 +853,94 @@ fn a_comment_hides_no_statement_from_the_audit() {
     );
     assert!(!d.fingerprint.contains("hunter22"), "{}", d.fingerprint);
 }
+
+/// The server's own tables hold its schema, roles and settings. Rewriting their rows renames a
+/// PII column out of the policy's sight, changes a role or a setting: each is held as the DDL
+/// or role change it is (and denied here), and nothing changes upstream.
+#[test]
+fn system_catalog_rows_are_not_rewritten_around_the_policy() {
+    let db = demo_db("catalog_writes");
+    let gw = demo_gw();
+    let constraints = db.exec("SELECT count(*) FROM pg_constraint");
+    let cases = [
+        ("UPDATE pg_catalog.pg_attribute SET attname = 'nickname' WHERE attrelid = 'public.customers'::regclass AND attname = 'ssn'", "ddl"),
+        ("update pg_attribute set attname = 'nickname' where attrelid = 'customers'::regclass and attname = 'ssn'", "ddl"),
+        ("DELETE FROM pg_constraint WHERE conrelid = 'orders'::regclass", "ddl"),
+        ("UPDATE pg_authid SET rolconnlimit = 7 WHERE rolname = current_user", "role"),
+        ("UPDATE pg_settings SET setting = 'replica' WHERE name = 'session_replication_role'", "role"),
+        ("WITH x AS (UPDATE pg_settings SET setting = 'replica' WHERE name = 'session_replication_role' RETURNING 1) SELECT 1", "role"),
+    ];
+    for (sql, kind) in cases {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(
+            err.contains("airlock"),
+            "{sql}: expected a refusal, got out={out:?} err={err:?}"
+        );
+        let (_, d) = gw
+            .decisions()
+            .into_iter()
+            .rfind(|(_, d)| d.sql == sql)
+            .unwrap_or_else(|| panic!("{sql} audited"));
+        assert_eq!(d.facts[0].kind.as_str(), kind, "{sql}");
+        assert_ne!(d.decision.action, Action::Allow, "{sql}");
+    }
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attname = 'ssn'").trim(),
+        "1"
+    );
+    assert_eq!(db.exec("SELECT count(*) FROM pg_constraint"), constraints);
+    assert_eq!(
+        db.exec("SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user")
+            .trim(),
+        "-1"
+    );
+    // An ordinary write still goes through.
+    let (_, err) = agent_sql(&gw, &db, "UPDATE products SET price = 2 WHERE id = 1");
+    assert!(err.is_empty(), "{err}");
+}
+
+/// `setseed` seeds the session's generator, and the first `random()` after it gives the seed
+/// back exactly: a full-value channel out of any column it is fed. It is held.
+#[test]
+fn seeding_the_random_generator_with_a_column_is_held() {
+    let db = demo_db("setseed");
+    let gw = demo_gw();
+    let sql = "SELECT id, random() FROM customers WHERE setseed(ssn::float8 / 1e10)::text <> 'x' AND id = 1";
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert!(err.contains("airlock"), "out={out:?} err={err:?}");
+    assert!(out.is_empty(), "{out}");
+    // The same query on a direct connection does return a value derived from the SSN.
+    assert!(!db.exec(sql).trim().is_empty());
+}
+
+/// A kilobyte of SQL whose `*` doubles at every CTE would make the gateway expand 2^40
+/// columns; PostgreSQL refuses any result over 1,664 columns, so the gateway stops there,
+/// holds the statement as unknown, and keeps serving.
+#[test]
+fn a_star_that_doubles_through_ctes_is_held_at_once() {
+    let db = demo_db("cte_blowup");
+    let gw = demo_gw();
+    let mut ctes = vec!["c0 AS (SELECT id, name FROM products)".to_string()];
+    for i in 1..=40 {
+        ctes.push(format!(
+            "c{i} AS (SELECT * FROM c{} x JOIN c{} y USING (id))",
+            i - 1,
+            i - 1
+        ));
+    }
+    let sql = format!("WITH {} SELECT id FROM c40 LIMIT 1", ctes.join(", "));
+    let (out, err) = agent_sql(&gw, &db, &sql);
+    assert!(err.contains("airlock"), "out={out:?} err={err:?}");
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.sql == sql)
+        .expect("audited");
+    assert_eq!(d.facts[0].kind.as_str(), "unknown");
+    assert!(
+        d.facts[0].label.contains("more than 1664 result columns"),
+        "{}",
+        d.facts[0].label
+    );
+    assert_eq!(agent_sql(&gw, &db, "SELECT 1").0.trim(), "1");
+}

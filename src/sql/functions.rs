@@ -85,7 +85,6 @@ const SENSITIVE: &[&str] = &[
 const HARMLESS_VOLATILE: &[&str] = &[
     "random",
     "random_normal",
-    "setseed",
     "gen_random_uuid",
     "clock_timestamp",
     "timeofday",

@@ -85,6 +85,38 @@ pub(crate) fn is_sensitive_relation(t: &TableRef) -> bool {
         || (is_system_schema(&t.schema) && SENSITIVE_RELATIONS.contains(&t.name.as_str()))
 }
 
+/// System relations whose rows are roles, memberships, privileges or settings: writing them is
+/// a role or privilege change (or `set_config` by another name, for `pg_settings`).
+const ROLE_RELATIONS: &[&str] = &[
+    "pg_authid",
+    "pg_auth_members",
+    "pg_db_role_setting",
+    "pg_default_acl",
+    "pg_init_privs",
+    "pg_roles",
+    "pg_user",
+    "pg_shadow",
+    "pg_group",
+    "pg_settings",
+    "pg_user_mapping",
+    "pg_user_mappings",
+];
+
+/// What writing `t` amounts to when it is a system relation: the server's own record of the
+/// schema, roles and settings. A superuser (or, for `pg_settings`, anyone) can INSERT, UPDATE
+/// or DELETE those rows directly: renaming a PII column through `pg_attribute` or changing a
+/// role through `pg_authid` is DDL or a role change, never an ordinary write.
+pub(crate) fn system_write_kind(t: &TableRef) -> Option<super::Kind> {
+    if !is_system_schema(&t.schema) && !t.schema.starts_with("pg_toast") {
+        return None;
+    }
+    Some(if ROLE_RELATIONS.contains(&t.name.as_str()) {
+        super::Kind::Role
+    } else {
+        super::Kind::Ddl
+    })
+}
+
 /// The schemas to search for an unqualified name, in order.
 pub(crate) fn effective_path(path: &[String]) -> impl Iterator<Item = &str> {
     let implicit = (!path.iter().any(|s| s == "pg_catalog")).then_some("pg_catalog");

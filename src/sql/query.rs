@@ -273,7 +273,29 @@ pub(crate) fn analyze_select(
 }
 
 /// The select list (or RETURNING list) in `env`: output columns with their lineage.
+/// PostgreSQL refuses a target list longer than this ("target lists can have at most 1664
+/// entries"), so no statement that runs returns more columns.
+pub(crate) const MAX_RESULT_COLUMNS: usize = 1664;
+
 pub(crate) fn select_items(
+    cx: &Ctx<'_>,
+    env: &Env<'_>,
+    items: &[SelectItem],
+    acc: &mut Acc,
+) -> Vec<OutCol> {
+    let mut out = select_items_uncapped(cx, env, items, acc);
+    if out.len() > MAX_RESULT_COLUMNS {
+        // `*` over a chain of self-joined CTEs doubles the column count at every link: a
+        // kilobyte of SQL would otherwise cost the gateway gigabytes and minutes before the
+        // server refused it. Such a statement cannot run as written; what is kept is enough to
+        // go on analysing the rest of the text, which is held as unknown.
+        acc.unsupported(format!("more than {MAX_RESULT_COLUMNS} result columns"));
+        out.truncate(MAX_RESULT_COLUMNS);
+    }
+    out
+}
+
+fn select_items_uncapped(
     cx: &Ctx<'_>,
     env: &Env<'_>,
     items: &[SelectItem],

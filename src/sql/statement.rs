@@ -15,11 +15,11 @@ use super::dml::analyze_dml;
 use super::expr::walk;
 use super::label::token_label;
 use super::lexer::Tok;
-use super::names::{fold, fold_name};
+use super::names::{fold, fold_name, system_write_kind};
 use super::query::analyze_query;
 use super::scope::{unique, Acc, Ctx, Env, OutCol};
 use super::text::safe_name;
-use super::{ColumnRef, Facts, Kind};
+use super::{ColumnRef, Facts, Kind, TableRef};
 
 /// What a statement does to the per-session SQL state (prepared statements, search_path).
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +70,7 @@ pub(crate) fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[Ou
     let label = label.into();
     let (kind, label) = match &acc.unsupported {
         Some(what) => (Kind::Unknown, format!("{label} (unsupported: {what})")),
-        None => (kind, label),
+        None => system_write(kind, label, &acc.tables_written),
     };
     Facts {
         kind,
@@ -88,6 +88,27 @@ pub(crate) fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[Ou
 
 pub(crate) fn simple(kind: Kind, label: impl Into<String>) -> Facts {
     build(kind, label, Acc::default(), &[])
+}
+
+/// A write to a system relation is judged as what it changes (see
+/// [`super::names::system_write_kind`]), whatever statement makes it.
+fn system_write(kind: Kind, label: String, written: &[TableRef]) -> (Kind, String) {
+    let Some((t, k)) = written
+        .iter()
+        .find_map(|t| system_write_kind(t).map(|k| (t, k)))
+    else {
+        return (kind, label);
+    };
+    let k = written
+        .iter()
+        .filter_map(system_write_kind)
+        .fold(k, |a, b| if b == Kind::Role { b } else { a });
+    let kind = if matches!(kind, Kind::Unknown | Kind::Role) {
+        kind
+    } else {
+        k
+    };
+    (kind, format!("{label} (writes system catalog {t})"))
 }
 
 /// The kind of a query from what its analysis found.

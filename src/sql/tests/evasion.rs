@@ -175,6 +175,9 @@ fn hidden_functions_are_found() {
         "SELECT (pg_read_file('x'))::text",
         "SELECT * FROM customers c, LATERAL get_things(c.id) g",
         "EXPLAIN SELECT nextval('s')",
+        // Seeding the session's generator: the next random() gives the seed back.
+        "SELECT id, random() FROM customers WHERE setseed(id / 1e10)::text <> 'x'",
+        "SELECT 1 FROM products ORDER BY pg_catalog.setseed(0.5)",
     ];
     for sql in risky {
         let cl = c.classify(sql);
@@ -184,6 +187,65 @@ fn hidden_functions_are_found() {
             cl.statements
         );
     }
+}
+
+/// The server's own tables hold the schema, the roles and the settings: writing their rows is
+/// DDL or a role change by another road, whatever the statement's verb.
+#[test]
+fn writes_to_system_catalogs_are_schema_or_role_changes() {
+    let c = classifier();
+    let cases = [
+        ("UPDATE pg_catalog.pg_attribute SET attname = 'nickname' WHERE attname = 'ssn'", Kind::Ddl),
+        ("update PG_CATALOG.\"pg_attribute\" set attname = 'x'", Kind::Ddl),
+        ("UPDATE pg_attribute SET attname = 'x' WHERE attrelid = 1", Kind::Ddl),
+        ("DELETE FROM pg_catalog.pg_constraint WHERE conname = 'orders_customer_id_fkey'", Kind::Ddl),
+        ("UPDATE pg_proc SET prosrc = 'select 1' WHERE proname = 'f'", Kind::Ddl),
+        ("INSERT INTO pg_catalog.pg_description VALUES (1, 2, 0, 'x')", Kind::Ddl),
+        ("MERGE INTO pg_catalog.pg_class c USING products p ON c.oid = p.id WHEN MATCHED THEN DELETE", Kind::Ddl),
+        ("TRUNCATE pg_catalog.pg_description", Kind::Ddl),
+        ("COPY pg_catalog.pg_description FROM STDIN", Kind::Ddl),
+        ("WITH x AS (DELETE FROM pg_catalog.pg_trigger RETURNING 1) SELECT * FROM x", Kind::Ddl),
+        ("UPDATE information_schema.sql_features SET comments = 'x'", Kind::Ddl),
+        ("UPDATE pg_toast.pg_toast_1234 SET chunk_data = ''", Kind::Ddl),
+        ("UPDATE pg_catalog.pg_authid SET rolsuper = true WHERE rolname = 'agent'", Kind::Role),
+        ("UPDATE pg_catalog.pg_authid SET rolconnlimit = 7", Kind::Role),
+        ("INSERT INTO pg_catalog.pg_auth_members VALUES (1, 2, 3, 4)", Kind::Role),
+        ("UPDATE pg_settings SET setting = 'replica' WHERE name = 'session_replication_role'", Kind::Role),
+        ("UPDATE pg_catalog.pg_db_role_setting SET setconfig = '{}'", Kind::Role),
+        // Both: the riskier one wins.
+        ("WITH a AS (DELETE FROM pg_attribute) UPDATE pg_catalog.pg_authid SET rolsuper = true", Kind::Role),
+    ];
+    for (sql, kind) in cases {
+        let f = one(&c, sql);
+        assert_eq!(f.kind, kind, "{sql:?} → {f:#?}");
+        assert!(
+            f.label.contains("writes system catalog"),
+            "{sql:?}: {}",
+            f.label
+        );
+    }
+    // Reading them stays a catalog read, and user tables stay ordinary writes.
+    assert_eq!(
+        one(&c, "SELECT attname FROM pg_attribute").kind,
+        Kind::Catalog
+    );
+    assert_eq!(
+        one(&c, "UPDATE products SET name = 'x' WHERE id = 1").kind,
+        Kind::Write
+    );
+    // EXPLAIN without ANALYZE plans the write and runs nothing.
+    assert_eq!(
+        one(
+            &c,
+            "EXPLAIN UPDATE pg_catalog.pg_authid SET rolsuper = true"
+        )
+        .kind,
+        Kind::Read
+    );
+    assert_eq!(
+        one(&c, "EXPLAIN ANALYZE UPDATE pg_attribute SET attname = 'x'").kind,
+        Kind::Ddl
+    );
 }
 
 #[test]

@@ -368,7 +368,7 @@ fn statements_below_the_depth_limit_are_classified() {
             Kind::Read,
         ),
         (
-            chain("SELECT 'x'::text", ", 'y'::text", 50_000, ""),
+            chain("SELECT ARRAY['x'::text", ", 'y'::text", 50_000, "]"),
             Kind::Read,
         ),
     ];
@@ -405,4 +405,36 @@ fn a_deep_view_definition_gets_the_dependency_fallback() {
         let out: Vec<String> = f.output_columns.iter().map(|c| c.to_string()).collect();
         assert_eq!(out, ["public.deep.name"]);
     });
+}
+
+/// `c{i}` joins `c{i-1}` with itself and selects `*`: each link doubles the columns.
+fn doubling_ctes(n: usize, tail: &str) -> String {
+    let mut parts = vec!["c0 AS (SELECT id, name FROM products)".to_string()];
+    for i in 1..=n {
+        parts.push(format!(
+            "c{i} AS (SELECT * FROM c{} x JOIN c{} y USING (id))",
+            i - 1,
+            i - 1
+        ));
+    }
+    format!("WITH {} SELECT {tail} FROM c{n}", parts.join(", "))
+}
+
+#[test]
+fn a_result_wider_than_the_server_allows_is_held_without_expanding_it() {
+    let c = classifier();
+    // 2^40 + 1 columns if expanded: without the cap this never finishes (nor fits in memory).
+    for tail in ["id", "*", "c40"] {
+        let f = one(&c, &doubling_ctes(40, tail));
+        assert_eq!(f.kind, super::super::Kind::Unknown, "{tail}: {f:#?}");
+        assert!(
+            f.label.contains("more than 1664 result columns"),
+            "{tail}: {}",
+            f.label
+        );
+    }
+    // 2^9 + 1 = 513 columns (the analysis keeps both sides' `id` of a USING join: 1024):
+    // within the server's limit, an ordinary read.
+    let f = one(&c, &doubling_ctes(9, "*"));
+    assert_eq!(f.kind, super::super::Kind::Read, "{f:#?}");
 }

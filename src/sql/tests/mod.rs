@@ -288,7 +288,8 @@ fn cached_lookup_is_fast() {
 
 #[test]
 fn wide_tables_cost_linear_time() {
-    let names: Vec<String> = (0..3000).map(|i| format!("c{i}")).collect();
+    // PostgreSQL's limit for a table (and the result may hold at most 1664 columns).
+    let names: Vec<String> = (0..1600).map(|i| format!("c{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let cat = Catalog::builder().table("public", "wide", &refs).build();
     let c = Classifier::new(Arc::new(cat), ClassifierOptions::default());
@@ -296,12 +297,12 @@ fn wide_tables_cost_linear_time() {
     for sql in [
         "SELECT * FROM wide",
         "SELECT w FROM wide w",
-        "SELECT a.*, b.* FROM wide a JOIN wide b USING (c1)",
+        "SELECT a.*, b.c2 FROM wide a JOIN wide b USING (c1)",
         "SELECT * FROM wide UNION ALL SELECT * FROM wide",
         "SELECT row_to_json(w), * FROM wide w",
     ] {
         let f = one(&c, sql);
-        assert_eq!(f.output_columns.len(), 3000, "{sql}");
+        assert_eq!(f.output_columns.len(), 1600, "{sql}");
     }
     let took = start.elapsed();
     // Quadratic behaviour takes seconds here; linear takes milliseconds even unoptimized.
