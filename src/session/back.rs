@@ -17,12 +17,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch, Mutex};
 
+use super::confirm::Confirmations;
 use crate::protocol::frame::peek_frame_len;
 use crate::protocol::messages::{command_tag, error_code_and_message, tag_rows, PgError};
 use crate::protocol::sqlstate;
 use crate::protocol::stream::Stream;
 use crate::protocol::Frame;
-use crate::sql::Catalog;
+use crate::sql::{Catalog, Deferred};
 
 /// Checks result shapes against the catalog snapshot each unit was classified with.
 pub struct ShapeGuard {
@@ -95,6 +96,12 @@ pub struct Pending {
     /// The unit touches PII: the server's errors and notices about it lose their text
     /// ([`super::withhold`]), and so do those of the rest of its transaction.
     pub withhold_messages: bool,
+    /// The unit ends with the Sync of this extended segment: at its ReadyForQuery, the
+    /// segment's Parses and Closes still unanswered were skipped ([`super::confirm`]).
+    pub closes_segment: Option<u64>,
+    /// Its SQL-level forgetting in statement order, each applied when a CommandComplete with
+    /// its tag arrives for it.
+    pub sql_effects: VecDeque<Deferred>,
 }
 
 /// What a finished unit produced.
@@ -115,6 +122,8 @@ pub struct Shared {
     /// Last transaction status byte from upstream (`I`, `T`, `E`).
     pub tx_status: AtomicU8,
     pub client_wr: Mutex<WriteHalf<Stream>>,
+    /// What the server confirmed, for the front's gate.
+    pub book: Confirmations,
 }
 
 impl Shared {
@@ -145,6 +154,25 @@ fn withholds(queue: &VecDeque<Pending>) -> bool {
     false
 }
 
+/// A CommandComplete with tag `tag`: when the oldest forgetting effect still waiting is
+/// confirmed by it, the front gets it. Effects of a statement that failed or was skipped get no
+/// such tag and are dropped with their unit at its ReadyForQuery; a tag that matches nothing
+/// waiting (a statement the classifier did not read as forgetting) changes nothing, so the
+/// names keep their candidates.
+fn confirm_sql(queue: &mut VecDeque<Pending>, tag: &str, book: &Confirmations) {
+    let Some(p) = queue.iter_mut().find(|p| !p.sql_effects.is_empty()) else {
+        return;
+    };
+    if p.sql_effects
+        .front()
+        .is_some_and(|d| d.command_tag() == tag)
+    {
+        if let Some(d) = p.sql_effects.pop_front() {
+            book.lock().sql_ran(d);
+        }
+    }
+}
+
 /// The new value when a ParameterStatus body reports a `client_encoding` other than UTF8.
 fn foreign_encoding(body: &[u8]) -> Option<String> {
     let mut parts = body.split(|b| *b == 0);
@@ -166,6 +194,7 @@ pub async fn run(
     stop: tokio_util::sync::CancellationToken,
     guard: Option<ShapeGuard>,
 ) -> std::io::Result<BackEnd> {
+    let book = &shared.book;
     let mut buf = initial;
     buf.reserve(16 * 1024);
     let mut queue: VecDeque<Pending> = VecDeque::new();
@@ -194,6 +223,13 @@ pub async fn run(
         let mut readies = 0u64;
         while let Ok(Some(len)) = peek_frame_len(&buf[end..], usize::MAX) {
             let tag = buf[end];
+            // Before anything may drop the frame, and before the ReadyForQuery after it is
+            // written: the client's next unit is decided with it.
+            match tag {
+                b'1' => book.lock().parse_complete(),
+                b'3' => book.lock().close_complete(),
+                _ => {}
+            }
             if let Some(g) = guard.as_ref().filter(|_| tag == b'T' && refusing.is_none()) {
                 while let Ok(p) = pending_rx.try_recv() {
                     queue.push_back(p);
@@ -280,6 +316,7 @@ pub async fn run(
                     match tag {
                         b'C' => {
                             let t = command_tag(&frame).to_string();
+                            confirm_sql(&mut queue, &t, book);
                             current.rows += tag_rows(&t);
                             current.tags.push(t);
                         }
@@ -315,6 +352,9 @@ pub async fn run(
                             while let Some(p) = queue.pop_front() {
                                 let last = p.ends_with_ready;
                                 touched |= p.withhold_messages;
+                                if let Some(segment) = p.closes_segment {
+                                    book.lock().segment_closed(segment);
+                                }
                                 sink(p, outcome.clone());
                                 if last {
                                     break;

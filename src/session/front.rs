@@ -207,6 +207,7 @@ impl Front {
                 let changes_schema = self.gate.take_changes_schema();
                 let withhold_messages = self.gate.take_touches_pii();
                 let catalog = Some(self.gate.catalog());
+                let sent = self.gate.forwarded(&frames);
                 self.push_pending(Pending {
                     decision_id,
                     started: Instant::now(),
@@ -215,6 +216,8 @@ impl Front {
                     changes_schema,
                     catalog,
                     withhold_messages,
+                    closes_segment: sent.closes_segment,
+                    sql_effects: sent.sql_effects.into(),
                 })?;
                 match replacement {
                     Some(bytes) => self.out.extend_from_slice(&bytes),
@@ -233,6 +236,7 @@ impl Front {
             UnitDecision::Refuse { decision_id, error } => {
                 // Nothing the client sent runs; a failing statement upstream keeps the
                 // transaction state exactly as PostgreSQL would have it after an error.
+                self.gate.refused(ends_with_ready, REFUSAL_SQL);
                 if ends_with_ready {
                     self.push_pending(Pending {
                         decision_id,
@@ -242,6 +246,8 @@ impl Front {
                         changes_schema: false,
                         catalog: None,
                         withhold_messages: false,
+                        closes_segment: None,
+                        sql_effects: Default::default(),
                     })?;
                     self.out.extend_from_slice(&refusal_query());
                     self.expected_ready += 1;
@@ -257,6 +263,8 @@ impl Front {
                         changes_schema: false,
                         catalog: None,
                         withhold_messages: false,
+                        closes_segment: None,
+                        sql_effects: Default::default(),
                     })?;
                     self.out.extend_from_slice(&refusal_parse());
                     Ok(())

@@ -1,21 +1,24 @@
 //! The gate: turns client messages into units of SQL, has them decided, and says what to
 //! forward. It keeps the session's prepared statements and portals so that an Execute is
-//! judged by the statement it actually runs.
+//! judged by the statement it actually runs: what the server confirmed
+//! ([`super::confirm`]), what it may still take, and what a Parse earlier in the same sync
+//! segment made of the name.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use pgwire::messages::extendedquery::{Bind, Close, Parse};
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 
+use super::confirm::{Candidates, Confirmations, Op, Stmt};
 use super::hold::{self, HoldContext};
 use super::inspect::{query_message, simple_outcome, Decided, SessionInspector};
 use crate::policy::Action;
 use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
 use crate::protocol::Frame;
-use crate::sql::Kind;
+use crate::sql::{Deferred, Kind};
 
 /// SQL the client wants run, as one decision unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,17 +92,28 @@ impl UnitDecision {
 pub struct Gate {
     inspector: SessionInspector,
     holds: Option<HoldContext>,
-    /// Every text parsed under each statement name since its Close (see [`Gate::parsed`]).
-    statements: HashMap<String, Vec<String>>,
-    /// Names parsed with more distinct texts than are kept: a Bind to them is held.
-    overflowed: HashSet<String>,
-    /// The statement bound to each portal. A Bind the server refuses (the name is taken)
-    /// fails its transaction, and with it the portal that held the name, so the latest Bind
-    /// is always the one an Execute can run; a SQL cursor is the exception (see Execute).
-    portals: HashMap<String, String>,
-    /// Prepared statements whose Parse was rewritten by a mask: executing them later runs the
-    /// masked text already upstream.
-    masked: HashSet<String>,
+    /// Statement texts the server confirmed or may still take, shared with the back direction.
+    book: Confirmations,
+    /// Syncs sent upstream so far: the number of the sync segment being sent.
+    segment: u64,
+    /// Extended-protocol messages went upstream since the last Sync.
+    segment_open: bool,
+    /// The latest Parse (`Some`) or Close (`None`) of each statement name forwarded in the open
+    /// segment. After an error the server skips everything up to the Sync, so a Bind that
+    /// follows such a Parse in the same segment runs that text or nothing (see
+    /// [`Gate::candidates`]).
+    overlay: HashMap<String, Option<Stmt>>,
+    /// The same for the unit being decided, merged into `overlay` when it is forwarded.
+    unit_overlay: HashMap<String, Option<Stmt>>,
+    /// The Parses and Closes of the unit being decided, recorded in `book` when forwarded.
+    unit_ops: Vec<Op>,
+    /// The SQL-level forgetting of the unit being decided, sent with it when forwarded.
+    unit_deferred: Vec<Deferred>,
+    /// The texts each portal was bound to, as its Bind was judged. A Bind the server refuses
+    /// (the name is taken, or skipped after an error) fails its transaction or segment, and
+    /// with it the portal that held the name, so the latest Bind is always the one an Execute
+    /// can run; a SQL cursor is the exception (see Execute).
+    portals: HashMap<String, Vec<String>>,
     /// The unit decided last may change the schema (DDL, or SQL the classifier could not
     /// read, such as a DO block): once it has run, the catalog snapshot is out of date.
     changes_schema: bool,
@@ -108,14 +122,22 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(inspector: SessionInspector, holds: Option<HoldContext>) -> Gate {
+    pub fn new(
+        inspector: SessionInspector,
+        holds: Option<HoldContext>,
+        book: Confirmations,
+    ) -> Gate {
         Gate {
             inspector,
             holds,
-            statements: HashMap::new(),
-            overflowed: HashSet::new(),
+            book,
+            segment: 0,
+            segment_open: false,
+            overlay: HashMap::new(),
+            unit_overlay: HashMap::new(),
+            unit_ops: Vec::new(),
+            unit_deferred: Vec::new(),
             portals: HashMap::new(),
-            masked: HashSet::new(),
             changes_schema: false,
             touches_pii: false,
         }
@@ -140,7 +162,9 @@ impl Gate {
 
     /// Decides a unit: classify, policy, write-ahead audit; then what to forward.
     pub async fn decide(&mut self, unit: &Unit, frames: &[Frame]) -> UnitDecision {
+        self.absorb();
         let decided = self.inspector.decide(unit).await;
+        self.unit_deferred = self.inspector.take_deferred();
         self.changes_schema = decided
             .classified
             .statements
@@ -196,7 +220,7 @@ impl Gate {
             0 => {
                 for f in frames.iter().filter(|f| f.tag() == b'B') {
                     let b = decode::<Bind>(f, &ctx)?;
-                    if !self.masked.contains(&b.statement_name.unwrap_or_default()) {
+                    if !self.all_masked(&b.statement_name.unwrap_or_default()) {
                         return None;
                     }
                 }
@@ -209,7 +233,7 @@ impl Gate {
                     if f.tag() == b'P' {
                         let mut p = decode::<Parse>(f, &ctx)?;
                         p.query = sql.to_string();
-                        self.masked.insert(p.name.clone().unwrap_or_default());
+                        self.parse_masked(&p.name.clone().unwrap_or_default());
                         p.encode(&mut out).ok()?;
                     } else {
                         out.extend_from_slice(f.bytes());
@@ -226,9 +250,13 @@ impl Gate {
         tracing::warn!("refused a fastpath FunctionCall");
     }
 
-    /// Gathers the SQL of an extended batch and updates statement/portal bookkeeping.
+    /// Gathers the SQL of an extended batch and the Parses, Closes and Binds it makes (applied
+    /// to the session's bookkeeping only once the batch is forwarded, see [`Gate::forwarded`]).
     /// Returns None when the batch carries no SQL.
     pub fn extended_unit(&mut self, frames: &[Frame]) -> Result<Option<Unit>, PgError> {
+        self.absorb();
+        self.unit_ops.clear();
+        self.unit_overlay.clear();
         let ctx = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
         let mut statements = Vec::new();
         let malformed = |what: &str| {
@@ -242,22 +270,27 @@ impl Gate {
                 b'P' => {
                     let p = decode::<Parse>(f, &ctx).ok_or_else(|| malformed("Parse"))?;
                     let name = p.name.unwrap_or_default();
-                    self.masked.remove(&name);
                     statements.push(ExtStatement {
                         text: p.query.clone(),
                         params: Vec::new(),
                         parse_only: true,
                     });
-                    self.parsed(name, p.query);
+                    let stmt = Stmt {
+                        text: p.query,
+                        masked: false,
+                    };
+                    self.unit_overlay.insert(name.clone(), Some(stmt.clone()));
+                    self.unit_ops.push(Op::Parse { name, stmt });
                 }
                 b'B' => {
                     let b = decode::<Bind>(f, &ctx).ok_or_else(|| malformed("Bind"))?;
                     let stmt = b.statement_name.unwrap_or_default();
                     let params = bind_params(&b.parameters, &b.parameter_format_codes);
+                    let texts = self.texts_of(&stmt);
                     self.portals
-                        .insert(b.portal_name.clone().unwrap_or_default(), stmt.clone());
+                        .insert(b.portal_name.clone().unwrap_or_default(), texts.clone());
                     // The statement runs at Execute; remember its parameters with it.
-                    for text in self.texts_of(&stmt) {
+                    for text in texts {
                         match statements
                             .iter_mut()
                             .rev()
@@ -276,8 +309,8 @@ impl Gate {
                     let portal = execute_portal(f).ok_or_else(|| malformed("Execute"))?;
                     let fetch = || format!("FETCH ALL FROM {}", quote_ident(&portal));
                     let texts = match self.portals.get(&portal) {
-                        Some(stmt) => {
-                            let mut texts = self.texts_of(stmt);
+                        Some(bound) => {
+                            let mut texts = bound.clone();
                             // The server refuses a Bind to a name a SQL cursor holds, and
                             // then this Execute runs the cursor.
                             if !portal.is_empty() && self.inspector.sql_cursor(&portal) {
@@ -304,10 +337,11 @@ impl Gate {
                     let c = decode::<Close>(f, &ctx).ok_or_else(|| malformed("Close"))?;
                     let name = c.name.unwrap_or_default();
                     if c.target_type == b'S' {
-                        self.statements.remove(&name);
-                        self.overflowed.remove(&name);
+                        self.unit_overlay.insert(name.clone(), None);
+                        self.unit_ops.push(Op::CloseStatement(name));
                     } else {
                         self.portals.remove(&name);
+                        self.unit_ops.push(Op::ClosePortal);
                     }
                 }
                 _ => {}
@@ -315,23 +349,128 @@ impl Gate {
         }
         Ok((!statements.is_empty()).then_some(Unit::Extended { statements }))
     }
+
+    /// The unit decided last went upstream as `frames` (or a rewrite of the same messages):
+    /// its Parses and Closes now wait for the server's answers, and within its segment they
+    /// decide what a later Bind of the same name runs. Returns what travels with the unit to
+    /// the back direction.
+    pub fn forwarded(&mut self, frames: &[Frame]) -> Forwarded {
+        let ops = std::mem::take(&mut self.unit_ops);
+        let overlay = std::mem::take(&mut self.unit_overlay);
+        let sql_effects = std::mem::take(&mut self.unit_deferred);
+        if frames.first().is_some_and(|f| f.tag() == b'Q') {
+            if self.segment_open {
+                // Skipped without any answer if the segment already failed: what the server
+                // answers can no longer be matched to what was sent.
+                self.book
+                    .lock()
+                    .lose("a simple Query inside an unsynced extended segment");
+            }
+            // It drops the unnamed statement, and its SQL may deallocate and prepare names.
+            self.overlay.clear();
+            return Forwarded {
+                closes_segment: None,
+                sql_effects,
+            };
+        }
+        if !ops.is_empty() {
+            self.book.lock().sent(self.segment, ops);
+        }
+        self.overlay.extend(overlay);
+        self.segment_open = true;
+        let mut closes_segment = None;
+        if frames.last().is_some_and(|f| f.tag() == b'S') {
+            closes_segment = Some(self.segment);
+            self.segment += 1;
+            self.segment_open = false;
+            self.overlay.clear();
+        }
+        Forwarded {
+            closes_segment,
+            sql_effects,
+        }
+    }
+
+    /// The unit decided last was refused: nothing of it went upstream, only the substitute the
+    /// front sends instead — a simple Query when the unit ended with Sync, else the unnamed
+    /// statement parsed as `refusal` (which fails when executed) and a Flush.
+    pub fn refused(&mut self, ends_with_ready: bool, refusal: &str) {
+        self.unit_ops.clear();
+        self.unit_overlay.clear();
+        self.unit_deferred.clear();
+        if ends_with_ready {
+            if self.segment_open {
+                self.book
+                    .lock()
+                    .lose("a refused Sync replaced by a simple Query inside an extended segment");
+            }
+            self.overlay.clear();
+            return;
+        }
+        let stmt = Stmt {
+            text: refusal.to_string(),
+            masked: false,
+        };
+        self.book.lock().sent(
+            self.segment,
+            vec![Op::Parse {
+                name: String::new(),
+                stmt: stmt.clone(),
+            }],
+        );
+        self.overlay.insert(String::new(), Some(stmt));
+        self.segment_open = true;
+    }
+
+    /// Applies the SQL-level forgetting the server confirmed since the last unit.
+    fn absorb(&mut self) {
+        let ran = self.book.lock().take_sql_ran();
+        for d in &ran {
+            self.inspector.confirm_sql(d);
+        }
+    }
+}
+
+/// What travels with a forwarded unit to the back direction.
+pub struct Forwarded {
+    /// The unit ends with the Sync of this segment.
+    pub closes_segment: Option<u64>,
+    /// Its SQL-level forgetting, applied when the server's CommandComplete says it ran.
+    pub sql_effects: Vec<Deferred>,
 }
 
 impl Gate {
+    /// What statement `name` may hold when a Bind of it runs: the latest Parse or Close of it
+    /// earlier in the same sync segment if there is one (had that Parse failed or been
+    /// skipped, the server would skip the Bind too); else every text the server confirmed or
+    /// may still take (Parses of earlier segments not answered yet).
+    fn candidates(&self, name: &str) -> Candidates {
+        match self
+            .unit_overlay
+            .get(name)
+            .or_else(|| self.overlay.get(name))
+        {
+            Some(Some(stmt)) => Candidates {
+                stmts: vec![stmt.clone()],
+                overflowed: false,
+            },
+            Some(None) => Candidates::default(),
+            None => self.book.lock().candidates(name),
+        }
+    }
+
     /// What a Bind to statement `name` may run. Parse and SQL `PREPARE` share one namespace on
     /// the server, so a name prepared in SQL (or whose Parse the server refused because SQL had
     /// taken it, or whose SQL definition replaced a deallocated Parse) runs the SQL definition:
     /// that is decided as `EXECUTE name`, next to the Parse text when there is one. A name
     /// known to neither is decided as `EXECUTE name` too (not prepared in this session: held).
-    /// A name parsed with too many texts is decided with an `EXECUTE name` too, which is
-    /// unknown unless SQL prepared it: held.
+    /// A name with more candidate texts than are kept is decided with an `EXECUTE name` too,
+    /// which is unknown unless SQL prepared it (and `EXECUTE ""` always is): held.
     fn texts_of(&self, name: &str) -> Vec<String> {
-        let parsed = self.statements.get(name);
-        let mut out: Vec<String> = parsed.cloned().unwrap_or_default();
-        if !name.is_empty()
-            && (parsed.is_none()
-                || self.overflowed.contains(name)
-                || self.inspector.sql_prepared(name))
+        let c = self.candidates(name);
+        let mut out: Vec<String> = c.stmts.into_iter().map(|s| s.text).collect();
+        if c.overflowed
+            || (!name.is_empty() && (out.is_empty() || self.inspector.sql_prepared(name)))
         {
             out.push(format!("EXECUTE {}", quote_ident(name)));
         }
@@ -342,31 +481,30 @@ impl Gate {
         out
     }
 
-    /// Records a Parse. The server refuses a Parse of a name it already holds (42P05), and
-    /// accepts one whose earlier Parse it refused; the gate learns which only later. So a
-    /// named statement keeps every distinct text parsed under it until its Close, and a Bind
-    /// is decided as all of them: re-parsing a harmless text under the name of a statement
-    /// approved once must not make later runs of it look harmless. The unnamed statement is
-    /// replaced by every Parse, as on the server.
-    fn parsed(&mut self, name: String, text: String) {
-        if name.is_empty() {
-            self.statements.insert(name, vec![text]);
-            return;
+    /// Whether a Bind of `name` runs a text the gate rewrote by a mask, whatever the server
+    /// holds.
+    fn all_masked(&self, name: &str) -> bool {
+        let c = self.candidates(name);
+        !c.stmts.is_empty()
+            && !c.overflowed
+            && c.stmts.iter().all(|s| s.masked)
+            && (name.is_empty() || !self.inspector.sql_prepared(name))
+    }
+
+    /// The unit's Parse of `name` goes upstream rewritten by a mask.
+    fn parse_masked(&mut self, name: &str) {
+        for op in &mut self.unit_ops {
+            if let Op::Parse { name: n, stmt } = op {
+                if n == name {
+                    stmt.masked = true;
+                }
+            }
         }
-        let texts = self.statements.entry(name.clone()).or_default();
-        if texts.contains(&text) {
-            return;
+        if let Some(Some(stmt)) = self.unit_overlay.get_mut(name) {
+            stmt.masked = true;
         }
-        if texts.len() >= MAX_TEXTS {
-            self.overflowed.insert(name);
-            return;
-        }
-        texts.push(text);
     }
 }
-
-/// Distinct texts kept per statement name.
-const MAX_TEXTS: usize = 8;
 
 /// `name` as a quoted SQL identifier (sqlparser doubles any quote inside it).
 fn quote_ident(name: &str) -> String {

@@ -275,9 +275,20 @@ impl SessionInspector {
         self.sql_state.prepared.contains_key(name)
     }
 
+    /// The SQL-level forgetting (`DEALLOCATE`, `CLOSE`, `DISCARD ALL`) of the unit decided
+    /// last, to apply once the server confirms it ran ([`Self::confirm_sql`]).
+    pub fn take_deferred(&mut self) -> Vec<crate::sql::Deferred> {
+        self.sql_state.take_deferred()
+    }
+
+    /// Applies forgetting the server confirmed.
+    pub fn confirm_sql(&mut self, d: &crate::sql::Deferred) {
+        self.sql_state.confirm(d);
+    }
+
     /// Whether `name` may be a cursor the session declared in SQL.
     pub fn sql_cursor(&self, name: &str) -> bool {
-        self.sql_state.cursors.contains(name)
+        self.sql_state.cursors.contains_key(name)
     }
 
     /// Decides a unit. Any failure to decide or to audit refuses it: nothing runs unaudited.
@@ -353,6 +364,8 @@ impl SessionInspector {
         unit: &Unit,
     ) -> (Arc<Classified>, String, Vec<Option<String>>, Protocol) {
         let classifier = self.classifier.clone();
+        // A unit classified again (after a live catalog check) defers its effects again.
+        drop(self.sql_state.take_deferred());
         match unit {
             Unit::Simple { text } => (
                 classifier.classify_in_session(&mut self.sql_state, text),

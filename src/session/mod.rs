@@ -8,6 +8,7 @@
 
 mod back;
 pub mod cancel;
+pub mod confirm;
 mod front;
 pub mod gate;
 pub mod handshake;
@@ -294,9 +295,11 @@ impl Session {
             gw: gw.clone(),
             key: pool_key.clone(),
         });
+        let book = confirm::Confirmations::default();
         let gate = Gate::new(
             inspect::SessionInspector::new(gw.inspector.clone(), classifier, info, live),
             gw.holds.clone(),
+            book.clone(),
         );
         let (key, cancel_handle) = gw.cancels.register();
         *cancel_handle.upstream.lock() = Some(gw.upstream.cancel_target(&upstream));
@@ -327,6 +330,7 @@ impl Session {
             ready_count: watch::channel(0).0,
             tx_status: AtomicU8::new(b'I'),
             client_wr: Mutex::new(client_wr),
+            book,
         });
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let audit = gw.inspector.audit.clone();

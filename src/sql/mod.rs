@@ -65,4 +65,4 @@ pub use catalog_load::{CatalogBuilder, CatalogSource, SqlError};
 pub use classify::Classifier;
 pub use facts::*;
 pub use names::{encoding_key, is_utf8_encoding};
-pub use session::SessionSqlState;
+pub use session::{Candidate, Deferred, SessionSqlState};

@@ -1,6 +1,6 @@
-//! Per-session SQL state: SQL-level prepared statements and the session's search_path.
+//! Per-session SQL state: SQL-level prepared statements, cursors and the session's search_path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::classify::Entry;
@@ -20,16 +20,20 @@ const MAX_PATHS: usize = 4;
 /// [`super::Classifier::classify_in_session`].
 ///
 /// Effects are recorded when a statement is classified, before the policy decides, and a
-/// statement may then be refused. So the state keeps every possibility: a name prepared twice
-/// keeps both definitions, and after `SET search_path` both the old and the new path stay
-/// candidates until the session confirms which one the server has
-/// ([`SessionSqlState::confirm_search_path`]).
+/// statement may then be refused, withdrawn, or skipped by the server after an earlier error.
+/// So the state keeps every possibility: a name prepared twice keeps both definitions, and
+/// after `SET search_path` both the old and the new path stay candidates until the session
+/// confirms which one the server has ([`SessionSqlState::confirm_search_path`]). What forgets
+/// (`DEALLOCATE`, `CLOSE`, `DISCARD ALL`) is not applied when classified: it is queued as a
+/// [`Deferred`] effect, and the session applies it ([`SessionSqlState::confirm`]) only once the
+/// server's CommandComplete says it ran. Forgetting too early would let a refused `PREPARE`
+/// of the same name become the only definition the gate judges `EXECUTE` by.
 #[derive(Debug, Clone, Default)]
 pub struct SessionSqlState {
-    /// `PREPARE name AS …` → every definition seen since the name was last deallocated, one
-    /// `Facts` per candidate in `statements` (a PREPARE the server refused still counts, so that
-    /// EXECUTE is judged by the riskiest thing the name could mean).
-    pub prepared: HashMap<String, Arc<Classified>>,
+    /// `PREPARE name AS …` → every definition seen since the name was last deallocated (a
+    /// PREPARE the server refused still counts, so that EXECUTE is judged by the riskiest thing
+    /// the name could mean).
+    pub prepared: HashMap<String, Vec<Candidate>>,
     /// The search_path of the session's latest SET/RESET, `$user` omitted.
     pub search_path: Vec<String>,
     /// Other paths the server may still be using (an earlier SET was refused or failed).
@@ -38,9 +42,51 @@ pub struct SessionSqlState {
     /// Too many uncertain SETs: every statement is `unknown` until the path is confirmed.
     pub search_path_lost: bool,
     /// Names of cursors declared in SQL and not closed since (a DECLARE the server refused
-    /// counts, and a cursor its transaction ended stays). Cursors and protocol portals share
-    /// one namespace on the server, so an Execute of such a name may run the cursor.
-    pub cursors: HashSet<String>,
+    /// counts, and a cursor its transaction ended stays), each with the stamp of its latest
+    /// DECLARE. Cursors and protocol portals share one namespace on the server, so an Execute
+    /// of such a name may run the cursor.
+    pub cursors: HashMap<String, u64>,
+    /// Forgetting effects classified but not yet confirmed, in statement order (taken by the
+    /// session with [`SessionSqlState::take_deferred`]).
+    deferred: Vec<Deferred>,
+    /// Orders definitions and forgetting effects: a confirmed `DEALLOCATE` removes only what
+    /// was defined before it was classified.
+    stamp: u64,
+}
+
+/// One definition of a prepared statement name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// When it was (last) classified; see [`Deferred`].
+    pub stamp: u64,
+    pub facts: Facts,
+}
+
+/// A forgetting effect waiting for the server to confirm it ran. `upto` is the state's stamp
+/// when it was classified: a definition or cursor classified after it (`DEALLOCATE p;
+/// PREPARE p AS …`) survives its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    /// `DEALLOCATE name`, or `DEALLOCATE ALL` (None).
+    Deallocate { name: Option<String>, upto: u64 },
+    /// `CLOSE name`, or `CLOSE ALL` (None).
+    CloseCursor { name: Option<String>, upto: u64 },
+    /// `DISCARD ALL`: prepared statements and cursors (its search_path reset is handled by the
+    /// path candidates at once).
+    DiscardAll { upto: u64 },
+}
+
+impl Deferred {
+    /// The command tag PostgreSQL's CommandComplete carries when the statement ran.
+    pub fn command_tag(&self) -> &'static str {
+        match self {
+            Deferred::Deallocate { name: Some(_), .. } => "DEALLOCATE",
+            Deferred::Deallocate { name: None, .. } => "DEALLOCATE ALL",
+            Deferred::CloseCursor { name: Some(_), .. } => "CLOSE CURSOR",
+            Deferred::CloseCursor { name: None, .. } => "CLOSE CURSOR ALL",
+            Deferred::DiscardAll { .. } => "DISCARD ALL",
+        }
+    }
 }
 
 impl SessionSqlState {
@@ -71,6 +117,51 @@ impl SessionSqlState {
         all
     }
 
+    /// The forgetting effects classified since the last call, in statement order. The caller
+    /// hands them back through [`SessionSqlState::confirm`] once the server ran them, and drops
+    /// them when it did not (refused, withdrawn, failed, skipped).
+    pub fn take_deferred(&mut self) -> Vec<Deferred> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Applies a forgetting effect the server confirmed.
+    pub fn confirm(&mut self, d: &Deferred) {
+        let forget_prepared =
+            |prepared: &mut HashMap<String, Vec<Candidate>>, name: Option<&String>, upto: u64| {
+                for (n, candidates) in prepared.iter_mut() {
+                    if name.is_none_or(|x| x == n) {
+                        candidates.retain(|c| c.stamp > upto);
+                    }
+                }
+                prepared.retain(|_, c| !c.is_empty());
+            };
+        let forget_cursors = |cursors: &mut HashMap<String, u64>, name: Option<&String>, upto| {
+            cursors.retain(|n, stamp| *stamp > upto || name.is_some_and(|x| x != n));
+        };
+        match d {
+            Deferred::Deallocate { name, upto } => {
+                forget_prepared(&mut self.prepared, name.as_ref(), *upto)
+            }
+            Deferred::CloseCursor { name, upto } => {
+                forget_cursors(&mut self.cursors, name.as_ref(), *upto)
+            }
+            Deferred::DiscardAll { upto } => {
+                forget_prepared(&mut self.prepared, None, *upto);
+                forget_cursors(&mut self.cursors, None, *upto);
+            }
+        }
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    fn defer(&mut self, make: impl FnOnce(u64) -> Deferred) {
+        let upto = self.next_stamp();
+        self.deferred.push(make(upto));
+    }
+
     fn switch_search_path(&mut self, new: Vec<String>) {
         if new == self.search_path {
             return;
@@ -87,27 +178,17 @@ impl SessionSqlState {
     }
 
     fn prepare(&mut self, name: &str, facts: Facts) {
-        let mut statements = self
-            .prepared
-            .get(name)
-            .map(|c| c.statements.as_ref().clone())
-            .unwrap_or_default();
-        if !statements.contains(&facts) {
-            statements.push(facts);
+        let stamp = self.next_stamp();
+        let candidates = self.prepared.entry(name.to_owned()).or_default();
+        // A definition seen again is as new as its latest PREPARE.
+        candidates.retain(|c| c.facts != facts);
+        candidates.push(Candidate { stamp, facts });
+        if candidates.len() > MAX_CANDIDATES {
+            *candidates = vec![Candidate {
+                stamp,
+                facts: Facts::unknown(format!("prepared statement {name} redefined too often")),
+            }];
         }
-        if statements.len() > MAX_CANDIDATES {
-            statements = vec![Facts::unknown(format!(
-                "prepared statement {name} redefined too often"
-            ))];
-        }
-        self.prepared.insert(
-            name.to_owned(),
-            Arc::new(Classified {
-                statements: Arc::new(statements),
-                fingerprint: String::new(),
-                redacted: String::new(),
-            }),
-        );
     }
 
     fn execute(&self, name: &str, params: &Facts, wrap: Wrap) -> Facts {
@@ -117,7 +198,8 @@ impl SessionSqlState {
                 safe_name(name)
             )),
             Some(c) => {
-                let merged = merge(&c.statements);
+                let facts: Vec<Facts> = c.iter().map(|c| c.facts.clone()).collect();
+                let merged = merge(&facts);
                 Facts {
                     label: format!("EXECUTE {}: {}", safe_name(name), merged.label),
                     ..merged
@@ -256,24 +338,17 @@ pub(crate) fn resolve_in_session(
                 f.flags.has_secret |= facts.flags.has_secret;
                 out.push(f);
             }
-            Effect::Deallocate(Some(name)) => {
-                state.prepared.remove(&name);
-                out.push(facts);
-            }
-            Effect::Deallocate(None) => {
-                state.prepared.clear();
+            Effect::Deallocate(name) => {
+                state.defer(|upto| Deferred::Deallocate { name, upto });
                 out.push(facts);
             }
             Effect::DeclareCursor(name) => {
-                state.cursors.insert(name);
+                let stamp = state.next_stamp();
+                state.cursors.insert(name, stamp);
                 out.push(facts);
             }
-            Effect::CloseCursor(Some(name)) => {
-                state.cursors.remove(&name);
-                out.push(facts);
-            }
-            Effect::CloseCursor(None) => {
-                state.cursors.clear();
+            Effect::CloseCursor(name) => {
+                state.defer(|upto| Deferred::CloseCursor { name, upto });
                 out.push(facts);
             }
             Effect::SetSearchPath(p) => {
@@ -285,8 +360,7 @@ pub(crate) fn resolve_in_session(
                 out.push(facts);
             }
             Effect::DiscardAll => {
-                state.prepared.clear();
-                state.cursors.clear();
+                state.defer(|upto| Deferred::DiscardAll { upto });
                 state.switch_search_path(default_path.to_vec());
                 out.push(facts);
             }

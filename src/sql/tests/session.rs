@@ -1,7 +1,14 @@
 //! Session-dependent classification: PREPARE/EXECUTE/DEALLOCATE, DISCARD ALL, SET search_path.
 
-use super::super::{Kind, SessionSqlState};
+use super::super::{Deferred, Kind, SessionSqlState};
 use super::{classifier, cols, sorted};
+
+/// Plays the server confirming every forgetting effect classified so far.
+fn confirm_all(s: &mut SessionSqlState) {
+    for d in s.take_deferred() {
+        s.confirm(&d);
+    }
+}
 
 #[test]
 fn execute_takes_the_facts_of_what_was_prepared() {
@@ -72,8 +79,9 @@ fn a_redefined_name_is_judged_by_every_definition() {
     c.classify_in_session(&mut s, "PREPARE x AS SELECT 1");
     let e = c.classify_in_session(&mut s, "EXECUTE x");
     assert_eq!(e.statements[0].kind, Kind::Ddl);
-    // DEALLOCATE forgets; the name is unknown again.
+    // DEALLOCATE forgets once it ran; the name is unknown again.
     c.classify_in_session(&mut s, "DEALLOCATE x");
+    confirm_all(&mut s);
     assert_eq!(
         c.classify_in_session(&mut s, "EXECUTE x").statements[0].kind,
         Kind::Unknown
@@ -87,10 +95,14 @@ fn deallocate_all_and_discard_all_forget_everything() {
     c.classify_in_session(&mut s, "PREPARE a AS SELECT 1; PREPARE b AS SELECT 2");
     assert_eq!(s.prepared.len(), 2);
     c.classify_in_session(&mut s, "DEALLOCATE ALL");
+    assert_eq!(s.prepared.len(), 2, "forgotten before the server confirmed");
+    confirm_all(&mut s);
     assert!(s.prepared.is_empty());
     c.classify_in_session(&mut s, "PREPARE a AS SELECT 1");
     let d = c.classify_in_session(&mut s, "DISCARD ALL");
     assert_eq!(d.statements[0].kind, Kind::Role);
+    assert_eq!(s.prepared.len(), 1);
+    confirm_all(&mut s);
     assert!(s.prepared.is_empty());
 }
 
@@ -223,17 +235,93 @@ fn declared_cursor_names_are_kept_until_closed() {
         "DECLARE Cur CURSOR WITH HOLD FOR SELECT id FROM orders",
     );
     assert_eq!(d.statements[0].kind, Kind::Read);
-    assert!(s.cursors.contains("cur"), "{:?}", s.cursors);
+    assert!(s.cursors.contains_key("cur"), "{:?}", s.cursors);
     c.classify_in_session(&mut s, "DECLARE \"Other\" CURSOR FOR SELECT 1");
-    assert!(s.cursors.contains("Other"), "{:?}", s.cursors);
+    assert!(s.cursors.contains_key("Other"), "{:?}", s.cursors);
     c.classify_in_session(&mut s, "CLOSE cur");
-    assert!(!s.cursors.contains("cur"), "{:?}", s.cursors);
+    assert!(s.cursors.contains_key("cur"), "closed before it ran");
+    confirm_all(&mut s);
+    assert!(!s.cursors.contains_key("cur"), "{:?}", s.cursors);
+    assert!(s.cursors.contains_key("Other"), "{:?}", s.cursors);
     // EXPLAIN plans the query and opens nothing.
     c.classify_in_session(&mut s, "EXPLAIN DECLARE x CURSOR FOR SELECT 1");
-    assert!(!s.cursors.contains("x"), "{:?}", s.cursors);
+    assert!(!s.cursors.contains_key("x"), "{:?}", s.cursors);
     c.classify_in_session(&mut s, "CLOSE ALL");
+    confirm_all(&mut s);
     assert!(s.cursors.is_empty(), "{:?}", s.cursors);
     c.classify_in_session(&mut s, "DECLARE y CURSOR FOR SELECT 1");
     c.classify_in_session(&mut s, "DISCARD ALL");
+    assert!(s.cursors.contains_key("y"));
+    confirm_all(&mut s);
     assert!(s.cursors.is_empty(), "{:?}", s.cursors);
+}
+
+/// A DEALLOCATE held and withdrawn, or refused, never runs: the name keeps its definition, and a
+/// PREPARE of it the server refuses (the name is taken) cannot make EXECUTE look harmless.
+#[test]
+fn an_unconfirmed_deallocate_forgets_nothing() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(
+        &mut s,
+        "PREPARE p2 AS SELECT ssn FROM customers WHERE id = $1",
+    );
+    c.classify_in_session(&mut s, "DEALLOCATE p2");
+    let withdrawn = s.take_deferred();
+    assert_eq!(
+        withdrawn,
+        vec![Deferred::Deallocate {
+            name: Some("p2".into()),
+            upto: 2
+        }]
+    );
+    assert_eq!(withdrawn[0].command_tag(), "DEALLOCATE");
+    c.classify_in_session(&mut s, "PREPARE p2 AS SELECT $1::int");
+    let e = c.classify_in_session(&mut s, "EXECUTE p2(1)");
+    assert_eq!(
+        sorted(&e.statements[0].output_columns),
+        cols(&["customers.ssn"])
+    );
+    // CLOSE and DISCARD ALL alike.
+    c.classify_in_session(&mut s, "DECLARE k CURSOR WITH HOLD FOR SELECT 1");
+    c.classify_in_session(&mut s, "CLOSE k; CLOSE ALL; DISCARD ALL; DEALLOCATE ALL");
+    let tags: Vec<&str> = s.take_deferred().iter().map(|d| d.command_tag()).collect();
+    assert_eq!(
+        tags,
+        [
+            "CLOSE CURSOR",
+            "CLOSE CURSOR ALL",
+            "DISCARD ALL",
+            "DEALLOCATE ALL"
+        ]
+    );
+    assert!(s.cursors.contains_key("k"));
+    assert!(s.prepared.contains_key("p2"));
+}
+
+/// `DEALLOCATE p; PREPARE p AS …`: confirming the DEALLOCATE removes only the definitions
+/// classified before it, so the new one is what EXECUTE is judged by.
+#[test]
+fn a_confirmed_deallocate_keeps_later_definitions() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "PREPARE p AS SELECT ssn FROM customers");
+    c.classify_in_session(&mut s, "DEALLOCATE p; PREPARE p AS SELECT id FROM orders");
+    // The same text again after a DEALLOCATE is a new definition too.
+    c.classify_in_session(&mut s, "DEALLOCATE p; PREPARE p AS SELECT id FROM orders");
+    confirm_all(&mut s);
+    let e = c.classify_in_session(&mut s, "EXECUTE p");
+    assert_eq!(sorted(&e.statements[0].tables_read), vec!["public.orders"]);
+    c.classify_in_session(&mut s, "CLOSE ALL; DECLARE q CURSOR WITH HOLD FOR SELECT 1");
+    confirm_all(&mut s);
+    assert!(s.cursors.contains_key("q"));
+}
+
+/// The gate judges a Bind of the unnamed statement with too many candidate texts as this.
+#[test]
+fn execute_of_the_empty_name_is_unknown() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    let e = c.classify_in_session(&mut s, "EXECUTE \"\"");
+    assert_eq!(e.statements[0].kind, Kind::Unknown);
 }
