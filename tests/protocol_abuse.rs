@@ -401,6 +401,33 @@ fn executing_a_portal_name_a_cursor_holds_is_decided_as_fetch_too() {
         Some("SELECT 42;\nFETCH ALL FROM \"c\""),
         "{sqls:#?}"
     );
+    // A CLOSE the server skips (an earlier statement of its query string fails) closes
+    // nothing: the cursor still answers to the name, and the gateway still knows it.
+    s.write_all(&message(b'Q', b"SELECT 1/0; CLOSE c\0"))
+        .unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(tags.contains(&b'E') && text.contains("22012"), "{text}");
+    let mut batch = message(b'P', b"\0SELECT 44\0\0\0");
+    batch.extend(message(b'B', b"c\0\0\0\0\0\0\0\0"));
+    batch.extend(message(b'S', b""));
+    s.write_all(&batch).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(tags.contains(&b'E') && text.contains("42P03"), "{text}");
+    let mut batch = message(b'E', b"c\0\0\0\0\0");
+    batch.extend(message(b'S', b""));
+    s.write_all(&batch).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(tags, vec![b'D', b'C', b'Z'], "{text}");
+    assert!(text.contains('9'), "{text}");
+    let sqls: Vec<String> = gw.decisions().into_iter().map(|(_, d)| d.sql).collect();
+    assert_eq!(
+        sqls.last().map(String::as_str),
+        Some("SELECT 44;\nFETCH ALL FROM \"c\""),
+        "{sqls:#?}"
+    );
     // Closed in SQL, the name is a portal again: an Execute is what was bound.
     s.write_all(&message(b'Q', b"CLOSE c\0")).unwrap();
     let (tags, raw) = read_until_ready(&mut s);
