@@ -198,8 +198,7 @@ impl SessionSqlState {
                 safe_name(name)
             )),
             Some(c) => {
-                let facts: Vec<Facts> = c.iter().map(|c| c.facts.clone()).collect();
-                let merged = merge(&facts);
+                let merged = merge(c.iter().map(|c| &c.facts));
                 Facts {
                     label: format!("EXECUTE {}: {}", safe_name(name), merged.label),
                     ..merged
@@ -247,8 +246,8 @@ fn or_flags(a: &mut Flags, b: &Flags) {
 }
 
 /// One `Facts` covering every candidate: the riskiest kind, everything touched.
-fn merge(candidates: &[Facts]) -> Facts {
-    let mut it = candidates.iter();
+fn merge<'f>(candidates: impl IntoIterator<Item = &'f Facts>) -> Facts {
+    let mut it = candidates.into_iter();
     let Some(first) = it.next() else {
         return Facts::unknown("empty prepared statement");
     };

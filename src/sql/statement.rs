@@ -93,20 +93,18 @@ pub(crate) fn simple(kind: Kind, label: impl Into<String>) -> Facts {
 /// A write to a system relation is judged as what it changes (see
 /// [`super::names::system_write_kind`]), whatever statement makes it.
 fn system_write(kind: Kind, label: String, written: &[TableRef]) -> (Kind, String) {
-    let Some((t, k)) = written
-        .iter()
-        .find_map(|t| system_write_kind(t).map(|k| (t, k)))
-    else {
+    let Some(t) = written.iter().find(|t| system_write_kind(t).is_some()) else {
         return (kind, label);
     };
-    let k = written
-        .iter()
-        .filter_map(system_write_kind)
-        .fold(k, |a, b| if b == Kind::Role { b } else { a });
-    let kind = if matches!(kind, Kind::Unknown | Kind::Role) {
-        kind
-    } else {
-        k
+    let kind = match kind {
+        Kind::Unknown | Kind::Role => kind,
+        _ if written
+            .iter()
+            .any(|t| system_write_kind(t) == Some(Kind::Role)) =>
+        {
+            Kind::Role
+        }
+        _ => Kind::Ddl,
     };
     (kind, format!("{label} (writes system catalog {t})"))
 }
