@@ -63,6 +63,20 @@ fn demo_serves_psql_and_cleans_up_on_ctrl_c() {
     let out = psql(&url, &["-At", "-c", "SELECT count(*) FROM orders"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "200");
+    // What passes the gateway runs as a role that owns the demo schema and nothing more.
+    let out = psql(
+        &url,
+        &[
+            "-At",
+            "-c",
+            "SELECT current_user, current_setting('is_superuser'), \
+             (SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user), \
+             (SELECT tableowner FROM pg_tables WHERE tablename = 'customers')",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "airlock_gateway|off|f|airlock_gateway");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

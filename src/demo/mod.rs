@@ -24,6 +24,12 @@ pub const DEMO_APPROVERS: [(&str, &str); 2] =
 /// The agent account the demo creates, and its password.
 pub const DEMO_AGENT: (&str, &str) = ("agent", "agent-password");
 
+/// The PostgreSQL role the gateway logs in as. It owns the demo database and its tables, so
+/// approved DDL works, but it is not a superuser and cannot create roles: whatever gets past
+/// the gateway cannot rewrite the system catalogs or grant itself more, the setup the README
+/// recommends for real deployments.
+pub const DEMO_UPSTREAM_ROLE: &str = "airlock_gateway";
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error(transparent)]
@@ -54,10 +60,26 @@ impl Demo {
     pub fn prepare(opts: &DemoOptions) -> Result<Demo, DemoError> {
         let cluster = TempCluster::start(ClusterOptions::default())?;
         cluster.create_database("demo")?;
-        cluster.psql("demo", DEMO_SCHEMA)?;
+        let upstream_password = random_password();
+        cluster.psql(
+            "demo",
+            &format!(
+                "CREATE ROLE {DEMO_UPSTREAM_ROLE} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB \
+                 PASSWORD '{upstream_password}'; \
+                 ALTER DATABASE demo OWNER TO {DEMO_UPSTREAM_ROLE};"
+            ),
+        )?;
+        // The schema is created by the gateway's role, so the role owns what it may alter.
+        cluster.psql(
+            "demo",
+            &format!("SET ROLE {DEMO_UPSTREAM_ROLE};\n{DEMO_SCHEMA}"),
+        )?;
         let mut config = Config::default();
         config.server.listen = opts.listen.clone();
-        config.upstream.url = cluster.url("demo");
+        config.upstream.url = format!(
+            "postgres://{DEMO_UPSTREAM_ROLE}:{upstream_password}@127.0.0.1:{}/demo?sslmode=disable",
+            cluster.port
+        );
         config.auth.method = AuthMethod::ScramSha256;
         config.auth.users.insert(
             DEMO_AGENT.0.to_string(),
@@ -87,6 +109,7 @@ airlock demo is running.
 
   PostgreSQL (throwaway): 127.0.0.1:{pg_port}, data in {dir}
   airlock gateway:        {addr}   (agent "{user}", password "{pw}")
+  upstream role:          {role} (owns the demo schema; not a superuser)
 
 Connect as the agent:
 
@@ -112,9 +135,18 @@ Press Ctrl-C to stop; everything is removed.
             addr = addr,
             user = DEMO_AGENT.0,
             pw = DEMO_AGENT.1,
+            role = DEMO_UPSTREAM_ROLE,
             admin = self.config.admin.public_url,
         )
     }
+}
+
+/// A fresh password for the gateway's upstream role: 24 random bytes as hex (nothing to quote
+/// in SQL or in a URL).
+fn random_password() -> String {
+    let mut raw = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs the demo until `stop` fires. `on_ready` gets the banner (the CLI prints it).
