@@ -944,3 +944,141 @@ fn a_star_that_doubles_through_ctes_is_held_at_once() {
     );
     assert_eq!(agent_sql(&gw, &db, "SELECT 1").0.trim(), "1");
 }
+
+/// The reporting mask rewrites a statement and sends the rewrite instead. Printed back,
+/// `- -1` reads `--1`: a comment to the end of the line, after which the second line of a
+/// string literal would run as SQL. Such a rewrite is held, and nothing of it runs.
+#[test]
+fn a_masked_rewrite_cannot_turn_a_literal_into_sql() {
+    let db = demo_db("mask_injection");
+    let gw = demo_gw();
+    let url = format!("{}&application_name=reporting-daily", gw.url(&db.name));
+    let payloads = [
+        "ssn, phone FROM customers LIMIT 5; --",
+        "1; ALTER TABLE orders ADD COLUMN pwned int; CREATE ROLE evil_mask LOGIN; --",
+    ];
+    for payload in payloads {
+        let sql = format!("SELECT email, - -1 AS x, '\n{payload}' AS y FROM customers LIMIT 1");
+        let out = psql(&url, &["-At", "-c", &sql], None);
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert!(
+            err.contains("airlock"),
+            "{payload}: out={text:?} err={err:?}"
+        );
+        assert!(!text.contains("100007919"), "{text}");
+        assert!(!text.contains("+1-555-"), "{text}");
+        let (_, d) = gw
+            .decisions()
+            .into_iter()
+            .rfind(|(_, d)| d.sql.contains("- -1 AS x"))
+            .expect("audited");
+        assert_eq!(d.decision.action, Action::Hold, "{payload}");
+        assert!(d.rewritten_sql.is_none(), "{:?}", d.rewritten_sql);
+        assert!(
+            d.decision.reason.contains("cannot mask safely"),
+            "{}",
+            d.decision.reason
+        );
+    }
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'pwned'").trim(),
+        "0"
+    );
+    assert_eq!(
+        db.exec("SELECT count(*) FROM pg_roles WHERE rolname = 'evil_mask'")
+            .trim(),
+        "0"
+    );
+    // Written without the ambiguity, the same shape is masked and answered.
+    let out = psql(
+        &url,
+        &[
+            "-At",
+            "-c",
+            "SELECT email, -(-1) AS x FROM customers WHERE id = 1",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out).trim().to_string();
+    assert!(text.ends_with("|1"), "{text}");
+    assert!(!text.contains("customer1@example.com"), "{text}");
+}
+
+/// Shapes that returned PII unnoticed: `rel.f` (PostgreSQL's attribute notation for `f(rel)`)
+/// and an EXISTS inside a window or FILTER that muted the columns after it. A direct
+/// connection returns the email; through the gateway each is held (and denied here).
+#[test]
+fn attribute_notation_and_muted_windows_do_not_hide_pii() {
+    let db = demo_db("notation");
+    let gw = demo_gw();
+    let cases = [
+        "SELECT c.to_jsonb FROM customers c WHERE id = 1",
+        "SELECT customers.row_to_json FROM customers WHERE id = 1",
+        "SELECT public.customers.to_json FROM customers WHERE id = 1",
+        "SELECT v.to_json FROM customer_contacts v WHERE v.name = 'Customer 1'",
+        "SELECT concat(count(*) OVER (PARTITION BY EXISTS (SELECT 1)), ':', email) FROM customers WHERE id = 1",
+        "SELECT sum(1) FILTER (WHERE EXISTS (SELECT 1)) || email FROM customers WHERE id = 1 GROUP BY email",
+        "SELECT row_number() OVER (ORDER BY id IN (SELECT 1)) || email FROM customers WHERE id = 1",
+    ];
+    for sql in cases {
+        assert!(db.exec(sql).contains("customer1@example.com"), "{sql}");
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(err.contains("airlock"), "{sql}: out={out:?} err={err:?}");
+        assert!(!out.contains("customer1@example.com"), "{sql}: {out}");
+        let (_, d) = gw
+            .decisions()
+            .into_iter()
+            .rfind(|(_, d)| d.sql == sql)
+            .expect("audited");
+        assert_ne!(d.decision.action, Action::Allow, "{sql}");
+    }
+    // A real column through the same notation is still an ordinary read.
+    let (out, err) = agent_sql(&gw, &db, "SELECT o.total FROM orders o WHERE o.id = 1");
+    assert!(err.is_empty(), "{err}");
+    assert!(!out.trim().is_empty());
+}
+
+/// In reporting mode, the mask resolves names as PostgreSQL folds them: an unquoted `É` is
+/// the column "É" (only ASCII letters are lowered), here the email.
+#[test]
+fn masking_folds_names_like_postgresql() {
+    let db = demo_db("mask_fold");
+    let gw = demo_gw();
+    let url = format!("{}&application_name=reporting-daily", gw.url(&db.name));
+    let sql = r#"SELECT É FROM (SELECT email AS "É", name AS "é" FROM customers WHERE id = 1) s"#;
+    assert_eq!(db.exec(sql).trim(), "customer1@example.com");
+    let out = psql(&url, &["-At", "-c", sql], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("customer1@example.com"), "{text}");
+    assert_eq!(text.trim(), "c***@example.com");
+}
+
+/// Thousands of relations by hundreds of names cost quadratic time to analyze before; the
+/// statement is now held at once as not understood, and the gateway keeps answering.
+#[test]
+fn a_statement_naming_thousands_of_relations_is_held_at_once() {
+    let db = demo_db("many_relations");
+    let gw = demo_gw();
+    let from: Vec<String> = (0..16_000).map(|i| format!("x{i}")).collect();
+    let sql = format!(
+        "SELECT {} FROM {}",
+        vec!["a"; 200].join(", "),
+        from.join(", ")
+    );
+    let (out, err) = agent_sql(&gw, &db, &sql);
+    assert!(err.contains("airlock"), "out={out:?} err={err:?}");
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.sql.starts_with("SELECT a, a"))
+        .expect("audited");
+    assert_eq!(d.facts[0].kind.as_str(), "unknown");
+    assert!(
+        d.facts[0].label.contains("more than 1000 relations"),
+        "{}",
+        d.facts[0].label
+    );
+    assert_eq!(agent_sql(&gw, &db, "SELECT 1").0.trim(), "1");
+}

@@ -205,7 +205,7 @@ impl Policy {
     }
 
     /// Turns a mask decision into a hold, keeping the rule that asked for the mask.
-    fn mask_failed(&self, d: &mut Decision, why: &str) {
+    pub fn mask_failed(&self, d: &mut Decision, why: &str) {
         d.action = Action::Hold;
         d.rewritten = None;
         d.reason = format!("cannot mask safely ({why}): held instead");

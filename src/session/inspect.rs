@@ -310,13 +310,19 @@ impl SessionInspector {
         }
         let classifier = self.classifier.clone();
         let policy = self.inspector.policy.current();
-        let decision = match unverified {
+        let mut decision = match unverified {
             None => policy.evaluate(&classified, &text, &self.ctx, classifier.catalog()),
             Some(e) => Decision::fail_closed(format!(
                 "airlock could not compare the columns of this statement's tables with the \
                  server's catalog, and its result would not show a column added since: {e}"
             )),
         };
+        if let Some(rewritten) = decision.rewritten.clone() {
+            if let Err(why) = same_shape(&classifier, &classified, &rewritten) {
+                tracing::warn!(%why, "a masked rewrite does not classify as its statement");
+                policy.mask_failed(&mut decision, &why);
+            }
+        }
         let mut params = params;
         policy.param_redaction(&decision).apply(&mut params);
         let touches_pii =
@@ -491,4 +497,42 @@ pub fn simple_outcome(decision: &Decision, decision_id: Option<String>) -> UnitD
             decision_id,
         },
     }
+}
+
+/// What runs instead of a masked statement must be the same statements to the classifier:
+/// as many, each of the same kind over the same relations, with no risk the original lacked.
+/// The rewrite is checked to read back as built (`policy::mask`); this second look, by the
+/// classifier that judged the original, keeps a printing slip of any kind from sending text
+/// nobody decided.
+fn same_shape(
+    classifier: &Classifier,
+    original: &Classified,
+    rewritten: &str,
+) -> Result<(), String> {
+    let again = classifier.classify(rewritten);
+    if again.statements.len() != original.statements.len() {
+        return Err(format!(
+            "the rewrite has {} statement(s) where {} were decided",
+            again.statements.len(),
+            original.statements.len()
+        ));
+    }
+    let sorted = |v: &[crate::sql::TableRef]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    for (a, o) in again.statements.iter().zip(original.statements.iter()) {
+        if a.kind != o.kind
+            || sorted(&a.tables_read) != sorted(&o.tables_read)
+            || sorted(&a.tables_written) != sorted(&o.tables_written)
+            || (a.flags.needs_review() && !o.flags.needs_review())
+        {
+            return Err(format!(
+                "the rewrite classifies as {} where the statement was {}",
+                a.label, o.label
+            ));
+        }
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ use sqlparser::ast::{
 use super::functions::is_info_function;
 use super::names::{fold, fold_name, is_utf8_encoding};
 use super::query::analyze_query;
-use super::scope::{union_into, unique, Acc, Ctx, Env, Lineage, OutCol, Resolution};
+use super::scope::{union_into, unique, Acc, Ctx, Env, Lineage, NotationCall, OutCol, Resolution};
 
 /// SQL value keywords sqlparser may hand over as bare identifiers: never columns.
 const VALUE_KEYWORDS: &[&str] = &[
@@ -86,12 +86,37 @@ impl Walker<'_, '_, '_> {
 
     fn take(&mut self, mut r: Resolution) {
         union_into(&mut r.lineage, &std::mem::take(&mut r.maybe));
+        for call in std::mem::take(&mut r.calls) {
+            self.notation_call(call, &mut r);
+        }
         self.acc.columns(&r.lineage);
         self.acc.live_check(&r.live);
         self.acc.touched.extend(r.sources);
         if self.mute.is_empty() {
             union_into(&mut self.lineage, &r.lineage);
         }
+    }
+
+    /// `rel.name` naming no column of `rel`: to PostgreSQL, the call `name(rel)` when a
+    /// function of that name exists. Judged as that call, with the whole row as its argument.
+    /// A name that is neither a listed column nor a known function is still treated so for a
+    /// relation (the function may be newer than the snapshot); the live comparison this asks
+    /// for turns a column added since into a plain column reference.
+    fn notation_call(&mut self, call: NotationCall, r: &mut Resolution) {
+        let parts = [call.name];
+        let v = self
+            .cx
+            .functions
+            .verdict(self.cx.catalog, self.cx.path, &parts);
+        // Resolved in the catalog or a known built-in: the verdict names its schema.
+        let known_function = v.qualified.contains('.');
+        if !(call.relation || known_function) {
+            return;
+        }
+        let info = is_info_function(&v.qualified);
+        self.acc.function(v.qualified, v.safe, info);
+        union_into(&mut r.lineage, &call.whole);
+        r.live.extend(call.live);
     }
 
     fn flow(&mut self, lin: &[super::ColumnRef]) {
@@ -345,9 +370,13 @@ impl Visitor for Walker<'_, '_, '_> {
     }
 
     fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        // An expression can be both skipped and muted (`OVER (PARTITION BY EXISTS (…))`):
+        // ending the skip must not leave it muted, or every column after it in the same
+        // value would lose its lineage.
         if self.skip_expr == Some(addr(e)) {
             self.skip_expr = None;
-        } else if !self.skipping() && self.mute.last() == Some(&addr(e)) {
+        }
+        if !self.skipping() && self.mute.last() == Some(&addr(e)) {
             self.mute.pop();
         }
         ControlFlow::Continue(())

@@ -29,9 +29,15 @@ pub(crate) fn analyze_table_with_joins(
     twj: &TableWithJoins,
     acc: &mut Acc,
 ) {
+    if acc.sources_exhausted() {
+        return;
+    }
     let srcs = analyze_factor(cx, local, &twj.relation, acc);
     local.sources.extend(srcs);
     for j in &twj.joins {
+        if acc.sources_exhausted() {
+            return;
+        }
         let srcs = analyze_factor(cx, local, &j.relation, acc);
         local.sources.extend(srcs);
         let constraint = match &j.join_operator {

@@ -97,10 +97,30 @@ pub(crate) struct Acc {
     columns_seen: HashSet<ColumnRef>,
 }
 
+/// Most sources (relations, subqueries, functions in FROM) one statement may name before it is
+/// held as not understood. A column name is resolved against every source in reach, so names
+/// times sources bounds the work: `SELECT a, a, … FROM x0, x1, …` with thousands of each would
+/// otherwise keep a session thread busy for minutes on a statement the server rejects at once.
+/// Far beyond hand-written or generated queries (PostgreSQL's planner stops searching join
+/// orders exhaustively at 12).
+pub(crate) const MAX_SOURCES: usize = 1000;
+
 impl Acc {
     pub fn uid(&mut self) -> usize {
         self.next_uid += 1;
         self.next_uid
+    }
+
+    /// True, and the statement marked as not understood, once it has named
+    /// [`MAX_SOURCES`] sources: the caller adds no more.
+    pub fn sources_exhausted(&mut self) -> bool {
+        if self.next_uid < MAX_SOURCES {
+            return false;
+        }
+        self.unsupported(format!(
+            "more than {MAX_SOURCES} relations in one statement"
+        ));
+        true
     }
 
     pub fn unsupported(&mut self, what: impl Into<String>) {
@@ -325,6 +345,22 @@ pub(crate) struct Resolution {
     /// sources along the way (see [`Source::unnamed`]). They flow with the reference wherever
     /// it ends up resolving.
     pub maybe: Lineage,
+    /// `rel.name` where `name` is no column of `rel`: PostgreSQL reads it as the call
+    /// `name(rel)` when such a function exists (`c.to_jsonb` is `to_jsonb(c)`, a whole row).
+    pub calls: Vec<NotationCall>,
+}
+
+/// A possible call in functional notation (see [`Resolution::calls`]).
+#[derive(Debug)]
+pub(crate) struct NotationCall {
+    /// The function name as folded.
+    pub name: String,
+    /// The whole row of the source it would be called with.
+    pub whole: Lineage,
+    pub live: Vec<TableRef>,
+    /// The source is a relation whose columns the snapshot lists: the name is a call (or a
+    /// column added since, which the live comparison will find) whatever it names.
+    pub relation: bool,
 }
 
 impl<'p> Env<'p> {
@@ -350,27 +386,34 @@ impl<'p> Env<'p> {
     /// the column, so they always contribute (fail closed).
     pub fn resolve_ident(&self, col: &str) -> Resolution {
         let mut r = Resolution::default();
+        // Gathered per scope and merged once: merging source by source costs quadratic time
+        // in the number of sources (`FROM t0, t1, …` with thousands of them).
+        let mut gathered = Vec::new();
         for e in self.chain() {
             let mut found = false;
+            let mut maybe = Vec::new();
             for s in &e.sources {
                 if s.columns.is_some() {
                     if let Some(lin) = s.column(col) {
                         found = true;
-                        union_into(&mut r.lineage, &lin);
+                        gathered.extend(lin);
                         r.sources.push(s.uid);
                     } else {
-                        union_into(&mut r.maybe, &s.unnamed());
+                        maybe.extend(s.unnamed());
                     }
                 }
             }
+            union_into(&mut r.maybe, &maybe);
             if found {
+                union_into(&mut r.lineage, &gathered);
                 return r;
             }
             for s in e.sources.iter().filter(|s| s.columns.is_none()) {
-                union_into(&mut r.lineage, &s.unknown_column(col));
+                gathered.extend(s.unknown_column(col));
                 r.sources.push(s.uid);
             }
         }
+        union_into(&mut r.lineage, &std::mem::take(&mut gathered));
         for e in self.chain() {
             let mut found = false;
             for s in e.sources.iter().filter(|s| s.alias == col) {
@@ -397,7 +440,15 @@ impl<'p> Env<'p> {
                 r.sources.push(s.uid);
                 match s.column(col) {
                     Some(lin) => union_into(&mut r.lineage, &lin),
-                    None => union_into(&mut r.lineage, &s.unmatched(col)),
+                    None => {
+                        union_into(&mut r.lineage, &s.unmatched(col));
+                        r.calls.push(NotationCall {
+                            name: col.to_owned(),
+                            whole: s.all(),
+                            live: s.live_tables(),
+                            relation: s.relation.is_some() && s.columns.is_some(),
+                        });
+                    }
                 }
             }
             if found {
@@ -431,17 +482,17 @@ impl<'p> Env<'p> {
     /// resolves nowhere may denote if the gateway named a derived column differently from the
     /// server.
     pub fn derived_columns(&self) -> (Lineage, Vec<usize>) {
-        let mut lin = Vec::new();
+        let mut all = Vec::new();
         let mut uids = Vec::new();
         for s in self
             .chain()
             .flat_map(|e| &e.sources)
             .filter(|s| s.derived())
         {
-            union_into(&mut lin, &s.all());
+            all.extend(s.all());
             uids.push(s.uid);
         }
-        (lin, uids)
+        (unique(&all), uids)
     }
 
     /// `*`: the columns of every source of this scope.

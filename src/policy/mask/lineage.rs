@@ -117,7 +117,7 @@ pub(super) fn fold(id: &Ident) -> String {
     if id.quote_style.is_some() {
         id.value.clone()
     } else {
-        id.value.to_lowercase()
+        id.value.to_ascii_lowercase()
     }
 }
 
@@ -304,10 +304,10 @@ impl<'a> Env<'a> {
             SetExpr::Table(t) => {
                 let mut parts = Vec::new();
                 if let Some(s) = &t.schema_name {
-                    parts.push(s.to_lowercase());
+                    parts.push(s.to_ascii_lowercase());
                 }
                 if let Some(n) = &t.table_name {
-                    parts.push(n.to_lowercase());
+                    parts.push(n.to_ascii_lowercase());
                 }
                 match self.resolve_table(&parts) {
                     Some((tr, rel)) => Ok(self.relation_columns(&tr, rel)),

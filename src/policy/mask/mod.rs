@@ -96,7 +96,24 @@ pub(super) fn rewrite(
         .map(|s| s.to_string())
         .collect::<Vec<_>>()
         .join("; ");
+    reads_back(&sql, &statements)?;
     Ok(Rewrite { sql, masked })
+}
+
+/// The rewrite is sent instead of what the agent wrote, so its text must mean exactly the
+/// statements built here. Printing is not always faithful (`- -1` comes out as `--1`, which
+/// PostgreSQL reads as a comment that swallows the rest of the line, turning a string literal
+/// further on into code): the text is parsed again and must give back the same statements,
+/// else nothing is masked and the statement is held.
+fn reads_back(sql: &str, statements: &[Statement]) -> Result<(), MaskError> {
+    let again = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok();
+    if again.as_deref() == Some(statements) {
+        Ok(())
+    } else {
+        Err(MaskError::Unsafe(
+            "the masked statement does not read back as the statement it was built from".into(),
+        ))
+    }
 }
 
 /// The SQL text of the masking expression for `v` (already an expression in SQL syntax).

@@ -236,3 +236,31 @@ fn masked_columns_are_reported() {
     let got: Vec<String> = r.masked.iter().map(|c| c.to_string()).collect();
     assert_eq!(got, ["public.customers.email", "public.customers.ssn"]);
 }
+
+#[test]
+fn a_rewrite_that_prints_differently_from_what_it_means_is_refused() {
+    // Printed, `- -1` is `--1`: a comment to the end of the line, so the literal's
+    // second line would become SQL of its own.
+    refused(
+        "SELECT email, - -1 AS x, '\nssn, phone FROM customers LIMIT 5; --' AS y FROM customers",
+        "does not read back",
+    );
+    refused(
+        "SELECT email, - -1 AS x, '\n1; CREATE ROLE evil SUPERUSER; --' AS y FROM customers",
+        "does not read back",
+    );
+    // The same values without the ambiguity are masked as usual.
+    let sql = ok("SELECT email, -(-1) AS x, 'a\nb' AS y FROM customers");
+    assert!(sql.contains("strpos"), "{sql}");
+    assert!(sql.contains("'a\nb'"), "{sql}");
+}
+
+#[test]
+fn unquoted_names_fold_only_ascii_like_postgresql() {
+    // PostgreSQL folds unquoted `É` to itself (only ASCII letters are lowered in UTF-8), so
+    // it names the column "É" — the email — not "é".
+    let sql = ok(r#"SELECT É, "É" FROM (SELECT email AS "É", city AS "é" FROM customers) s"#);
+    assert_eq!(sql.matches("WHEN strpos(").count(), 2, "{sql}");
+    let sql = ok(r#"SELECT Ṕ FROM (SELECT phone AS "Ṕ", city AS "ṕ" FROM customers) s"#);
+    assert_eq!(sql.matches("WHEN strpos(").count(), 1, "{sql}");
+}

@@ -278,8 +278,58 @@ fn hidden_pii_is_found() {
         ("COPY customers TO STDOUT", "public.customers.ssn"),
         ("DECLARE c CURSOR FOR SELECT * FROM customers", "public.customers.ssn"),
         ("SELECT j.value FROM customers c, jsonb_each_text(to_jsonb(c)) j", "public.customers.ssn"),
+        // Attribute notation: `rel.f` is `f(rel)` when `f` is no column of `rel`.
+        ("SELECT c.to_jsonb FROM customers c LIMIT 2", "public.customers.ssn"),
+        ("SELECT customers.row_to_json FROM customers", "public.customers.ssn"),
+        ("SELECT public.customers.to_json FROM customers", "public.customers.phone"),
+        ("SELECT v.to_json FROM customer_contacts v", "public.customers.email"),
+        ("SELECT s.to_jsonb FROM (SELECT ssn, 1 + 1 FROM customers) s", "public.customers.ssn"),
+        // A skipped EXISTS / IN that is also a window or FILTER expression must not keep
+        // muting the columns after it.
+        ("SELECT concat(count(*) OVER (PARTITION BY EXISTS (SELECT 1)), ':', ssn) FROM customers", "public.customers.ssn"),
+        ("SELECT sum(1) FILTER (WHERE EXISTS (SELECT 1)) || ssn FROM customers GROUP BY ssn", "public.customers.ssn"),
+        ("SELECT row_number() OVER (ORDER BY id IN (SELECT 1)) || email FROM customers", "public.customers.email"),
+        ("SELECT count(*) OVER (PARTITION BY id IN (SELECT 1), EXISTS (SELECT 2)) || phone FROM customers", "public.customers.phone"),
     ];
     each_lists(&c, &cases, "output", |f| &f.output_columns);
+}
+
+/// `rel.name` that names no column of `rel` is the call `name(rel)` to PostgreSQL: it is
+/// judged as a call (an unknown or unsafe function is held), while real columns, including
+/// ones of derived sources and table functions, stay plain references.
+#[test]
+fn attribute_notation_is_judged_as_a_call() {
+    let c = classifier();
+    for sql in [
+        "SELECT c.get_ssn FROM customers c",
+        "SELECT o.pg_read_file FROM orders o",
+        "SELECT o.no_such_thing FROM orders o",
+    ] {
+        let f = one(&c, sql);
+        assert!(f.flags.unsafe_function, "{sql}: {f:#?}");
+    }
+    let f = one(&c, "SELECT o.to_jsonb FROM orders o");
+    assert!(!f.flags.unsafe_function, "{f:#?}");
+    assert!(
+        f.functions.iter().any(|n| n.ends_with("to_jsonb")),
+        "{f:#?}"
+    );
+    assert!(f.live_check.iter().any(|t| t.name == "orders"), "{f:#?}");
+    for sql in [
+        "SELECT o.total FROM orders o",
+        "SELECT s.total FROM (SELECT total FROM orders) s",
+        "SELECT j.key FROM json_each('{}') j",
+        "SELECT g.x FROM generate_series(1, 3) AS g(x)",
+    ] {
+        let f = one(&c, sql);
+        assert!(!f.flags.unsafe_function, "{sql}: {f:#?}");
+        assert!(
+            f.functions
+                .iter()
+                .all(|n| !n.ends_with("total") && !n.ends_with("key")),
+            "{sql}: {f:#?}"
+        );
+    }
 }
 
 /// PII copied by a write into a column that is not PII comes back from the next plain read of

@@ -438,3 +438,28 @@ fn a_result_wider_than_the_server_allows_is_held_without_expanding_it() {
     let f = one(&c, &doubling_ctes(9, "*"));
     assert_eq!(f.kind, super::super::Kind::Read, "{f:#?}");
 }
+
+/// `SELECT a, a, … FROM x0, x1, …`: every name is resolved against every source. 16,000
+/// relations by 200 names took minutes of quadratic merging before; the sources are now
+/// capped, and what is within the cap is merged in linear time.
+#[test]
+fn many_names_over_many_relations_are_analyzed_in_bounded_time() {
+    use super::super::Kind;
+    let c = classifier();
+    let from = |n: usize| {
+        (0..n)
+            .map(|i| format!("x{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let names = vec!["a"; 200].join(", ");
+    let f = one(&c, &format!("SELECT {names} FROM {}", from(16_000)));
+    assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
+    assert!(f.label.contains("more than 1000 relations"), "{}", f.label);
+    assert!(f.tables_read.len() <= 1000, "{}", f.tables_read.len());
+    // Within the cap: an ordinary read of every relation, each a possible home of `a`.
+    let f = one(&c, &format!("SELECT {names} FROM {}", from(900)));
+    assert_eq!(f.kind, Kind::Read, "{}", f.label);
+    assert_eq!(f.tables_read.len(), 900);
+    assert_eq!(f.output_columns.len(), 900);
+}
