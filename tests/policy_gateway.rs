@@ -1082,3 +1082,42 @@ fn a_statement_naming_thousands_of_relations_is_held_at_once() {
     );
     assert_eq!(agent_sql(&gw, &db, "SELECT 1").0.trim(), "1");
 }
+
+/// `o.name` where the snapshot lists no column `name` is judged as the call `name(o)`; a
+/// column added on the server since is found by the live comparison that asks for, and the
+/// reference is then decided as the column it is: a plain column is read, a PII one held.
+#[test]
+fn a_qualified_column_added_after_the_snapshot_is_decided_as_a_column() {
+    let db = demo_db("late_qualified");
+    let (_policy, gw) = card_number_gw("");
+    // The first session reads the snapshot.
+    assert_eq!(agent_sql(&gw, &db, "SELECT 1").0.trim(), "1");
+    db.exec("ALTER TABLE orders ADD COLUMN note text; UPDATE orders SET note = 'hello'");
+    add_card_number_out_of_band(&db);
+
+    let sql = "SELECT o.note FROM orders o WHERE o.id = 1";
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(out.trim(), "hello");
+    let (action, outputs) = last_facts(&gw, sql);
+    assert_eq!(action, Action::Allow);
+    assert_eq!(outputs, ["public.orders.note"]);
+
+    let sql = "SELECT o.card_number FROM orders o WHERE o.id = 1";
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert!(!out.contains("4111111111111111"), "{out}");
+    assert!(err.contains("denied"), "{err}");
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.sql == sql)
+        .expect("audited");
+    assert_eq!(d.decision.action, Action::Hold);
+    assert!(!d.facts[0].flags.unsafe_function, "{:?}", d.facts[0]);
+    let outputs: Vec<String> = d.facts[0]
+        .output_columns
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(outputs, ["public.orders.card_number"]);
+}

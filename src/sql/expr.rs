@@ -108,9 +108,7 @@ impl Walker<'_, '_, '_> {
             .cx
             .functions
             .verdict(self.cx.catalog, self.cx.path, &parts);
-        // Resolved in the catalog or a known built-in: the verdict names its schema.
-        let known_function = v.qualified.contains('.');
-        if !(call.relation || known_function) {
+        if !(call.relation || v.known) {
             return;
         }
         let info = is_info_function(&v.qualified);

@@ -206,6 +206,8 @@ pub(crate) struct FunctionVerdict {
     /// `schema.name` when resolved, the name as written otherwise.
     pub qualified: String,
     pub safe: bool,
+    /// The name is a function the snapshot lists or a known built-in.
+    pub known: bool,
 }
 
 fn is_builtin_safe(name: &str) -> bool {
@@ -270,10 +272,12 @@ impl FunctionPolicy {
             }
             (None, None) => name.to_owned(),
         };
+        let known = !candidates.is_empty() || (schema.is_none() && is_builtin_safe(name));
         if is_hard_denied(name) {
             return FunctionVerdict {
                 qualified,
                 safe: false,
+                known,
             };
         }
         let safe = if candidates.is_empty() {
@@ -286,7 +290,11 @@ impl FunctionPolicy {
                     || builtin_ok(&f.schema, name, f.volatility, f.security_definer)
             })
         };
-        FunctionVerdict { qualified, safe }
+        FunctionVerdict {
+            qualified,
+            safe,
+            known,
+        }
     }
 }
 

@@ -413,7 +413,7 @@ impl<'p> Env<'p> {
                 r.sources.push(s.uid);
             }
         }
-        union_into(&mut r.lineage, &std::mem::take(&mut gathered));
+        union_into(&mut r.lineage, &gathered);
         for e in self.chain() {
             let mut found = false;
             for s in e.sources.iter().filter(|s| s.alias == col) {
