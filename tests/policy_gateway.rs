@@ -1121,3 +1121,96 @@ fn a_qualified_column_added_after_the_snapshot_is_decided_as_a_column() {
         .collect();
     assert_eq!(outputs, ["public.orders.card_number"]);
 }
+
+/// A recursive CTE nested `depth` times in the recursive term of another: each level needs
+/// about nine rounds to settle, and the rounds of the levels multiply.
+fn nested_recursive(depth: usize) -> String {
+    let inner = if depth == 0 {
+        "SELECT 1".to_owned()
+    } else {
+        nested_recursive(depth - 1)
+    };
+    format!(
+        "WITH RECURSIVE r(a1, a2, a3, a4, a5, a6, a7, a8, n) AS (\
+         SELECT name, '', '', '', '', '', '', '', 0 FROM products UNION ALL \
+         SELECT '', a1, a2, a3, a4, a5, a6, a7, n + 1 FROM r WHERE n < 8 AND EXISTS ({inner})) \
+         SELECT a8 FROM r"
+    )
+}
+
+/// Under `WITH RECURSIVE` a CTE may name one defined after it, and a value may travel along
+/// more columns than a fixed number of rounds follows: both returned SSNs as ordinary reads.
+/// Nested recursive CTEs froze every session of the gateway (2 KB of SQL, minutes of
+/// analysis, gigabytes of memory); four such statements at once are now held as too complex
+/// while another session is answered.
+#[test]
+fn recursive_ctes_cannot_hide_pii_or_stall_the_gateway() {
+    let db = demo_db("recursive_ctes");
+    let gw = demo_gw();
+    let ssn = db.exec("SELECT ssn FROM customers WHERE id = 1");
+    let ssn = ssn.trim();
+    let leaks = [
+        "WITH RECURSIVE a AS (SELECT * FROM b), b AS (SELECT name, ssn FROM customers WHERE id = 1) SELECT * FROM a",
+        "WITH RECURSIVE r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, n) AS (\
+         SELECT ssn, '', '', '', '', '', '', '', '', '', '', '', 0 FROM customers WHERE id = 1 UNION ALL \
+         SELECT '', a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, n + 1 FROM r WHERE n < 11) \
+         SELECT a12 FROM r WHERE n = 11",
+    ];
+    for sql in leaks {
+        assert!(db.exec(sql).contains(ssn), "{sql}");
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(err.contains("airlock"), "{sql}: out={out:?} err={err:?}");
+        assert!(!out.contains(ssn), "{sql}: {out}");
+        let (_, d) = gw
+            .decisions()
+            .into_iter()
+            .rfind(|(_, d)| d.sql == sql)
+            .expect("audited");
+        assert_eq!(d.decision.action, Action::Hold, "{sql}");
+        let outputs: Vec<String> = d.facts[0]
+            .output_columns
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert!(
+            outputs.contains(&"public.customers.ssn".to_owned()),
+            "{outputs:?}"
+        );
+    }
+
+    let nested = nested_recursive(10);
+    let sessions: Vec<_> = (0..4)
+        .map(|_| {
+            let url = gw.url(&db.name);
+            let sql = nested.clone();
+            std::thread::spawn(move || {
+                let out = psql(&url, &["-At", "-c", &sql], None);
+                (stdout(&out), stderr(&out))
+            })
+        })
+        .collect();
+    assert_eq!(agent_sql(&gw, &db, "SELECT 1").0.trim(), "1");
+    for s in sessions {
+        let (out, err) = s.join().expect("session thread");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("airlock"), "{err}");
+    }
+    let held: Vec<_> = gw
+        .decisions()
+        .into_iter()
+        .filter(|(_, d)| d.sql == nested)
+        .collect();
+    assert_eq!(held.len(), 4);
+    for (_, d) in held {
+        assert_eq!(d.facts[0].kind.as_str(), "unknown");
+        assert!(
+            d.facts[0].label.contains("too complex to analyze"),
+            "{}",
+            d.facts[0].label
+        );
+    }
+    // Two levels are still analyzed to the end: an ordinary read of products.
+    let (out, err) = agent_sql(&gw, &db, &nested_recursive(2));
+    assert!(err.is_empty(), "{err}");
+    assert!(!out.trim().is_empty());
+}

@@ -323,6 +323,9 @@ impl Visitor for Walker<'_, '_, '_> {
         if self.skipping() {
             return ControlFlow::Continue(());
         }
+        if !self.acc.spend(1) {
+            return ControlFlow::Break(());
+        }
         if self.mute_roots.contains(&addr(e)) {
             self.mute.push(addr(e));
         }

@@ -2,7 +2,7 @@
 //! columns with their lineage; everything referenced along the way goes into the accumulator.
 
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, LimitClause, NamedWindowExpr, OrderByKind, Query, Select,
+    Cte, Distinct, Expr, GroupByExpr, LimitClause, NamedWindowExpr, OrderByKind, Query, Select,
     SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
 };
 
@@ -13,9 +13,9 @@ use super::from::analyze_table_with_joins;
 use super::names::{fold, fold_name};
 use super::scope::{rename, union_into, unique, Acc, CteDef, Ctx, Env, OutCol};
 
-/// Recursive CTEs are re-analyzed until their lineage stops growing; a column can only move
-/// one position per round, so this bound is generous.
-const MAX_RECURSIVE_ROUNDS: usize = 8;
+/// Rounds over a recursive WITH, at most, beyond one per column of its CTEs (see
+/// [`analyze_recursive_with`]).
+const EXTRA_RECURSIVE_ROUNDS: usize = 2;
 
 pub(crate) fn analyze_query(
     cx: &Ctx<'_>,
@@ -23,52 +23,33 @@ pub(crate) fn analyze_query(
     q: &Query,
     acc: &mut Acc,
 ) -> Vec<OutCol> {
+    if !acc.spend(1) {
+        return Vec::new();
+    }
     let mut env = Env {
         parent,
         ..Env::default()
     };
     if let Some(with) = &q.with {
         for cte in &with.cte_tables {
-            let name = fold(&cte.alias.name);
-            let renames: Vec<String> = cte.alias.columns.iter().map(|c| fold(&c.name)).collect();
             if let Some(verb) = dml_verb(&cte.query.body) {
                 acc.flags.data_modifying_cte = true;
                 acc.cte_writes.push(verb);
             }
-            let mut cols = if with.recursive {
-                // The body may refer to the CTE itself: start from its declared names and grow.
+        }
+        if with.recursive {
+            analyze_recursive_with(cx, &mut env, &with.cte_tables, acc);
+        } else {
+            // Each CTE sees the ones before it; a later name is a relation.
+            for cte in &with.cte_tables {
+                let renames = cte_renames(cte);
+                let mut cols = analyze_query(cx, Some(&env), &cte.query, acc);
+                rename(&mut cols, &renames);
                 env.ctes.push(CteDef {
-                    name: name.clone(),
-                    columns: renames
-                        .iter()
-                        .map(|n| OutCol {
-                            name: Some(n.clone()),
-                            lineage: Vec::new(),
-                        })
-                        .collect(),
+                    name: fold(&cte.alias.name),
+                    columns: cols,
                 });
-                let mut prev: Option<Vec<OutCol>> = None;
-                for _ in 0..MAX_RECURSIVE_ROUNDS {
-                    let mut cols = analyze_query(cx, Some(&env), &cte.query, acc);
-                    rename(&mut cols, &renames);
-                    if prev.as_ref() == Some(&cols) {
-                        break;
-                    }
-                    if let Some(last) = env.ctes.last_mut() {
-                        last.columns = cols.clone();
-                    }
-                    prev = Some(cols);
-                }
-                env.ctes.pop();
-                prev.unwrap_or_default()
-            } else {
-                analyze_query(cx, Some(&env), &cte.query, acc)
-            };
-            rename(&mut cols, &renames);
-            env.ctes.push(CteDef {
-                name,
-                columns: cols,
-            });
+            }
         }
     }
     let out = analyze_set_expr(cx, &env, &q.body, acc);
@@ -115,6 +96,60 @@ pub(crate) fn analyze_query(
         acc.unsupported("non-PostgreSQL query clause");
     }
     out
+}
+
+/// The column alias list of a CTE (`WITH c(a, b) AS …`), folded.
+fn cte_renames(cte: &Cte) -> Vec<String> {
+    cte.alias.columns.iter().map(|c| fold(&c.name)).collect()
+}
+
+/// `WITH RECURSIVE`: every CTE of the list may refer to itself and to every other one, before
+/// or after it (PostgreSQL orders them by their references). All are put in scope at once with
+/// no known lineage, and the list is analyzed again until no column's lineage changes.
+///
+/// A value moves at most one column (or one CTE) per round, so a list that has not settled
+/// after one round per column, plus two, never will within reason: the statement is held as
+/// not understood rather than decided on lineage that is still growing (a value handed along
+/// a chain of columns longer than the rounds would arrive unseen).
+fn analyze_recursive_with(cx: &Ctx<'_>, env: &mut Env<'_>, ctes: &[Cte], acc: &mut Acc) {
+    let first = env.ctes.len();
+    let renames: Vec<Vec<String>> = ctes.iter().map(cte_renames).collect();
+    for (cte, names) in ctes.iter().zip(&renames) {
+        env.ctes.push(CteDef {
+            name: fold(&cte.alias.name),
+            columns: names
+                .iter()
+                .map(|n| OutCol {
+                    name: Some(n.clone()),
+                    lineage: Vec::new(),
+                })
+                .collect(),
+        });
+    }
+    let mut rounds = 0;
+    let mark = acc.uid_mark();
+    loop {
+        acc.rewind_uids(mark);
+        let mut changed = false;
+        for (i, (cte, names)) in ctes.iter().zip(&renames).enumerate() {
+            let mut cols = analyze_query(cx, Some(env), &cte.query, acc);
+            rename(&mut cols, names);
+            let def = &mut env.ctes[first + i];
+            if def.columns != cols {
+                def.columns = cols;
+                changed = true;
+            }
+        }
+        if !changed || acc.unsupported.is_some() {
+            return;
+        }
+        rounds += 1;
+        let columns: usize = env.ctes[first..].iter().map(|d| d.columns.len()).sum();
+        if rounds > columns + EXTRA_RECURSIVE_ROUNDS {
+            acc.unsupported("a recursive WITH whose column lineage does not settle");
+            return;
+        }
+    }
 }
 
 /// Does this branch of a set operation select `*` or `t.*`?

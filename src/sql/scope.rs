@@ -95,6 +95,8 @@ pub(crate) struct Acc {
     pub stored: Vec<ColumnRef>,
     next_uid: usize,
     columns_seen: HashSet<ColumnRef>,
+    /// Work units spent so far (see [`WORK_BUDGET`]).
+    work: usize,
 }
 
 /// Most sources (relations, subqueries, functions in FROM) one statement may name before it is
@@ -105,10 +107,31 @@ pub(crate) struct Acc {
 /// orders exhaustively at 12).
 pub(crate) const MAX_SOURCES: usize = 1000;
 
+/// Most work units (expressions visited, queries analyzed) one statement may cost before it is
+/// held as not understood. Caps on sources and nesting bound the size of what is walked, but
+/// not how often: a recursive CTE is analyzed again until its lineage settles, and a recursive
+/// CTE nested in another's recursive term multiplies the rounds, so ~2 KB of nested
+/// `WITH RECURSIVE` would otherwise take minutes and gigabytes. A million units is a few
+/// hundred milliseconds, and about five times what a statement naming 900 tables with 200
+/// columns each costs.
+pub(crate) const WORK_BUDGET: usize = 1_000_000;
+
 impl Acc {
     pub fn uid(&mut self) -> usize {
         self.next_uid += 1;
         self.next_uid
+    }
+
+    /// Where source numbering stands, for [`Acc::rewind_uids`].
+    pub fn uid_mark(&self) -> usize {
+        self.next_uid
+    }
+
+    /// Numbers the sources of a subtree analyzed again (a round over a recursive WITH) as they
+    /// were numbered the first time: they are the same sources, and [`MAX_SOURCES`] counts
+    /// the sources a statement names, not how often they are looked at.
+    pub fn rewind_uids(&mut self, mark: usize) {
+        self.next_uid = mark;
     }
 
     /// True, and the statement marked as not understood, once it has named
@@ -121,6 +144,19 @@ impl Acc {
             "more than {MAX_SOURCES} relations in one statement"
         ));
         true
+    }
+
+    /// Spends `units` of the statement's [`WORK_BUDGET`]: false, and the statement marked as
+    /// not understood, once it is used up (the caller then stops walking).
+    pub fn spend(&mut self, units: usize) -> bool {
+        self.work = self.work.saturating_add(units);
+        if self.work <= WORK_BUDGET {
+            return true;
+        }
+        self.unsupported(format!(
+            "too complex to analyze (more than {WORK_BUDGET} steps)"
+        ));
+        false
     }
 
     pub fn unsupported(&mut self, what: impl Into<String>) {

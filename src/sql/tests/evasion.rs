@@ -290,6 +290,18 @@ fn hidden_pii_is_found() {
         ("SELECT sum(1) FILTER (WHERE EXISTS (SELECT 1)) || ssn FROM customers GROUP BY ssn", "public.customers.ssn"),
         ("SELECT row_number() OVER (ORDER BY id IN (SELECT 1)) || email FROM customers", "public.customers.email"),
         ("SELECT count(*) OVER (PARTITION BY id IN (SELECT 1), EXISTS (SELECT 2)) || phone FROM customers", "public.customers.phone"),
+        // Under WITH RECURSIVE a CTE may name one defined after it.
+        ("WITH RECURSIVE a AS (SELECT * FROM b), b AS (SELECT name, ssn FROM customers) SELECT * FROM a", "public.customers.ssn"),
+        ("WITH RECURSIVE a(x) AS (SELECT y FROM b), b(y) AS (SELECT email FROM customers) SELECT x FROM a", "public.customers.email"),
+        ("WITH RECURSIVE a AS (SELECT * FROM b), b AS (SELECT * FROM c), c AS (SELECT phone FROM customers) SELECT * FROM a", "public.customers.phone"),
+        ("WITH RECURSIVE a AS (SELECT (SELECT ssn FROM b LIMIT 1) AS v), b AS (SELECT ssn FROM customers) SELECT v FROM a", "public.customers.ssn"),
+        // A value handed along more columns than the old fixed number of rounds.
+        (concat!(
+            "WITH RECURSIVE r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, n) AS (",
+            "SELECT ssn, '', '', '', '', '', '', '', '', '', '', '', 0 FROM customers UNION ALL ",
+            "SELECT '', a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, n + 1 FROM r WHERE n < 11) ",
+            "SELECT a12 FROM r WHERE n = 11"
+        ), "public.customers.ssn"),
     ];
     each_lists(&c, &cases, "output", |f| &f.output_columns);
 }
@@ -359,6 +371,7 @@ fn pii_copied_by_a_write_is_found() {
         ("MERGE INTO products p USING customers c ON p.id = c.id WHEN NOT MATCHED THEN INSERT VALUES (c.id, c.ssn, 0)", "public.customers.ssn"),
         ("PREPARE p AS INSERT INTO products (name) SELECT email FROM customers", "public.customers.email"),
         ("EXPLAIN ANALYZE INSERT INTO products (name) SELECT email FROM customers", "public.customers.email"),
+        ("WITH RECURSIVE a AS (SELECT * FROM b), b AS (SELECT ssn FROM customers) UPDATE products SET name = (SELECT ssn FROM a) WHERE id = 1", "public.customers.ssn"),
     ];
     each_lists(&c, &cases, "stored", |f| &f.stored_columns);
     // A value written back into the column it came from moves nothing; a filter is not a copy.

@@ -463,3 +463,45 @@ fn many_names_over_many_relations_are_analyzed_in_bounded_time() {
     assert_eq!(f.tables_read.len(), 900);
     assert_eq!(f.output_columns.len(), 900);
 }
+
+/// A recursive CTE nested in the recursive term of another, `depth` times over. Each level's
+/// lineage takes about nine rounds to settle, and every round of a level analyzes the levels
+/// inside it again: the rounds multiply.
+fn nested_recursive(depth: usize) -> String {
+    let cols: Vec<String> = (1..=8).map(|i| format!("a{i}")).collect();
+    let moved: Vec<String> = (1..=7).map(|i| format!("a{i}")).collect();
+    let inner = if depth == 0 {
+        "SELECT 1".to_owned()
+    } else {
+        nested_recursive(depth - 1)
+    };
+    format!(
+        "WITH RECURSIVE r({}, n) AS (SELECT name, {}, 0 FROM products UNION ALL \
+         SELECT '', {}, n + 1 FROM r WHERE n < 8 AND EXISTS ({inner})) SELECT a8 FROM r",
+        cols.join(", "),
+        vec!["''"; 7].join(", "),
+        moved.join(", "),
+    )
+}
+
+/// Nested recursive CTEs cost rounds to the power of the depth: about 2 KB of them kept a
+/// session thread (and every session on it) busy for minutes while memory grew by gigabytes.
+/// A statement's analysis now has a work budget; past it, the statement is held as not
+/// understood, and shallow nesting is still analyzed to the end.
+#[test]
+fn nested_recursive_ctes_are_analyzed_within_a_budget() {
+    use super::super::Kind;
+    let c = classifier();
+    for depth in [1, 2, 3] {
+        let f = one(&c, &nested_recursive(depth));
+        assert_eq!(f.kind, Kind::Read, "depth {depth}: {}", f.label);
+        let out: Vec<String> = f.output_columns.iter().map(|c| c.to_string()).collect();
+        assert_eq!(out, ["public.products.name"], "depth {depth}");
+    }
+    for depth in [6, 10] {
+        let sql = nested_recursive(depth);
+        let f = one(&c, &sql);
+        assert_eq!(f.kind, Kind::Unknown, "depth {depth}: {}", f.label);
+        assert!(f.label.contains("too complex to analyze"), "{}", f.label);
+    }
+}
