@@ -479,7 +479,7 @@ fn nested_recursive(depth: usize) -> String {
         "WITH RECURSIVE r({}, n) AS (SELECT name, {}, 0 FROM products UNION ALL \
          SELECT '', {}, n + 1 FROM r WHERE n < 8 AND EXISTS ({inner})) SELECT a8 FROM r",
         cols.join(", "),
-        vec!["''"; 7].join(", "),
+        ["''"; 7].join(", "),
         moved.join(", "),
     )
 }
