@@ -344,3 +344,69 @@ fn an_unconfirmed_deallocate_keeps_the_prepared_statement() {
         last.facts
     );
 }
+
+/// Bind portal `portal` to `stmt` with one parameter, in text or binary format.
+fn bind_portal(portal: &str, stmt: &str, param: &[u8], binary: bool) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend(cstr(stmt));
+    b.extend_from_slice(&1i16.to_be_bytes());
+    b.extend_from_slice(&i16::from(binary).to_be_bytes());
+    b.extend_from_slice(&1i16.to_be_bytes());
+    b.extend_from_slice(&(param.len() as i32).to_be_bytes());
+    b.extend_from_slice(param);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    message(b'B', &b)
+}
+
+fn execute_portal(portal: &str) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend_from_slice(&0i32.to_be_bytes());
+    message(b'E', &b)
+}
+
+/// The parameters the audit recorded for the latest decision.
+fn last_params(gw: &Gw) -> Vec<Option<String>> {
+    gw.decisions()
+        .last()
+        .map(|(_, d)| d.params.clone())
+        .unwrap_or_default()
+}
+
+/// Two Binds of one statement run two portals: the decision (and so the audit, the approval
+/// request and its binding) must carry both sets of values, not only the last Bind's. A portal
+/// bound in one batch and executed in a later one runs with its own Bind's values.
+#[test]
+fn every_bound_portal_is_decided_with_its_own_parameters() {
+    let (db, gw, _) = demo();
+    let mut raw = Raw::connect(&gw, &db.name);
+    let sql = "SELECT id FROM orders WHERE id = $1::int";
+    let (tags, _) = raw.round(&[
+        parse("s", sql),
+        bind_portal("a", "s", b"1", false),
+        bind_portal("b", "s", b"2", false),
+        execute_portal("a"),
+        execute_portal("b"),
+        sync(),
+    ]);
+    assert_eq!(tags.iter().filter(|t| **t == b'C').count(), 2, "{tags:?}");
+    assert_eq!(
+        last_params(&gw),
+        [Some("1".to_owned()), Some("2".to_owned())]
+    );
+    assert_eq!(last_sql(&gw), format!("{sql};\n{sql}"));
+
+    // Bound in one batch (inside a transaction, so the portal lives on), run in the next
+    // alongside a Bind of other values.
+    raw.round(&[query("BEGIN")]);
+    raw.round(&[bind_portal("c", "s", b"3", false), sync()]);
+    let (tags, _) = raw.round(&[
+        bind_portal("d", "s", b"4", false),
+        execute_portal("c"),
+        sync(),
+    ]);
+    assert_eq!(tags.iter().filter(|t| **t == b'C').count(), 1, "{tags:?}");
+    let params = last_params(&gw);
+    assert!(params.contains(&Some("3".to_owned())), "{params:?}");
+    assert!(params.contains(&Some("4".to_owned())), "{params:?}");
+    raw.round(&[query("COMMIT")]);
+}

@@ -33,8 +33,21 @@ pub struct ExtStatement {
     pub text: String,
     /// Bound parameters in text form (binary ones hex-encoded as `\x…`), when executed.
     pub params: Vec<Option<String>>,
+    /// Which of `params` were sent in binary: `\x41` sent as text is another value than the
+    /// byte `A` sent in binary, though both display alike.
+    pub binary: Vec<bool>,
     /// Parsed but not executed in this batch.
     pub parse_only: bool,
+    /// A Bind of this batch gave it its parameters (a Parse alone has none yet).
+    pub bound: bool,
+}
+
+/// What a portal runs: the texts its statement may be, with the parameters of its Bind.
+#[derive(Debug, Clone)]
+struct Bound {
+    texts: Vec<String>,
+    params: Vec<Option<String>>,
+    binary: Vec<bool>,
 }
 
 /// What to do with a unit.
@@ -113,12 +126,23 @@ pub struct Gate {
     /// (the name is taken, or skipped after an error) fails its transaction or segment, and
     /// with it the portal that held the name, so the latest Bind is always the one an Execute
     /// can run; a SQL cursor is the exception (see Execute).
-    portals: HashMap<String, Vec<String>>,
+    portals: HashMap<String, Bound>,
     /// The unit decided last may change the schema (DDL, or SQL the classifier could not
     /// read, such as a DO block): once it has run, the catalog snapshot is out of date.
     changes_schema: bool,
     /// The unit decided last touches PII: the server's messages about it are withheld.
     touches_pii: bool,
+}
+
+impl Bound {
+    /// A text run without parameters (a SQL cursor's FETCH, or nothing bound).
+    fn text(text: String) -> Bound {
+        Bound {
+            texts: vec![text],
+            params: Vec::new(),
+            binary: Vec::new(),
+        }
+    }
 }
 
 impl Gate {
@@ -273,7 +297,9 @@ impl Gate {
                     statements.push(ExtStatement {
                         text: p.query.clone(),
                         params: Vec::new(),
+                        binary: Vec::new(),
                         parse_only: true,
+                        bound: false,
                     });
                     let stmt = Stmt {
                         text: p.query,
@@ -285,22 +311,36 @@ impl Gate {
                 b'B' => {
                     let b = decode::<Bind>(f, &ctx).ok_or_else(|| malformed("Bind"))?;
                     let stmt = b.statement_name.unwrap_or_default();
-                    let params = bind_params(&b.parameters, &b.parameter_format_codes);
+                    let (params, binary) = bind_params(&b.parameters, &b.parameter_format_codes);
                     let texts = self.texts_of(&stmt);
-                    self.portals
-                        .insert(b.portal_name.clone().unwrap_or_default(), texts.clone());
-                    // The statement runs at Execute; remember its parameters with it.
+                    self.portals.insert(
+                        b.portal_name.clone().unwrap_or_default(),
+                        Bound {
+                            texts: texts.clone(),
+                            params: params.clone(),
+                            binary: binary.clone(),
+                        },
+                    );
+                    // Every Bind is a statement of its own with its own parameters: binding
+                    // one statement twice in a batch runs both portals, and the approver must
+                    // see both sets of values.
                     for text in texts {
                         match statements
                             .iter_mut()
                             .rev()
-                            .find(|s| s.text == text && s.parse_only)
+                            .find(|s| s.text == text && s.parse_only && !s.bound)
                         {
-                            Some(s) => s.params = params.clone(),
+                            Some(s) => {
+                                s.params = params.clone();
+                                s.binary = binary.clone();
+                                s.bound = true;
+                            }
                             None => statements.push(ExtStatement {
                                 text,
                                 params: params.clone(),
+                                binary: binary.clone(),
                                 parse_only: true,
+                                bound: true,
                             }),
                         }
                     }
@@ -308,28 +348,40 @@ impl Gate {
                 b'E' => {
                     let portal = execute_portal(f).ok_or_else(|| malformed("Execute"))?;
                     let fetch = || format!("FETCH ALL FROM {}", quote_ident(&portal));
-                    let texts = match self.portals.get(&portal) {
+                    let mut runs: Vec<Bound> = Vec::new();
+                    match self.portals.get(&portal) {
                         Some(bound) => {
-                            let mut texts = bound.clone();
+                            runs.push(bound.clone());
                             // The server refuses a Bind to a name a SQL cursor holds, and
                             // then this Execute runs the cursor.
                             if !portal.is_empty() && self.inspector.sql_cursor(&portal) {
-                                texts.push(fetch());
+                                runs.push(Bound::text(fetch()));
                             }
-                            texts
                         }
                         // Not bound here: a cursor the client declared in SQL, read as FETCH.
-                        None if !portal.is_empty() => vec![fetch()],
-                        None => vec![String::new()],
-                    };
-                    for text in texts {
-                        match statements.iter_mut().rev().find(|s| s.text == text) {
-                            Some(s) => s.parse_only = false,
-                            None => statements.push(ExtStatement {
-                                text,
-                                params: Vec::new(),
-                                parse_only: false,
-                            }),
+                        None if !portal.is_empty() => runs.push(Bound::text(fetch())),
+                        None => runs.push(Bound::text(String::new())),
+                    }
+                    // The portal runs with the parameters of its Bind, however long ago that
+                    // was; each Execute is a run of its own (a second one of the same portal
+                    // runs it again).
+                    for run in runs {
+                        for text in run.texts {
+                            match statements.iter_mut().rev().find(|s| {
+                                s.text == text
+                                    && s.parse_only
+                                    && s.params == run.params
+                                    && s.binary == run.binary
+                            }) {
+                                Some(s) => s.parse_only = false,
+                                None => statements.push(ExtStatement {
+                                    text,
+                                    params: run.params.clone(),
+                                    binary: run.binary.clone(),
+                                    parse_only: false,
+                                    bound: true,
+                                }),
+                            }
                         }
                     }
                 }
@@ -527,7 +579,9 @@ fn identifiers_are_quoted_as_postgresql_reads_them() {
     assert_eq!(quote_ident("a\"b; DROP"), "\"a\"\"b; DROP\"");
 }
 
-fn bind_params(values: &[Option<Bytes>], formats: &[i16]) -> Vec<Option<String>> {
+/// Bound parameters as display text (binary ones hex-encoded as `\x…`), and which were
+/// binary.
+fn bind_params(values: &[Option<Bytes>], formats: &[i16]) -> (Vec<Option<String>>, Vec<bool>) {
     values
         .iter()
         .enumerate()
@@ -537,13 +591,14 @@ fn bind_params(values: &[Option<Bytes>], formats: &[i16]) -> Vec<Option<String>>
                 1 => formats[0] == 1,
                 _ => formats.get(i).copied() == Some(1),
             };
-            v.as_ref().map(|b| {
+            let shown = v.as_ref().map(|b| {
                 if binary {
                     format!("\\x{}", hex::encode(b))
                 } else {
                     String::from_utf8_lossy(b).into_owned()
                 }
-            })
+            });
+            (shown, binary)
         })
-        .collect()
+        .unzip()
 }

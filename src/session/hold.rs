@@ -33,8 +33,11 @@ pub fn binding(unit: &Unit, info: &SessionInfo) -> Binding {
         Unit::Extended { statements } => {
             for s in statements {
                 b = b.sql(s.text.trim());
-                for p in &s.params {
+                for (i, p) in s.params.iter().enumerate() {
                     b = b.param(p.as_deref().map(str::as_bytes));
+                    // `\x41` sent as text and the byte `A` sent in binary display alike.
+                    let binary = s.binary.get(i).copied().unwrap_or(false);
+                    b = b.extra(b'F', &[u8::from(binary)]);
                 }
             }
         }
@@ -212,4 +215,50 @@ fn error_bytes(code: &'static str, n: &NoticeText) -> Bytes {
         .with_detail(n.detail.clone())
         .with_hint(n.hint.clone())
         .to_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::gate::ExtStatement;
+
+    fn one(params: &[Option<&str>], binary: &[bool]) -> Unit {
+        Unit::Extended {
+            statements: vec![ExtStatement {
+                text: "SELECT $1".into(),
+                params: params.iter().map(|p| p.map(str::to_owned)).collect(),
+                binary: binary.to_vec(),
+                parse_only: false,
+                bound: true,
+            }],
+        }
+    }
+
+    /// The text `\x41` and the binary byte `A` display alike; an approval of one must not
+    /// run the other.
+    #[test]
+    fn a_binary_parameter_is_bound_apart_from_the_same_text() {
+        let info = SessionInfo {
+            user: "agent".into(),
+            database: "demo".into(),
+            ..SessionInfo::default()
+        };
+        let text = binding(&one(&[Some("\\x41")], &[false]), &info);
+        let binary = binding(&one(&[Some("\\x41")], &[true]), &info);
+        assert_ne!(text.digest_hex(), binary.digest_hex());
+        let again = binding(&one(&[Some("\\x41")], &[true]), &info);
+        assert_eq!(binary.digest_hex(), again.digest_hex());
+        // Two runs are another batch than one.
+        let twice = Unit::Extended {
+            statements: [one(&[Some("1")], &[false]), one(&[Some("2")], &[false])]
+                .into_iter()
+                .flat_map(|u| match u {
+                    Unit::Extended { statements } => statements,
+                    Unit::Simple { .. } => Vec::new(),
+                })
+                .collect(),
+        };
+        let last_only = binding(&one(&[Some("2")], &[false]), &info);
+        assert_ne!(binding(&twice, &info).digest_hex(), last_only.digest_hex());
+    }
 }
