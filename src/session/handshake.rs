@@ -53,13 +53,19 @@ pub fn check_params(
         let n = name.to_ascii_lowercase();
         DRIVER_SETTINGS.contains(&n.as_str()) || allowed_settings.contains(&n)
     };
+    // The server applies `options` first and the other parameters after them.
+    let mut from_param = None;
+    let mut from_options = None;
     for (k, v) in params {
         match k.as_str() {
             "user" => out.user = v.clone(),
             "database" => out.database = Some(v.clone()),
-            "application_name" => {
-                out.application_name = v.clone();
-                out.upstream_params.push((k.clone(), v.clone()));
+            // Setting names are case-insensitive to the server (only user, database, options
+            // and replication are matched exactly): `Application_Name` is the application.
+            k if k.eq_ignore_ascii_case("application_name") => {
+                from_param = Some(v.clone());
+                out.upstream_params
+                    .push(("application_name".into(), v.clone()));
             }
             "replication" => {
                 return Err(PgError::fatal(
@@ -74,6 +80,9 @@ pub fn check_params(
                         && !crate::sql::is_utf8_encoding(&value)
                     {
                         return Err(encoding_error(&value));
+                    }
+                    if name.eq_ignore_ascii_case("application_name") {
+                        from_options = Some(value.clone());
                     }
                     if !allowed(&name) {
                         return Err(PgError::fatal(
@@ -101,6 +110,7 @@ pub fn check_params(
             }
         }
     }
+    out.application_name = from_param.or(from_options).unwrap_or_default();
     // Without one, the server would use the database's encoding, which need not be UTF-8.
     if !out
         .upstream_params
@@ -315,6 +325,37 @@ mod tests {
         assert_eq!(s.user, "agent");
         assert_eq!(s.database.as_deref(), Some("shop"));
         assert_eq!(s.upstream_params.len(), 5);
+    }
+
+    /// The server matches setting names without regard to case and applies `options` before
+    /// the other parameters: the policy must see the application the server will report.
+    #[test]
+    fn the_application_name_is_read_as_the_server_reads_it() {
+        let app = |kv: &[(&str, &str)]| {
+            let mut all = vec![("user", "agent")];
+            all.extend_from_slice(kv);
+            check_params(&p(&all), &["application_name".into()])
+                .unwrap()
+                .application_name
+        };
+        assert_eq!(app(&[("Application_Name", "reporting")]), "reporting");
+        assert_eq!(app(&[("APPLICATION_NAME", "reporting")]), "reporting");
+        assert_eq!(
+            app(&[("options", "-c application_name=reporting")]),
+            "reporting"
+        );
+        assert_eq!(
+            app(&[
+                ("application_name", "psql"),
+                ("options", "-c application_name=reporting"),
+            ]),
+            "psql"
+        );
+        assert_eq!(app(&[]), "");
+        let s = check_params(&p(&[("user", "a"), ("Application_Name", "x")]), &[]).unwrap();
+        assert!(s
+            .upstream_params
+            .contains(&("application_name".to_owned(), "x".to_owned())));
     }
 
     #[test]

@@ -216,7 +216,6 @@ impl Default for ClassifierOptions {
                 "lock_timeout",
                 "idle_in_transaction_session_timeout",
                 "timezone",
-                "standard_conforming_strings",
                 "bytea_output",
                 "client_min_messages",
                 "default_transaction_isolation",
