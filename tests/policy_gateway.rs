@@ -1214,3 +1214,69 @@ fn recursive_ctes_cannot_hide_pii_or_stall_the_gateway() {
     assert!(err.is_empty(), "{err}");
     assert!(!out.trim().is_empty());
 }
+
+/// A temporary relation shadows the catalog's relation of the same name for unqualified names
+/// (PostgreSQL searches the session's temporary schema first), and the catalog snapshot never
+/// holds it: after one approved `CREATE TEMP VIEW products AS SELECT … ssn …`, every plain
+/// read of `products` returned SSNs as an allowed read of public.products. Such reads are now
+/// held, and the approver is shown the temporary relation as the target of the CREATE.
+#[test]
+fn a_temporary_relation_cannot_pass_for_the_table_it_shadows() {
+    let db = demo_db("temp_shadow");
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_decide("alice", |sql| sql.starts_with("CREATE TEMP VIEW"));
+    let ssn = db.exec("SELECT ssn FROM customers WHERE id = 1");
+    let ssn = ssn.trim().to_owned();
+    let create =
+        "CREATE TEMP VIEW products AS SELECT id, ssn AS name, 1::numeric AS price FROM customers";
+    let read = "SELECT name FROM products WHERE id = 1";
+    let out = psql(
+        &gw.url(&db.name),
+        &[
+            "-At",
+            "-c",
+            create,
+            "-c",
+            read,
+            "-c",
+            "SELECT id FROM orders WHERE id = 1",
+            "-c",
+            "SELECT 'temp:' || count(*) FROM pg_class WHERE relname = 'products' AND relpersistence = 't'",
+        ],
+        None,
+    );
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert!(!out.contains(&ssn), "out={out:?} err={err:?}");
+    assert!(err.contains("airlock"), "{err}");
+    // The CREATE ran (approved) and showed the approver the temporary view.
+    let decisions = gw.decisions();
+    let (_, made) = decisions
+        .iter()
+        .rfind(|(_, d)| d.sql == create)
+        .expect("audited");
+    let written: Vec<String> = made.facts[0]
+        .tables_written
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(written, ["pg_temp.products"]);
+    // The read through it was held, not allowed as a read of public.products.
+    let (_, d) = decisions
+        .iter()
+        .rfind(|(_, d)| d.sql == read)
+        .expect("audited");
+    assert_eq!(d.decision.action, Action::Hold);
+    assert_eq!(d.facts[0].kind.as_str(), "unknown");
+    assert!(
+        d.facts[0].label.contains("temporary relation"),
+        "{}",
+        d.facts[0].label
+    );
+    // Other tables of the same session are read as before, and the view was made.
+    assert!(out.lines().any(|l| l == "1"), "{out}");
+    assert!(out.lines().any(|l| l == "temp:1"), "{out} {err}");
+    // In a new session, products is the catalog's table again.
+    let (out, err) = agent_sql(&gw, &db, read);
+    assert!(err.is_empty(), "{err}");
+    assert!(!out.contains(&ssn));
+}

@@ -407,6 +407,7 @@ pub(crate) fn view_lineage(
     let cx = Ctx {
         catalog: cat,
         path,
+        temp: &[],
         functions: &functions,
         allowed_settings: &allowed,
         literal_sensitive: std::cell::Cell::new(false),

@@ -139,7 +139,7 @@ impl Classifier {
     /// a SET of search_path names resolve under both the old and the new path until the session
     /// confirms which one the server has.
     pub fn classify_in_session(&self, state: &mut SessionSqlState, sql: &str) -> Arc<Classified> {
-        if state.other_search_paths.is_empty() && !state.search_path_lost {
+        if state.plain() {
             let entry = self.entry(sql, &state.search_path);
             if entry.effects.is_none() {
                 return entry.classified.clone();
@@ -222,9 +222,11 @@ impl Classifier {
 
     fn analyze(&self, sql: &str, path: &[String], lexed: &Lexed) -> Analysis {
         self.analyses.fetch_add(1, Ordering::Relaxed);
+        let (path, temp) = super::names::split_temp(path);
         let cx = Ctx {
             catalog: &self.catalog,
             path,
+            temp,
             functions: &self.knobs.functions,
             allowed_settings: &self.knobs.allowed_settings,
             literal_sensitive: Cell::new(false),

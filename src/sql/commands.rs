@@ -290,7 +290,7 @@ pub(crate) fn ddl_targets(cx: &Ctx<'_>, acc: &mut Acc, names: &[&ObjectName]) {
     for n in names {
         match fold_name(n) {
             Some(parts) => {
-                let r = cx.catalog.resolve_relation(&parts, cx.path);
+                let r = cx.relation(&parts);
                 acc.write(&r);
             }
             None => acc.unsupported("object name"),
@@ -301,7 +301,7 @@ pub(crate) fn ddl_targets(cx: &Ctx<'_>, acc: &mut Acc, names: &[&ObjectName]) {
 pub(crate) fn ddl_read(cx: &Ctx<'_>, acc: &mut Acc, name: &ObjectName) {
     match fold_name(name) {
         Some(parts) => {
-            let r = cx.catalog.resolve_relation(&parts, cx.path);
+            let r = cx.relation(&parts);
             acc.read(&r);
         }
         None => acc.unsupported("relation name"),

@@ -117,6 +117,24 @@ pub(crate) fn system_write_kind(t: &TableRef) -> Option<super::Kind> {
     })
 }
 
+/// Where a session's search path ends and the names of the temporary relations it may have
+/// created begin, in the path the classifier is handed: a schema name cannot contain NUL.
+pub(crate) const TEMP_MARK: &str = "\0temp";
+
+/// Splits a path handed to the classifier into the search path and the session's temporary
+/// relation names (see [`TEMP_MARK`]).
+pub(crate) fn split_temp(path: &[String]) -> (&[String], &[String]) {
+    match path.iter().position(|s| s == TEMP_MARK) {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (path, &[]),
+    }
+}
+
+/// The session's own temporary schema: `pg_temp`, or its real name `pg_temp_N`.
+pub(crate) fn is_temp_schema(schema: &str) -> bool {
+    schema == "pg_temp" || schema.starts_with("pg_temp_")
+}
+
 /// The schemas to search for an unqualified name, in order.
 pub(crate) fn effective_path(path: &[String]) -> impl Iterator<Item = &str> {
     let implicit = (!path.iter().any(|s| s == "pg_catalog")).then_some("pg_catalog");

@@ -10,8 +10,9 @@ use super::colname::column_name;
 use super::dml;
 use super::expr::{walk, walk_with};
 use super::from::analyze_table_with_joins;
-use super::names::{fold, fold_name};
+use super::names::{fold, fold_name, is_temp_schema};
 use super::scope::{rename, union_into, unique, Acc, CteDef, Ctx, Env, OutCol};
+use super::TableRef;
 
 /// Rounds over a recursive WITH, at most, beyond one per column of its CTEs (see
 /// [`analyze_recursive_with`]).
@@ -297,7 +298,10 @@ pub(crate) fn analyze_select(
             };
             match parts {
                 Some(parts) => {
-                    let r = cx.catalog.resolve_relation(&parts, cx.path);
+                    let r = match temp_created(cx, &parts, into.temporary) {
+                        Some(t) => t,
+                        None => cx.relation(&parts),
+                    };
                     acc.write(&r);
                 }
                 None => acc.unsupported("SELECT INTO target"),
@@ -305,6 +309,21 @@ pub(crate) fn analyze_select(
         }
     }
     out
+}
+
+/// The relation a `CREATE [TEMP] …` (or `SELECT … INTO [TEMP]`) of `parts` makes in the
+/// session's temporary schema, if it does: asked for as TEMP, named in `pg_temp`, or
+/// unqualified while `pg_temp` leads the search path.
+pub(crate) fn temp_created(cx: &Ctx<'_>, parts: &[String], temporary: bool) -> Option<TableRef> {
+    let name = match parts {
+        [.., schema, name] if is_temp_schema(schema) => name,
+        [name] if temporary || cx.path.first().is_some_and(|s| is_temp_schema(s)) => name,
+        _ => return None,
+    };
+    Some(TableRef {
+        schema: "pg_temp".into(),
+        name: name.clone(),
+    })
 }
 
 /// The select list (or RETURNING list) in `env`: output columns with their lineage.

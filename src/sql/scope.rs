@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use super::functions::FunctionPolicy;
-use super::names::{is_sensitive_relation, is_system_schema};
+use super::names::{is_sensitive_relation, is_system_schema, is_temp_schema};
 use super::{Catalog, ColumnRef, Flags, RelationKind, TableRef};
 
 /// Set of base columns a value may come from (small; kept in first-seen order).
@@ -55,12 +55,31 @@ fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
 pub(crate) struct Ctx<'a> {
     pub catalog: &'a Catalog,
     pub path: &'a [String],
+    /// Relations the session may have created in its temporary schema. PostgreSQL looks
+    /// there first for an unqualified relation name, and the snapshot never holds them.
+    pub temp: &'a [String],
     pub functions: &'a FunctionPolicy,
     /// Lower-cased setting names the policy lets an agent change.
     pub allowed_settings: &'a HashSet<String>,
     /// Set when a fact depended on a literal's value (`set_config('role', …)`, an EXPLAIN
     /// option's argument): such texts are not shared by fingerprint.
     pub literal_sensitive: std::cell::Cell<bool>,
+}
+
+impl Ctx<'_> {
+    /// The relation a folded, possibly qualified name refers to in this session: one of its
+    /// temporary relations before anything in the snapshot.
+    pub fn relation(&self, parts: &[String]) -> TableRef {
+        if let [name] = parts {
+            if self.temp.contains(name) {
+                return TableRef {
+                    schema: "pg_temp".into(),
+                    name: name.clone(),
+                };
+            }
+        }
+        self.catalog.resolve_relation(parts, self.path)
+    }
 }
 
 /// Facts gathered while walking one statement.
@@ -552,7 +571,14 @@ pub(crate) fn relation_source(
     alias: Option<(&str, &[String])>,
     read: bool,
 ) -> Source {
-    let table = cx.catalog.resolve_relation(parts, cx.path);
+    let table = cx.relation(parts);
+    if is_temp_schema(&table.schema) {
+        // Its columns, and what was put into them, are nowhere in the snapshot.
+        acc.unsupported(format!(
+            "temporary relation {}, whose columns airlock cannot see",
+            table.name
+        ));
+    }
     if read {
         acc.read(&table);
     }

@@ -16,6 +16,9 @@ const MAX_CANDIDATES: usize = 8;
 /// Search paths kept while the server's is uncertain; past this, names cannot be resolved.
 const MAX_PATHS: usize = 4;
 
+/// Temporary relation names remembered per session; past this, names cannot be resolved.
+const MAX_TEMP: usize = 64;
+
 /// What the classifier must remember about one client session. Owned by the session; passed to
 /// [`super::Classifier::classify_in_session`].
 ///
@@ -41,6 +44,12 @@ pub struct SessionSqlState {
     pub other_search_paths: Vec<Vec<String>>,
     /// Too many uncertain SETs: every statement is `unknown` until the path is confirmed.
     pub search_path_lost: bool,
+    /// Names the session may have given relations in its temporary schema (a CREATE the
+    /// server refused counts, and one dropped since stays): PostgreSQL resolves an unqualified
+    /// relation name there first, and the catalog snapshot knows nothing of them.
+    pub temp_relations: Vec<String>,
+    /// More temporary relations than [`MAX_TEMP`]: every statement is `unknown`.
+    pub temp_lost: bool,
     /// Names of cursors declared in SQL and not closed since (a DECLARE the server refused
     /// counts, and a cursor its transaction ended stays), each with the stamp of its latest
     /// DECLARE. Cursors and protocol portals share one namespace on the server, so an Execute
@@ -106,7 +115,8 @@ impl SessionSqlState {
         self.search_path_lost = false;
     }
 
-    /// Every path the server may be using, the latest first.
+    /// Every path the server may be using, the latest first, each followed by the session's
+    /// temporary relation names when it has any (see [`super::names::TEMP_MARK`]).
     pub(crate) fn candidates(&self) -> Vec<Vec<String>> {
         let mut all = vec![self.search_path.clone()];
         for p in &self.other_search_paths {
@@ -114,7 +124,33 @@ impl SessionSqlState {
                 all.push(p.clone());
             }
         }
+        if !self.temp_relations.is_empty() {
+            for p in &mut all {
+                p.push(super::names::TEMP_MARK.to_owned());
+                p.extend(self.temp_relations.iter().cloned());
+            }
+        }
         all
+    }
+
+    /// Whether names resolve against the search path alone (the classifier's fast path).
+    pub(crate) fn plain(&self) -> bool {
+        self.other_search_paths.is_empty()
+            && !self.search_path_lost
+            && self.temp_relations.is_empty()
+            && !self.temp_lost
+    }
+
+    fn create_temp(&mut self, name: String) {
+        if self.temp_relations.contains(&name) {
+            return;
+        }
+        if self.temp_relations.len() >= MAX_TEMP {
+            self.temp_lost = true;
+            return;
+        }
+        self.temp_relations.push(name);
+        self.temp_relations.sort();
     }
 
     /// The forgetting effects classified since the last call, in statement order. The caller
@@ -314,7 +350,7 @@ pub(crate) fn resolve_in_session(
                 .collect();
             merge(&all)
         };
-        let lost = state.search_path_lost;
+        let lost = state.search_path_lost || state.temp_lost;
         let effect = entries[0].effects.as_ref().and_then(|e| e.get(i)).cloned();
         let before = state.candidates();
         match effect.unwrap_or(Effect::None) {
@@ -356,6 +392,10 @@ pub(crate) fn resolve_in_session(
             }
             Effect::ResetSearchPath => {
                 state.switch_search_path(default_path.to_vec());
+                out.push(facts);
+            }
+            Effect::CreateTemp(name) => {
+                state.create_temp(name);
                 out.push(facts);
             }
             Effect::DiscardAll => {

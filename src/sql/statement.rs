@@ -3,7 +3,7 @@
 //! is held rather than guessed at.
 
 use sqlparser::ast::{
-    CloseCursor, CreateTableLikeKind, DeclareType, DescribeAlias, DiscardObject, ObjectName,
+    CloseCursor, CreateTableLikeKind, DeclareType, DescribeAlias, DiscardObject, Expr, ObjectName,
     ObjectType, Query, Reset, SetExpr, Statement,
 };
 
@@ -15,8 +15,8 @@ use super::dml::analyze_dml;
 use super::expr::walk;
 use super::label::token_label;
 use super::lexer::Tok;
-use super::names::{fold, fold_name, system_write_kind};
-use super::query::analyze_query;
+use super::names::{fold, fold_name, is_temp_schema, system_write_kind};
+use super::query::{analyze_query, temp_created};
 use super::scope::{unique, Acc, Ctx, Env, OutCol};
 use super::text::safe_name;
 use super::{ColumnRef, Facts, Kind, TableRef};
@@ -44,6 +44,9 @@ pub(crate) enum Effect {
     SetSearchPath(Vec<String>),
     ResetSearchPath,
     DiscardAll,
+    /// `CREATE TEMP TABLE name …` and the like: the name may now be a relation of the
+    /// session's temporary schema, which shadows any other of that name.
+    CreateTemp(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +169,19 @@ pub(crate) fn classify_query(cx: &Ctx<'_>, q: &Query) -> Facts {
     build(kind, label, acc, &out)
 }
 
+/// The temporary relation a CREATE of `name` makes, if it makes one (see [`temp_created`]).
+fn creates_temp(cx: &Ctx<'_>, name: &ObjectName, temporary: bool) -> Option<TableRef> {
+    temp_created(cx, &fold_name(name)?, temporary)
+}
+
+/// Facts with the effect of creating `temp`, when there is one.
+fn with_temp(facts: Facts, temp: Option<TableRef>) -> (Facts, Effect) {
+    match temp {
+        Some(t) => (facts, Effect::CreateTemp(t.name)),
+        None => (facts, Effect::None),
+    }
+}
+
 fn single_name(name: &ObjectName) -> Option<String> {
     match fold_name(name)?.as_slice() {
         [one] => Some(one.clone()),
@@ -180,7 +196,24 @@ pub(crate) fn classify_statement(
 ) -> (Facts, Effect) {
     let none = |f: Facts| (f, Effect::None);
     match stmt {
-        Statement::Query(q) => none(classify_query(cx, q)),
+        Statement::Query(q) => {
+            let temp = match &*q.body {
+                SetExpr::Select(s) => {
+                    s.into
+                        .as_ref()
+                        .and_then(|into| match into.targets.as_slice() {
+                            [Expr::Identifier(i)] => temp_created(cx, &[fold(i)], into.temporary),
+                            [Expr::CompoundIdentifier(ids)] => {
+                                let parts: Vec<String> = ids.iter().map(fold).collect();
+                                temp_created(cx, &parts, into.temporary)
+                            }
+                            _ => None,
+                        })
+                }
+                _ => None,
+            };
+            with_temp(classify_query(cx, q), temp)
+        }
         Statement::Insert(_)
         | Statement::Update(_)
         | Statement::Delete(_)
@@ -348,7 +381,7 @@ pub(crate) fn classify_statement(
             for t in &l.tables {
                 match fold_name(&t.name) {
                     Some(parts) => {
-                        let r = cx.catalog.resolve_relation(&parts, cx.path);
+                        let r = cx.relation(&parts);
                         acc.read(&r);
                     }
                     None => acc.unsupported("relation name"),
@@ -436,7 +469,11 @@ pub(crate) fn classify_statement(
         }
         Statement::CreateTable(ct) => {
             let mut acc = Acc::default();
-            ddl_targets(cx, &mut acc, &[&ct.name]);
+            let temp = creates_temp(cx, &ct.name, ct.temporary);
+            match &temp {
+                Some(t) => acc.write(t),
+                None => ddl_targets(cx, &mut acc, &[&ct.name]),
+            }
             let mut label = src.label();
             if let Some(q) = &ct.query {
                 acc.flags.creates_table = true;
@@ -453,17 +490,42 @@ pub(crate) fn classify_statement(
             if let Some(c) = &ct.clone {
                 ddl_read(cx, &mut acc, c);
             }
-            none(build(Kind::Ddl, label, acc, &[]))
+            with_temp(build(Kind::Ddl, label, acc, &[]), temp)
         }
         Statement::CreateView(cv) => {
             let mut acc = Acc::default();
-            ddl_targets(cx, &mut acc, &[&cv.name]);
+            let temp = creates_temp(cx, &cv.name, cv.temporary);
+            match &temp {
+                Some(t) => acc.write(t),
+                None => ddl_targets(cx, &mut acc, &[&cv.name]),
+            }
             analyze_query(cx, None, &cv.query, &mut acc);
             if cv.materialized {
                 // CREATE MATERIALIZED VIEW runs its query and stores the rows.
                 acc.flags.creates_table = true;
             }
-            none(build(Kind::Ddl, src.label(), acc, &[]))
+            // A view over a temporary relation is itself temporary.
+            let temp = temp.or_else(|| {
+                let reads_temp = acc.tables_read.iter().any(|t| is_temp_schema(&t.schema));
+                match fold_name(&cv.name)?.as_slice() {
+                    [name] if reads_temp => Some(TableRef {
+                        schema: "pg_temp".into(),
+                        name: name.clone(),
+                    }),
+                    _ => None,
+                }
+            });
+            with_temp(build(Kind::Ddl, src.label(), acc, &[]), temp)
+        }
+        Statement::CreateSequence {
+            temporary, name, ..
+        } => {
+            let mut acc = Acc::default();
+            let temp = creates_temp(cx, name, *temporary);
+            if let Some(t) = &temp {
+                acc.write(t);
+            }
+            with_temp(build(Kind::Ddl, src.label(), acc, &[]), temp)
         }
         Statement::CreateIndex(ci) => {
             let mut acc = Acc::default();
@@ -482,7 +544,6 @@ pub(crate) fn classify_statement(
         | Statement::CreateTrigger(_)
         | Statement::DropTrigger(_)
         | Statement::CreateProcedure { .. }
-        | Statement::CreateSequence { .. }
         | Statement::CreateDomain(_)
         | Statement::CreateType { .. }
         | Statement::CreateExtension(_)

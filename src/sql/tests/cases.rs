@@ -167,7 +167,7 @@ const CASES: &[Case] = &[
     Case { sql: "CREATE TABLE t (id int)", kind: Ddl, written: &["t"], label: Some("CREATE TABLE"), ..D },
     Case { sql: "CREATE TABLE t AS SELECT * FROM customers", kind: Ddl, read: &["customers"], written: &["t"], flags: &["creates_table"], label: Some("CREATE TABLE AS"), ..D },
     Case { sql: "SELECT * INTO t FROM customers", kind: Ddl, read: &["customers"], written: &["t"], flags: &["creates_table"], label: Some("SELECT INTO"), ..D },
-    Case { sql: "SELECT email INTO TEMP leak FROM customers", kind: Ddl, read: &["customers"], written: &["leak"], flags: &["creates_table"], ..D },
+    Case { sql: "SELECT email INTO TEMP leak FROM customers", kind: Ddl, read: &["customers"], written: &["pg_temp.leak"], flags: &["creates_table"], ..D },
     Case { sql: "CREATE TABLE t2 (LIKE customers)", kind: Ddl, read: &["customers"], written: &["t2"], ..D },
     Case { sql: "DROP TABLE customers, orders", kind: Ddl, written: &["customers", "orders"], label: Some("DROP TABLE"), ..D },
     Case { sql: "DROP TABLE IF EXISTS app.customers CASCADE", kind: Ddl, written: &["app.customers"], ..D },

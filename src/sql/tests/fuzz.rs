@@ -102,6 +102,7 @@ fn analyze(sql: &str) {
     let cx = Ctx {
         catalog: &cat,
         path: &cat.search_path,
+        temp: &[],
         functions: &functions,
         allowed_settings: &allowed,
         literal_sensitive: std::cell::Cell::new(false),

@@ -325,3 +325,91 @@ fn execute_of_the_empty_name_is_unknown() {
     let e = c.classify_in_session(&mut s, "EXECUTE \"\"");
     assert_eq!(e.statements[0].kind, Kind::Unknown);
 }
+
+/// A temporary relation shadows the catalog's of the same name for unqualified names, and the
+/// snapshot knows nothing of its columns: once the session may have one, a statement that
+/// reads or writes it is held as not understood, whatever it seems to read.
+#[test]
+fn temporary_relations_shadow_the_catalog() {
+    let c = classifier();
+    let creations = [
+        "CREATE TEMP VIEW products AS SELECT id, ssn AS name FROM customers",
+        "CREATE TEMPORARY TABLE products (id int, name text)",
+        "CREATE TABLE pg_temp.products AS SELECT id, ssn AS name FROM customers",
+        "SELECT id, ssn AS name INTO TEMP products FROM customers",
+        "CREATE TEMP SEQUENCE products",
+    ];
+    for create in creations {
+        let mut s = SessionSqlState::new(c.catalog());
+        // Before: an ordinary read of the catalog's products.
+        let before = c.classify_in_session(&mut s, "SELECT name FROM products");
+        assert_eq!(before.statements[0].kind, Kind::Read, "{create}");
+        let made = c.classify_in_session(&mut s, create);
+        let target: Vec<String> = made.statements[0]
+            .tables_written
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert!(
+            target.contains(&"pg_temp.products".to_owned()),
+            "{create}: {target:?}"
+        );
+        for sql in [
+            "SELECT name FROM products",
+            "SELECT * FROM products",
+            "INSERT INTO products VALUES (1, 'x')",
+            "COPY products TO STDOUT",
+            "SELECT p.name FROM orders o JOIN products p ON p.id = o.id",
+        ] {
+            let f = &c.classify_in_session(&mut s, sql).statements[0];
+            assert_eq!(f.kind, Kind::Unknown, "{create}; {sql}: {}", f.label);
+            assert!(
+                f.label.contains("temporary relation products"),
+                "{}",
+                f.label
+            );
+        }
+        // Qualified, the catalog's table is meant.
+        let f = &c
+            .classify_in_session(&mut s, "SELECT name FROM public.products")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Read, "{create}");
+        // Other names are unaffected.
+        let f = &c
+            .classify_in_session(&mut s, "SELECT id FROM orders")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Read, "{create}");
+    }
+    // The temporary schema named outright is never in the snapshot either.
+    let mut s = SessionSqlState::new(c.catalog());
+    for sql in [
+        "SELECT * FROM pg_temp.x",
+        "SELECT * FROM pg_temp_3.products",
+    ] {
+        let f = &c.classify_in_session(&mut s, sql).statements[0];
+        assert_eq!(f.kind, Kind::Unknown, "{sql}: {}", f.label);
+    }
+    // A view over a temporary relation is temporary too.
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "CREATE TEMP TABLE t (a text)");
+    c.classify_in_session(&mut s, "CREATE VIEW orders AS SELECT a FROM t");
+    let f = &c
+        .classify_in_session(&mut s, "SELECT * FROM orders")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
+    // With pg_temp first in the search path an unqualified CREATE is temporary.
+    let mut s = SessionSqlState::new(c.catalog());
+    s.confirm_search_path(vec!["pg_temp".into(), "public".into()]);
+    c.classify_in_session(&mut s, "CREATE TABLE customers_copy (a text)");
+    let f = &c
+        .classify_in_session(&mut s, "SELECT * FROM customers_copy")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
+    // In one text, the statements after the CREATE already see it.
+    let mut s = SessionSqlState::new(c.catalog());
+    let both = c.classify_in_session(
+        &mut s,
+        "CREATE TEMP VIEW products AS SELECT ssn AS name FROM customers; SELECT name FROM products",
+    );
+    assert_eq!(both.statements[1].kind, Kind::Unknown);
+}
