@@ -29,5 +29,6 @@ pub mod server;
 pub mod session;
 pub mod sql;
 pub mod tls;
+pub mod untrusted;
 pub mod upstream;
 pub mod workers;

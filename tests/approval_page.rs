@@ -170,3 +170,38 @@ async fn a_signed_link_opens_the_request_and_a_tampered_one_is_refused() {
     );
     server.stop().await;
 }
+
+/// Bidi controls, zero-width characters and terminal controls in what the agent sent are shown
+/// as escapes on the page, so the statement cannot read differently from what runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_characters_are_shown_as_escapes() {
+    let server = AdminServer::start(&["alice"]).await;
+    let sql = "DROP TABLE orders -- \u{202e}\u{2066}elbat_tset\x1b[2K\r\n  ; -- café 東京 🙂";
+    let mut request = hold("agent", sql, &["alice"]);
+    request.session.application_name = "etl\u{200b}".into();
+    request.params = vec![Some("4\u{feff}2".into())];
+    let (id, _waiter) = server.registry.submit(request).await.unwrap();
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
+    let link = format!("{}/approvals/{}?exp={exp}&sig={sig}", server.url, id);
+
+    tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch();
+        b.navigate(&link);
+        b.wait_for(&visible("request-section"), "the read-only request");
+        assert_eq!(
+            b.text("#sql"),
+            "DROP TABLE orders -- \\u{202e}\\u{2066}elbat_tset\\x1b[2K\n  ; -- café 東京 🙂"
+        );
+        assert_eq!(b.text("#f-app"), "etl\\u{200b}");
+        assert_eq!(b.text("#params tbody tr td:nth-child(2)"), "4\\u{feff}2");
+        assert!(b.page_errors.is_empty(), "page errors: {:?}", b.page_errors);
+    })
+    .await
+    .expect("browser steps");
+    server.stop().await;
+}

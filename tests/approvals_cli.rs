@@ -96,6 +96,47 @@ async fn list_show_and_approve() {
     server.stop().await;
 }
 
+/// The agent writes the statement, its application name and its parameters; none of them may
+/// move the approver's cursor or redraw the screen, in any text output.
+#[tokio::test]
+async fn agent_text_cannot_redraw_the_approvers_terminal() {
+    let server = AdminServer::start(&["alice", "agent"]).await;
+    let sql = "ALTER TABLE ledger DROP COLUMN amount -- \x1b[2K\x1b[1G\rCOMMENT ON TABLE ledger\x1b[7A\n  AND \u{202e}x\u{200b}";
+    let mut request = hold("agent", sql, &["alice", "agent"]);
+    request.session.application_name = "etl\x1b]0;title\x07\r".into();
+    request.params = vec![Some("1\x1b[2K\r\u{9b}".into())];
+    let (id, _waiter) = server.registry.submit(request).await.unwrap();
+
+    let show = run(&server, "alice", &["show", id.as_str()]).await.unwrap();
+    let ls = run(&server, "alice", &["ls"]).await.unwrap();
+    for out in [&show, &ls] {
+        assert!(
+            !out.contains(['\x1b', '\r', '\x07', '\u{9b}', '\u{202e}', '\u{200b}']),
+            "{out:?}"
+        );
+    }
+    assert!(
+        show.contains("  ALTER TABLE ledger DROP COLUMN amount -- \\x1b[2K\\x1b[1G\\rCOMMENT ON TABLE ledger\\x1b[7A\n    AND \\u{202e}x\\u{200b}\n"),
+        "{show}"
+    );
+    assert!(
+        show.contains("(application etl\\x1b]0;title\\x07\\r,"),
+        "{show}"
+    );
+    assert!(show.contains("param $1   1\\x1b[2K\\r\\x9b\n"), "{show}");
+    assert!(ls.contains("amount -- \\x1b[2K\\x1b[1G\\r"), "{ls}");
+
+    // JSON is escaped by serde: the same statement, with ESC as \u001b.
+    let json = run(&server, "alice", &["show", id.as_str(), "-o", "json"])
+        .await
+        .unwrap();
+    assert!(!json.contains(['\x1b', '\r']), "{json:?}");
+    assert!(json.contains("-- \\u001b[2K\\u001b[1G\\rCOMMENT"), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["sql"], sql);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn deny_needs_a_reason_and_bad_tokens_are_refused() {
     let server = AdminServer::start(&["alice"]).await;

@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::types::RequestView;
+use crate::untrusted;
 
 /// Where the admin API is when neither `--admin` nor `AIRLOCK_ADMIN_URL` says.
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:6480";
@@ -147,7 +148,7 @@ pub async fn run(
             if json {
                 write_json(out, &body)?;
             } else {
-                print_list(out, &body.requests)?;
+                write_text(out, |buf| print_list(buf, &body.requests))?;
             }
         }
         ApprovalsCommand::Show { id } => {
@@ -161,7 +162,7 @@ pub async fn run(
             if json {
                 write_json(out, &view)?;
             } else {
-                print_request(out, &view)?;
+                write_text(out, |buf| print_request(buf, &view))?;
             }
         }
         ApprovalsCommand::Approve { id, reason } => {
@@ -264,6 +265,22 @@ fn write_json<T: Serialize>(out: &mut (dyn Write + Send), value: &T) -> Result<(
     Ok(())
 }
 
+/// Text output, written through [`untrusted::sanitize`] as a whole. Almost every field of a
+/// request comes from the agent (statement, parameters, application name, identifiers quoted in
+/// reasons) and is printed to an approver's terminal, where a raw `ESC[2K` or `\r` would let the
+/// agent erase the real statement and draw another. Escaping the whole output rather than field
+/// by field means no field, present or future, can be forgotten; this printer never colours.
+fn write_text(
+    out: &mut (dyn Write + Send),
+    render: impl FnOnce(&mut (dyn Write + Send)) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let mut buf = Vec::new();
+    render(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    out.write_all(untrusted::sanitize(&text, true).as_bytes())?;
+    Ok(())
+}
+
 fn left(secs: u64) -> String {
     match secs {
         0 => "-".to_owned(),
@@ -273,11 +290,11 @@ fn left(secs: u64) -> String {
     }
 }
 
-/// First line of the statement, shortened for a table cell.
+/// The statement on one line, shortened for a table cell.
 fn one_line(sql: &str, max: usize) -> String {
-    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = untrusted::one_line(sql);
     if flat.chars().count() <= max {
-        flat
+        flat.into_owned()
     } else {
         let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")
@@ -412,7 +429,8 @@ fn print_request(out: &mut (dyn Write + Send), v: &RequestView) -> Result<(), Cl
         writeln!(out, "param ${}   {}", i + 1, p.as_deref().unwrap_or("NULL"))?;
     }
     writeln!(out, "sql")?;
-    for line in v.sql.lines() {
+    // Escaped before splitting, so a lone `\r` is shown rather than taken as a line end.
+    for line in untrusted::sanitize(&v.sql, true).lines() {
         writeln!(out, "  {line}")?;
     }
     Ok(())

@@ -729,3 +729,129 @@ fn show_names_the_columns_a_write_copies() {
     assert_eq!(r.code, EXIT_MATCH, "{}", r.err);
     assert!(r.out.contains("copies public.customers.email"), "{}", r.out);
 }
+
+/// Appends `payload` to every string in `value` that can take it and still decode as `T`
+/// (enum names and other fixed vocabulary cannot), so each printable field carries it.
+fn poison<T: serde::de::DeserializeOwned>(value: &mut serde_json::Value, payload: &str) {
+    fn paths(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(_) => out.push(at),
+            serde_json::Value::Array(xs) => {
+                for (i, x) in xs.iter().enumerate() {
+                    paths(x, format!("{at}/{i}"), out);
+                }
+            }
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    paths(x, format!("{at}/{k}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    paths(value, String::new(), &mut all);
+    let mut poisoned = 0;
+    for path in all {
+        let before = value.pointer(&path).unwrap().clone();
+        let s = before.as_str().unwrap();
+        *value.pointer_mut(&path).unwrap() = format!("{s}{payload}").into();
+        if serde_json::from_value::<T>(value.clone()).is_ok() {
+            poisoned += 1;
+        } else {
+            *value.pointer_mut(&path).unwrap() = before;
+        }
+    }
+    assert!(poisoned > 0);
+}
+
+/// Text output in which the only escape sequences are the printer's own colours.
+fn assert_terminal_safe(out: &str, colour: bool) {
+    let colours = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap();
+    let rest = colours.replace_all(out, "");
+    for c in [
+        '\x1b', '\r', '\u{7}', '\u{9b}', '\u{202e}', '\u{2066}', '\u{200b}', '\u{feff}',
+    ] {
+        assert!(!rest.contains(c), "raw {c:?} in\n{out:?}");
+    }
+    assert!(
+        out.contains("\\x1b[2K") && out.contains("\\u{202e}"),
+        "{out:?}"
+    );
+    assert_eq!(colour, out.contains('\x1b'), "{out:?}");
+}
+
+#[test]
+fn text_output_shows_control_and_invisible_characters_as_escapes() {
+    use printer::text;
+    let payload = "\x1b[2K\x1b[1G\r\u{7}\u{9b}1A\u{202e}\u{2066}\u{200b}\u{feff}";
+    let dir = tempfile::tempdir().unwrap();
+    let ids = fixture(dir.path());
+    let store = dir.path().to_str().unwrap();
+    let grep = run_cli(&["--store", store, "grep", "-o", "json", "."]);
+    let tail = run_cli(&["--store", store, "tail", "-n", "100", "-o", "json"]);
+    let mut shows: Vec<String> = ["D2", "D3", "D4"]
+        .iter()
+        .map(|d| run_cli(&["--store", store, "show", "-o", "json", &ids[d]]).out)
+        .collect();
+    let first: Record = serde_json::from_str(tail.out.lines().next().unwrap()).unwrap();
+    shows.push(run_cli(&["--store", store, "show", "-o", "json", &first.id]).out);
+    for colour in [false, true] {
+        let st = Style { color: colour };
+        let hl = regex::Regex::new("DROP").unwrap();
+        let mut out = Vec::new();
+        for line in grep.out.lines() {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            poison::<StatementView>(&mut v, payload);
+            let v: StatementView = serde_json::from_value(v).unwrap();
+            text::statement_line(&mut out, &v, &st, Some(&hl)).unwrap();
+        }
+        for line in tail.out.lines() {
+            let mut r: serde_json::Value = serde_json::from_str(line).unwrap();
+            poison::<Record>(&mut r, payload);
+            let r: Record = serde_json::from_value(r).unwrap();
+            text::record_line(&mut out, &r, &st).unwrap();
+        }
+        for show in &shows {
+            let mut s: serde_json::Value = serde_json::from_str(show).unwrap();
+            poison::<ShowView>(&mut s, payload);
+            let s: ShowView = serde_json::from_value(s).unwrap();
+            text::show(&mut out, &s, &st).unwrap();
+        }
+        assert_terminal_safe(&String::from_utf8(out).unwrap(), colour);
+    }
+}
+
+#[test]
+fn json_output_escapes_terminal_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let mut c = ChainBuilder::new(store.clone());
+    c.push(
+        T0,
+        decision(
+            session("mallory", "agent\x1b[2K", "shop", "s9"),
+            "ALTER TABLE ledger DROP COLUMN amount -- \x1b[2K\rCOMMENT ON TABLE ledger",
+            None,
+            Kind::Ddl,
+            "ledger",
+            Action::Hold,
+            "default.ddl",
+        ),
+    );
+    store.flush().unwrap();
+    drop(c);
+    drop(store);
+    let store = dir.path().to_str().unwrap();
+    let json = run_cli(&["--store", store, "grep", "-o", "json", "ledger"]);
+    assert!(!json.out.contains(['\x1b', '\r']), "{:?}", json.out);
+    assert!(json.out.contains("-- \\u001b[2K\\rCOMMENT"), "{}", json.out);
+    let text = run_cli(&["--store", store, "grep", "ledger"]);
+    assert!(!text.out.contains(['\x1b', '\r']), "{:?}", text.out);
+    assert!(
+        text.out
+            .contains("amount -- \\x1b[2K\\rCOMMENT ON TABLE ledger"),
+        "{}",
+        text.out
+    );
+}

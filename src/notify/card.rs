@@ -4,7 +4,7 @@
 //! 28 KB, so every card here declares version 1.5, avoids `CodeBlock` (it breaks Workflows
 //! posts), and is cut to [`MAX_CARD_BYTES`] by shortening the statement first and everything
 //! else to fixed bounds. Untrusted text (anything the agent controls) only goes into `TextRun`s,
-//! which Teams shows without interpreting markdown, after [`text::sanitize`].
+//! which Teams shows without interpreting markdown, after [`untrusted::sanitize`].
 //!
 //! Four cards:
 //! - [`webhook_card`]: details plus an `Action.OpenUrl` to the signed approval page link;
@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::text;
+use crate::untrusted;
 
 /// Upper bound of a serialized card, leaving room for the message envelope under the ~20 KB
 /// that Teams Workflows reliably accepts.
@@ -245,7 +246,7 @@ pub fn verdict_card(req: Option<&CardRequest>, outcome: &CardOutcome) -> Value {
             "type": "RichTextBlock",
             "inlines": [
                 { "type": "TextRun", "text": "Rationale: ", "weight": "Bolder" },
-                { "type": "TextRun", "text": text::sanitize(&clip_chars(r, MAX_RATIONALE_CHARS), true) },
+                { "type": "TextRun", "text": untrusted::sanitize(&clip_chars(r, MAX_RATIONALE_CHARS), true) },
             ],
         }));
     }
@@ -341,7 +342,7 @@ fn line(label: &str, value: &str) -> Value {
         "type": "RichTextBlock",
         "inlines": [
             { "type": "TextRun", "text": format!("{label}: "), "weight": "Bolder" },
-            { "type": "TextRun", "text": text::sanitize(value, false) },
+            { "type": "TextRun", "text": untrusted::sanitize(value, false) },
         ],
     })
 }
@@ -351,7 +352,7 @@ fn notice_block(n: &Notice) -> Value {
         "type": "RichTextBlock",
         "inlines": [{
             "type": "TextRun",
-            "text": text::sanitize(&n.text, false),
+            "text": untrusted::sanitize(&n.text, false),
             "weight": "Bolder",
             "color": n.tone.color(),
         }],
@@ -417,7 +418,7 @@ fn assemble(
     actions: Option<Value>,
     refresh: Option<Value>,
 ) -> Value {
-    let sql = text::sanitize(sql, true);
+    let sql = untrusted::sanitize(sql, true);
     let build = |shown: &str, note: Option<String>| {
         let mut body = head.clone();
         body.push(json!({

@@ -3,49 +3,18 @@
 //! Most of what a card shows comes from the agent: the statement, its `application_name`, table
 //! names. An agent that wants a statement approved could try to make the card lie: bidi control
 //! characters that reorder what the approver reads ("Trojan Source"), zero-width characters that
-//! hide text, or megabytes of text that push the card past what Teams accepts. These helpers
-//! neutralize all three. Markdown injection is handled by the card builder, which only ever puts
-//! untrusted text into `TextRun`s (rendered without markdown).
+//! hide text, or megabytes of text that push the card past what Teams accepts. The first two are
+//! neutralized by [`crate::untrusted::sanitize`], which every human-facing channel shares; these
+//! helpers add the limits. Markdown injection is handled by the card builder, which only ever
+//! puts untrusted text into `TextRun`s (rendered without markdown).
 
-/// Replaces characters that change how surrounding text is displayed with a visible
-/// `[U+XXXX]` marker, and other control characters with U+FFFD. Newlines and tabs survive when
-/// `multiline`; otherwise they become spaces.
-pub fn sanitize(input: &str, multiline: bool) -> String {
-    let mut out = String::with_capacity(input.len());
-    for c in input.chars() {
-        match c {
-            '\n' | '\t' if multiline => out.push(c),
-            '\r' if multiline => {}
-            '\n' | '\t' | '\r' => out.push(' '),
-            c if is_invisible_format(c) => {
-                out.push_str(&format!("[U+{:04X}]", c as u32));
-            }
-            c if c.is_control() => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Bidi overrides/isolates/marks, zero-width characters and other invisible formatting.
-fn is_invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-    )
-}
+use crate::untrusted::sanitize;
 
 /// At most `max_chars` characters of a single-line value, with `…` when cut.
 pub fn clip_line(input: &str, max_chars: usize) -> String {
     let clean = sanitize(input, false);
     if clean.chars().count() <= max_chars {
-        return clean;
+        return clean.into_owned();
     }
     let mut out: String = clean.chars().take(max_chars.saturating_sub(1)).collect();
     out.push('…');
@@ -100,15 +69,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bidi_and_zero_width_are_made_visible() {
-        let s = sanitize("DROP TABLE\u{202E}elbat_tset\u{202C} x\u{200B}y", false);
-        assert_eq!(s, "DROP TABLE[U+202E]elbat_tset[U+202C] x[U+200B]y");
-    }
-
-    #[test]
-    fn control_characters_are_replaced_and_lines_kept_when_multiline() {
-        assert_eq!(sanitize("a\nb\tc\u{7}\r", true), "a\nb\tc\u{FFFD}");
-        assert_eq!(sanitize("a\nb\tc", false), "a b c");
+    fn clipped_lines_are_sanitized() {
+        assert_eq!(clip_line("a\u{202E}b\nc", 20), "a\\u{202e}b c");
+        assert_eq!(clip_line("\x1b[2Kab", 6), "\\x1b[…");
     }
 
     #[test]

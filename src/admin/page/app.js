@@ -7,6 +7,27 @@
   const TOKEN_KEY = "airlock-token";
   const $ = (id) => document.getElementById(id);
 
+  // ---- hidden characters -------------------------------------------------------------------
+  // Control characters, bidi controls and invisible formatting could make the page show
+  // something other than what runs (reordered or hidden text), so they are shown as escapes
+  // like `\x1b` or `\u{202e}`, as the CLI and the Teams cards do (src/untrusted.rs). A CR
+  // before LF is just a line end; variation selectors are kept after non-ASCII (emoji).
+  const HIDDEN = new RegExp([
+    /\r/.source,
+    /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e]/.source,
+    /[\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]/.source,
+    /[\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}]/u.source,
+    /(?<![^\x00-\x7f])[\u180b-\u180d\u180f\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u.source,
+  ].join("|"), "gu");
+
+  function reveal(value) {
+    return (value == null ? "" : String(value)).replace(/\r\n/g, "\n").replace(HIDDEN, (c) => {
+      const n = c.codePointAt(0);
+      if (c === "\r") return "\\r";
+      return n < 0x100 ? "\\x" + n.toString(16).padStart(2, "0") : "\\u{" + n.toString(16) + "}";
+    });
+  }
+
   // ---- SQL highlighting ------------------------------------------------------------------
   const KEYWORDS = new Set((
     "select from where and or not insert into values update set delete create alter drop table " +
@@ -32,6 +53,7 @@
   ].join("|"), "y");
 
   function highlight(target, sql) {
+    sql = reveal(sql);
     target.textContent = "";
     let pos = 0;
     let plain = "";
@@ -85,7 +107,7 @@
     f.hidden = !text;
   }
 
-  function text(id, value) { $(id).textContent = value; }
+  function text(id, value) { $(id).textContent = reveal(value); }
 
   function listOr(items, none) { return items && items.length ? items.join(", ") : none; }
 
@@ -189,7 +211,7 @@
       const n = document.createElement("td");
       n.textContent = "$" + (i + 1);
       const v = document.createElement("td");
-      if (p === null) { v.textContent = "NULL"; v.className = "null"; } else { v.textContent = p; }
+      if (p === null) { v.textContent = "NULL"; v.className = "null"; } else { v.textContent = reveal(p); }
       tr.append(n, v);
       body.appendChild(tr);
     });
@@ -264,7 +286,7 @@
       const cell = (value, cls) => {
         const td = document.createElement("td");
         if (cls) td.className = cls;
-        td.textContent = value;
+        td.textContent = reveal(value);
         tr.appendChild(td);
         return td;
       };

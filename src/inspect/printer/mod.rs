@@ -53,12 +53,11 @@ impl Style {
     }
 }
 
-/// SQL on one line: runs of whitespace (newlines included) become one space.
+/// SQL on one line: control and invisible characters escaped (the agent wrote it, and a raw
+/// `ESC[2K` or `\r` would let it redraw the auditor's terminal), then runs of whitespace
+/// (newlines included) become one space.
 pub fn one_line(sql: &str) -> Cow<'_, str> {
-    if !sql.contains(['\n', '\r', '\t']) && !sql.contains("  ") {
-        return Cow::Borrowed(sql.trim());
-    }
-    Cow::Owned(sql.split_whitespace().collect::<Vec<_>>().join(" "))
+    crate::untrusted::one_line(sql)
 }
 
 #[cfg(test)]
@@ -79,5 +78,6 @@ mod tests {
     fn sql_is_flattened_to_one_line() {
         assert_eq!(one_line("SELECT 1"), "SELECT 1");
         assert_eq!(one_line("SELECT a,\n\t b\n  FROM t"), "SELECT a, b FROM t");
+        assert_eq!(one_line("SELECT 1 -- \x1b[2K\r"), "SELECT 1 -- \\x1b[2K\\r");
     }
 }

@@ -1,5 +1,13 @@
 //! The readable printer: one line per statement or record (grep, tail), a block for `show`.
+//!
+//! Nearly everything printed here was written by the agent or derived from what it wrote (SQL,
+//! user and database names, `application_name`, parameters, identifiers in facts and server
+//! errors). Each such value goes through `safe` or [`crate::untrusted::sanitize`] before it
+//! reaches the terminal, so the agent cannot erase or redraw what an auditor reads; only
+//! [`Style::paint`] emits escape sequences. Values are escaped one by one rather than line by
+//! line because the line also carries that colouring.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use regex::Regex;
@@ -9,6 +17,12 @@ use crate::audit::{
     ApprovalAction, Entry, Record, RunResult, ShowView, StatementView, VerifyReport,
 };
 use crate::policy::Action;
+use crate::untrusted::sanitize;
+
+/// Stored text on one line, with controls and invisible characters made visible.
+fn safe(s: &str) -> Cow<'_, str> {
+    sanitize(s, false)
+}
 
 fn action_colour(a: Action) -> &'static str {
     match a {
@@ -53,8 +67,8 @@ fn outcome_summary(v: &StatementView, st: &Style) -> String {
         .iter()
         .filter(|a| a.action.is_verdict() || a.action == ApprovalAction::Expire)
         .map(|a| match a.action {
-            ApprovalAction::Approve => format!("approved by {}", a.actor),
-            ApprovalAction::Deny => format!("denied by {}", a.actor),
+            ApprovalAction::Approve => format!("approved by {}", safe(&a.actor)),
+            ApprovalAction::Deny => format!("denied by {}", safe(&a.actor)),
             _ => "expired".to_owned(),
         })
         .collect();
@@ -68,8 +82,8 @@ fn outcome_summary(v: &StatementView, st: &Style) -> String {
                 RED,
                 &format!(
                     "-> ERROR {} {} ({})",
-                    e.sqlstate,
-                    e.message,
+                    safe(&e.sqlstate),
+                    safe(&e.message),
                     duration(o.duration_us)
                 ),
             )),
@@ -78,7 +92,7 @@ fn outcome_summary(v: &StatementView, st: &Style) -> String {
                 if o.tags.is_empty() {
                     "done".to_owned()
                 } else {
-                    o.tags.join("; ")
+                    safe(&o.tags.join("; ")).into_owned()
                 },
                 o.rows,
                 duration(o.duration_us)
@@ -99,14 +113,14 @@ pub fn statement_line(
     let sql = one_line(&v.sql);
     let mut line = format!(
         "{} {} {} {} {} {}",
-        st.paint(DIM, &v.time),
-        st.paint(DIM, &v.id),
+        st.paint(DIM, &safe(&v.time)),
+        st.paint(DIM, &safe(&v.id)),
         st.paint(
             action_colour(v.decision),
             &format!("{:<5}", v.decision.as_str().to_uppercase())
         ),
-        st.paint(BOLD, &format!("{}@{}", v.user, v.database)),
-        st.paint(DIM, &v.rule_id),
+        st.paint(BOLD, &format!("{}@{}", safe(&v.user), safe(&v.database))),
+        st.paint(DIM, &safe(&v.rule_id)),
         highlighted(&sql, hl, st),
     );
     if let Some(rw) = &v.rewritten_sql {
@@ -122,8 +136,10 @@ pub fn statement_line(
 /// What a statement did: its tags and rows, or its error in red.
 fn ran(o: &RunResult, st: &Style) -> String {
     match &o.error {
-        Some((code, msg)) => st.paint(RED, &format!("ERROR {code} {msg}")).into_owned(),
-        None => format!("{} ({} rows)", o.tags.join("; "), o.rows),
+        Some((code, msg)) => st
+            .paint(RED, &format!("ERROR {} {}", safe(code), safe(msg)))
+            .into_owned(),
+        None => format!("{} ({} rows)", safe(&o.tags.join("; ")), o.rows),
     }
 }
 
@@ -137,7 +153,10 @@ pub fn record_line(w: &mut dyn Write, r: &Record, st: &Style) -> io::Result<()> 
                     action_colour(d.decision.action),
                     &d.decision.action.as_str().to_uppercase()
                 ),
-                st.paint(BOLD, &format!("{}@{}", d.session.user, d.session.database)),
+                st.paint(
+                    BOLD,
+                    &format!("{}@{}", safe(&d.session.user), safe(&d.session.database))
+                ),
                 one_line(&d.sql)
             );
             if let Some(o) = &d.outcome {
@@ -149,21 +168,24 @@ pub fn record_line(w: &mut dyn Write, r: &Record, st: &Style) -> io::Result<()> 
             "{} {} of {}",
             ran(&o.result, st),
             duration(o.result.duration_us),
-            o.decision_id
+            safe(&o.decision_id)
         ),
         Entry::Approval(a) => format!(
-            "{} by {} via {} (request {}, decision {}){}",
+            "{} {}",
             st.paint(MAGENTA, a.action.as_str()),
-            a.actor,
-            a.channel,
-            a.request_id,
-            a.decision_id,
-            a.rationale
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+            safe(&format!(
+                "by {} via {} (request {}, decision {}){}",
+                a.actor,
+                a.channel,
+                a.request_id,
+                a.decision_id,
+                a.rationale
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ))
         ),
-        Entry::Session(s) => format!(
+        Entry::Session(s) => safe(&format!(
             "{:?} {}@{} from {} app {:?} session {}{}",
             s.event,
             s.session.user,
@@ -176,15 +198,15 @@ pub fn record_line(w: &mut dyn Write, r: &Record, st: &Style) -> io::Result<()> 
             } else {
                 format!(": {}", s.detail)
             }
-        )
+        ))
         .to_lowercase(),
-        Entry::Gateway(g) => format!("{} {}", g.event, g.detail),
+        Entry::Gateway(g) => safe(&format!("{} {}", g.event, g.detail)).into_owned(),
     };
     writeln!(
         w,
         "{} {} {:<8} {what}",
-        st.paint(DIM, &r.time),
-        st.paint(DIM, &r.id),
+        st.paint(DIM, &safe(&r.time)),
+        st.paint(DIM, &safe(&r.id)),
         r.kind.as_str()
     )
 }
@@ -200,30 +222,31 @@ pub fn show(w: &mut dyn Write, s: &ShowView, st: &Style) -> io::Result<()> {
         w,
         "{} {} ({} record, seq {})",
         st.paint(BOLD, "record"),
-        r.id,
+        safe(&r.id),
         r.kind.as_str(),
         r.seq
     )?;
     if let Some(v) = &s.statement {
         if v.id != r.id {
-            writeln!(w, "  belongs to statement {}", v.id)?;
+            writeln!(w, "  belongs to statement {}", safe(&v.id))?;
         }
         statement_block(w, v, st)?;
     } else {
-        field(w, st, "time", &r.time)?;
+        field(w, st, "time", &safe(&r.time))?;
+        // JSON escapes controls but not bidi or zero-width characters.
         field(
             w,
             st,
             "entry",
-            &serde_json::to_string(&r.entry).unwrap_or_default(),
+            &safe(&serde_json::to_string(&r.entry).unwrap_or_default()),
         )?;
     }
     let c = &s.chain;
     writeln!(w, "{}", st.paint(BOLD, "chain"))?;
     field(w, st, "seq", &c.seq.to_string())?;
-    field(w, st, "prev_hash", &r.prev_hash)?;
-    field(w, st, "hash", &r.hash)?;
-    let link = |ok: bool, id: &Option<String>, none: &str| match (ok, id) {
+    field(w, st, "prev_hash", &safe(&r.prev_hash))?;
+    field(w, st, "hash", &safe(&r.hash))?;
+    let link = |ok: bool, id: &Option<String>, none: &str| match (ok, id.as_deref().map(safe)) {
         (true, Some(id)) => format!("{id} (link ok)"),
         (true, None) => none.to_owned(),
         (false, Some(id)) => st.paint(RED, &format!("{id} (LINK BROKEN)")).into_owned(),
@@ -245,21 +268,21 @@ pub fn show(w: &mut dyn Write, s: &ShowView, st: &Style) -> io::Result<()> {
 
 fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Result<()> {
     writeln!(w, "{}", st.paint(BOLD, "statement"))?;
-    field(w, st, "time", &v.time)?;
+    field(w, st, "time", &safe(&v.time))?;
     field(
         w,
         st,
         "session",
-        &format!("{} from {}", v.session_id, v.client_addr),
+        &safe(&format!("{} from {}", v.session_id, v.client_addr)),
     )?;
     field(
         w,
         st,
         "who",
-        &format!(
+        &safe(&format!(
             "{} (application {:?}) on database {}",
             v.user, v.application_name, v.database
-        ),
+        )),
     )?;
     field(
         w,
@@ -267,19 +290,19 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
         "protocol",
         &format!("{:?}", v.protocol).to_lowercase(),
     )?;
-    field(w, st, "sql", &v.sql)?;
+    field(w, st, "sql", &sanitize(&v.sql, true))?;
     if let Some(rw) = &v.rewritten_sql {
-        field(w, st, "rewritten", rw)?;
+        field(w, st, "rewritten", &sanitize(rw, true))?;
     }
     for (i, p) in v.params.iter().enumerate() {
         field(
             w,
             st,
             &format!("${}", i + 1),
-            p.as_deref().unwrap_or("NULL"),
+            &sanitize(p.as_deref().unwrap_or("NULL"), true),
         )?;
     }
-    field(w, st, "fingerprint", &v.fingerprint)?;
+    field(w, st, "fingerprint", &safe(&v.fingerprint))?;
     for f in &v.facts {
         let mut parts = vec![format!("{} ({})", f.kind.as_str(), f.label)];
         let list = |xs: Vec<String>| xs.join(", ");
@@ -310,7 +333,7 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
         if !f.functions.is_empty() {
             parts.push(format!("calls {}", f.functions.join(", ")));
         }
-        field(w, st, "facts", &parts.join("; "))?;
+        field(w, st, "facts", &safe(&parts.join("; ")))?;
     }
     field(
         w,
@@ -322,20 +345,20 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
                 action_colour(v.decision),
                 &v.decision.as_str().to_uppercase()
             ),
-            v.rule_id,
-            v.rule_source,
-            v.reason
+            safe(&v.rule_id),
+            safe(&v.rule_source),
+            safe(&v.reason)
         ),
     )?;
     if !v.pii_columns.is_empty() {
-        field(w, st, "pii", &v.pii_columns.join(", "))?;
+        field(w, st, "pii", &safe(&v.pii_columns.join(", ")))?;
     }
     if v.decision == Action::Hold {
         field(
             w,
             st,
             "approvers",
-            &format!("{} (quorum {})", v.approvers.join(", "), v.quorum),
+            &safe(&format!("{} (quorum {})", v.approvers.join(", "), v.quorum)),
         )?;
     }
     for a in &v.approvals {
@@ -344,17 +367,20 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
             st,
             "approval",
             &format!(
-                "{} {} by {} via {} (request {}, at {}){}",
-                a.time,
+                "{} {} {}",
+                safe(&a.time),
                 st.paint(MAGENTA, a.action.as_str()),
-                a.actor,
-                a.channel,
-                a.request_id,
-                a.at,
-                a.rationale
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
+                safe(&format!(
+                    "by {} via {} (request {}, at {}){}",
+                    a.actor,
+                    a.channel,
+                    a.request_id,
+                    a.at,
+                    a.rationale
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ))
             ),
         )?;
     }
@@ -362,9 +388,12 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
         Some(o) => {
             let result = match &o.error {
                 Some(e) => st
-                    .paint(RED, &format!("ERROR {} {}", e.sqlstate, e.message))
+                    .paint(
+                        RED,
+                        &format!("ERROR {} {}", safe(&e.sqlstate), safe(&e.message)),
+                    )
                     .into_owned(),
-                None => format!("{} ({} rows)", o.tags.join("; "), o.rows),
+                None => format!("{} ({} rows)", safe(&o.tags.join("; ")), o.rows),
             };
             field(
                 w,
@@ -373,8 +402,8 @@ fn statement_block(w: &mut dyn Write, v: &StatementView, st: &Style) -> io::Resu
                 &format!(
                     "{result} in {} at {} ({})",
                     duration(o.duration_us),
-                    o.time,
-                    o.id
+                    safe(&o.time),
+                    safe(&o.id)
                 ),
             )
         }
