@@ -410,3 +410,34 @@ fn every_bound_portal_is_decided_with_its_own_parameters() {
     assert!(params.contains(&Some("4".to_owned())), "{params:?}");
     raw.round(&[query("COMMIT")]);
 }
+
+/// A password sent as a bound parameter (a connection string as text, a URL in binary) is
+/// redacted in the audit as the same literal would be; the statement still runs with it.
+#[test]
+fn credentials_in_bound_parameters_are_redacted_in_the_audit() {
+    let (db, gw, _) = demo();
+    let mut raw = Raw::connect(&gw, &db.name);
+    let (tags, _) = raw.round(&[
+        parse("s", "SELECT length($1::text)"),
+        bind_portal(
+            "a",
+            "s",
+            b"host=10.0.0.5 user=etl password=Tr0ub4dor-x",
+            false,
+        ),
+        bind_portal("b", "s", b"postgres://etl:Tr0ub4dor-y@db/x", true),
+        execute_portal("a"),
+        execute_portal("b"),
+        sync(),
+    ]);
+    assert_eq!(tags.iter().filter(|t| **t == b'C').count(), 2, "{tags:?}");
+    assert_eq!(
+        last_params(&gw),
+        [
+            Some("host=10.0.0.5 user=etl password='***'".to_owned()),
+            Some("***".to_owned())
+        ]
+    );
+    let audit = format!("{:?}", gw.decisions());
+    assert!(!audit.contains("Tr0ub4dor"), "{audit}");
+}

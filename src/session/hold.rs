@@ -261,4 +261,34 @@ mod tests {
         let last_only = binding(&one(&[Some("2")], &[false]), &info);
         assert_ne!(binding(&twice, &info).digest_hex(), last_only.digest_hex());
     }
+
+    /// A password sent as a parameter is redacted in the request, but the grant is bound to
+    /// what runs: two batches that differ only in the password display alike and bind apart.
+    #[test]
+    fn a_redacted_parameter_still_binds_its_value() {
+        let info = SessionInfo {
+            user: "agent".into(),
+            database: "demo".into(),
+            ..SessionInfo::default()
+        };
+        let a = one(&[Some("host=h password=first")], &[false]);
+        let b = one(&[Some("host=h password=second")], &[false]);
+        let shown = |u: &Unit| match u {
+            Unit::Extended { statements } => statements[0]
+                .params
+                .iter()
+                .map(|p| {
+                    p.as_deref()
+                        .and_then(|v| crate::sql::redact_param(v, false))
+                })
+                .collect::<Vec<_>>(),
+            Unit::Simple { .. } => Vec::new(),
+        };
+        assert_eq!(shown(&a), shown(&b));
+        assert_eq!(shown(&a), [Some("host=h password='***'".to_owned())]);
+        assert_ne!(
+            binding(&a, &info).digest_hex(),
+            binding(&b, &info).digest_hex()
+        );
+    }
 }

@@ -324,6 +324,7 @@ impl SessionInspector {
             }
         }
         let mut params = params;
+        redact_secret_params(unit, &mut params);
         policy.param_redaction(&decision).apply(&mut params);
         let touches_pii =
             policy.messages_may_quote_pii(&classified.statements, &decision, classifier.catalog());
@@ -443,6 +444,48 @@ impl SessionInspector {
     }
 }
 
+/// Bound parameters that carry secrets, redacted as the same value written as a literal would
+/// be: a connection string's password, a URL's, or a parameter standing where a password goes
+/// (see [`crate::sql::secret_params`]). `params` are the unit's, statement after statement, as
+/// [`SessionInspector::decide`] lists them. The audit record and the approval request get
+/// these; the grant binding is computed from the unit itself, so it still covers what runs.
+fn redact_secret_params(unit: &Unit, params: &mut [Option<String>]) {
+    let Unit::Extended { statements } = unit else {
+        return;
+    };
+    let mut at = 0;
+    for s in statements {
+        let places = crate::sql::secret_params(&s.text);
+        for (i, shown) in s.params.iter().enumerate() {
+            let Some(slot) = params.get_mut(at + i) else {
+                return;
+            };
+            let binary = s.binary.get(i).copied().unwrap_or(false);
+            let redacted = shown
+                .as_deref()
+                .and_then(|v| redact_param_shown(v, binary, places.contains(&(i + 1))));
+            if let Some(r) = redacted {
+                *slot = Some(r);
+            }
+        }
+        at += s.params.len();
+    }
+}
+
+/// One parameter as shown (a binary one as `\x…` hex, which hides nothing from a reader): what
+/// it redacts to, if it carries a secret. A binary value goes whole.
+fn redact_param_shown(shown: &str, binary: bool, secret_place: bool) -> Option<String> {
+    if !binary {
+        return crate::sql::redact_param(shown, secret_place);
+    }
+    let bytes = shown.strip_prefix("\\x").and_then(|h| hex::decode(h).ok());
+    let text = bytes.map_or_else(
+        || shown.to_owned(),
+        |b| String::from_utf8_lossy(&b).into_owned(),
+    );
+    crate::sql::redact_param(&text, secret_place).map(|_| "***".to_owned())
+}
+
 /// The error a denied unit gets.
 pub fn denied_error(d: &Decision) -> Bytes {
     PgError::error(
@@ -535,4 +578,75 @@ fn same_shape(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(text: &str, params: &[Option<&str>], binary: &[bool]) -> ExtStatement {
+        ExtStatement {
+            text: text.into(),
+            params: params.iter().map(|p| p.map(str::to_owned)).collect(),
+            binary: binary.to_vec(),
+            parse_only: false,
+            bound: true,
+        }
+    }
+
+    /// What the audit and the approval request get for a batch's parameters.
+    fn redacted(statements: Vec<ExtStatement>) -> Vec<Option<String>> {
+        let mut params: Vec<Option<String>> = statements
+            .iter()
+            .flat_map(|s| s.params.iter().cloned())
+            .collect();
+        redact_secret_params(&Unit::Extended { statements }, &mut params);
+        params
+    }
+
+    /// A password sent as a bound parameter is redacted as the same literal would be.
+    #[test]
+    fn parameters_carrying_credentials_are_redacted() {
+        let secret_url = format!("\\x{}", hex::encode("postgres://u:s3cret@h/db"));
+        let got = redacted(vec![
+            statement(
+                "SELECT dblink_connect($1)",
+                &[Some("host=10.0.0.5 user=etl password=Tr0ub4dor")],
+                &[false],
+            ),
+            statement(
+                "SELECT set_config('app.password', $1, false), $2",
+                &[Some("hunter2"), Some("kept")],
+                &[false, false],
+            ),
+            statement(
+                "SELECT $1, $2, $3",
+                &[Some(&secret_url), None, Some("\\x6869")],
+                &[true, false, true],
+            ),
+        ]);
+        assert_eq!(
+            got,
+            [
+                Some("host=10.0.0.5 user=etl password='***'".to_owned()),
+                Some("***".to_owned()),
+                Some("kept".to_owned()),
+                Some("***".to_owned()),
+                None,
+                Some("\\x6869".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn parameters_without_credentials_are_kept() {
+        let params = [Some("Reset password"), Some("host=h user=etl"), None];
+        let got = redacted(vec![statement(
+            "SELECT $1, dblink_connect($2), $3",
+            &params,
+            &[false, false, false],
+        )]);
+        let want: Vec<Option<String>> = params.iter().map(|p| p.map(str::to_owned)).collect();
+        assert_eq!(got, want);
+    }
 }

@@ -609,3 +609,117 @@ fn columns_the_server_names_are_followed_out_of_subqueries() {
         assert!(pii.is_empty(), "{sql:?}: outputs {pii:?}");
     }
 }
+
+/// Redaction removes a secret, never the code around it: the word `password` in a DO body (in a
+/// message, a comment, or with a real value) once turned the whole body into `'***'`, so the
+/// approver was asked to approve code nobody could see, and the audit never showed what ran.
+#[test]
+fn a_secret_in_a_do_block_hides_only_the_value() {
+    let c = classifier();
+    let cl = c.classify("DO $$ BEGIN RAISE NOTICE 'no password= needed'; UPDATE payroll SET salary = salary * 10; EXECUTE 'GRANT ALL ON payroll TO PUBLIC'; END $$");
+    assert!(
+        cl.redacted
+            .contains("UPDATE payroll SET salary = salary * 10"),
+        "{}",
+        cl.redacted
+    );
+    assert!(
+        cl.redacted
+            .contains("EXECUTE 'GRANT ALL ON payroll TO PUBLIC'"),
+        "{}",
+        cl.redacted
+    );
+    assert!(!cl.redacted.contains("needed"), "{}", cl.redacted);
+    for sql in [
+        "DO $$ BEGIN -- reset password later\n UPDATE payroll SET salary = 1; END $$",
+        "DO $$ BEGIN RAISE NOTICE 'password reset'; UPDATE payroll SET salary = 1; END $$",
+        "SELECT 1; -- reset password later\nUPDATE payroll SET salary = 1",
+    ] {
+        let cl = c.classify(sql);
+        assert!(
+            cl.redacted.contains("UPDATE payroll SET salary = 1"),
+            "{sql}: {}",
+            cl.redacted
+        );
+    }
+    for sql in [
+        "DO $$ BEGIN EXECUTE 'CREATE ROLE x PASSWORD ''s3cret'''; UPDATE payroll SET salary = 1; END $$",
+        "DO $$ BEGIN PERFORM dblink_connect('host=h password=s3cret'); UPDATE payroll SET salary = 1; END $$",
+        "DO $$ BEGIN PERFORM dblink_connect('host=h sslpassword=s3cret'); UPDATE payroll SET salary = 1; END $$",
+        "DO $$ BEGIN PERFORM dblink_connect('postgres://u:s3cret@h/db'); UPDATE payroll SET salary = 1; END $$",
+        "DO $$ BEGIN PERFORM dblink_connect('host=h pass' || 'word=s3cret'); UPDATE payroll SET salary = 1; END $$",
+        "DO $$ BEGIN ALTER ROLE x PASSWORD 's3cret'; UPDATE payroll SET salary = 1; END $$",
+        "DO $$ BEGIN UPDATE payroll SET salary = 1; END $$; ALTER ROLE x PASSWORD 's3cret'",
+        "DO LANGUAGE plpgsql 'BEGIN EXECUTE ''ALTER ROLE x PASSWORD ''''s3cret''''''; UPDATE payroll SET salary = 1; END'",
+    ] {
+        let cl = c.classify(sql);
+        assert!(!cl.redacted.contains("s3cret"), "{sql}: {}", cl.redacted);
+        assert!(!cl.fingerprint.contains("s3cret"), "{sql}: {}", cl.fingerprint);
+        assert!(
+            cl.redacted.contains("UPDATE payroll SET salary = 1"),
+            "{sql}: {}",
+            cl.redacted
+        );
+        assert!(
+            cl.statements.iter().any(|f| f.flags.has_secret),
+            "{sql}: {:?}",
+            cl.statements
+        );
+    }
+}
+
+/// Valid spellings of a password the redactor once missed: a quoted option name, a value split
+/// over concatenated constants, a password setting made with set_config.
+#[test]
+fn passwords_in_other_spellings_are_redacted() {
+    let c = classifier();
+    let cases = [
+        (
+            "CREATE USER MAPPING FOR bob SERVER s OPTIONS (\"user\" 'etl', \"password\" 'SECRET')",
+            "CREATE USER MAPPING FOR bob SERVER s OPTIONS (\"user\" 'etl', \"password\" '***')",
+        ),
+        (
+            "ALTER SERVER s OPTIONS (ADD \"password\" 'SECRET')",
+            "ALTER SERVER s OPTIONS (ADD \"password\" '***')",
+        ),
+        (
+            "SELECT dblink_connect('b', concat('host=h password=', 'SECRET'))",
+            "SELECT dblink_connect('b', concat('host=h password=', '***'))",
+        ),
+        (
+            "SELECT dblink_connect('host=h pass' || 'word=SECRET')",
+            "SELECT dblink_connect('host=h pass' || 'word=''***''')",
+        ),
+        (
+            "SELECT set_config('app.password', 'SECRET', false)",
+            "SELECT set_config('app.password', '***', false)",
+        ),
+        (
+            "SELECT dblink_connect('host=h sslpassword=SECRET')",
+            "SELECT dblink_connect('host=h sslpassword=''***''')",
+        ),
+    ];
+    for (sql, want) in cases {
+        let cl = c.classify(sql);
+        assert_eq!(cl.redacted, want, "{sql}");
+        assert!(
+            !cl.fingerprint.contains("SECRET"),
+            "{sql}: {}",
+            cl.fingerprint
+        );
+        assert!(
+            cl.statements.iter().any(|f| f.flags.has_secret),
+            "{sql}: {:?}",
+            cl.statements
+        );
+    }
+    for sql in [
+        "SELECT set_config('app.user', 'SECRET', false)",
+        "SELECT dblink_connect('host=h user=etl')",
+        "SELECT 'Reset password', 'SECRET'",
+    ] {
+        let cl = c.classify(sql);
+        assert_eq!(cl.redacted, sql);
+        assert!(cl.statements.iter().all(|f| !f.flags.has_secret), "{sql}");
+    }
+}
