@@ -796,9 +796,9 @@ fn text_output_shows_control_and_invisible_characters_as_escapes() {
         .collect();
     let first: Record = serde_json::from_str(tail.out.lines().next().unwrap()).unwrap();
     shows.push(run_cli(&["--store", store, "show", "-o", "json", &first.id]).out);
+    let hl = regex::Regex::new("DROP").unwrap();
     for colour in [false, true] {
         let st = Style { color: colour };
-        let hl = regex::Regex::new("DROP").unwrap();
         let mut out = Vec::new();
         for line in grep.out.lines() {
             let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
