@@ -454,7 +454,7 @@ fn redact_secret_params(unit: &Unit, params: &mut [Option<String>]) {
         return;
     };
     let mut at = 0;
-    for s in statements {
+    for s in statements.iter().filter(|s| !s.params.is_empty()) {
         let places = crate::sql::secret_params(&s.text);
         for (i, shown) in s.params.iter().enumerate() {
             let Some(slot) = params.get_mut(at + i) else {

@@ -797,6 +797,15 @@ pub(super) fn looks_like_credentials(literal: &str) -> bool {
 /// `set_config`, or joined (`||`, `concat`) to a constant ending in `password=`. A driver sends
 /// the value there, and it is as secret as the literal it stands for.
 pub fn secret_params(sql: &str) -> Vec<usize> {
+    // Every rule needs the key in the text, or an escape that could spell it inside a constant
+    // (`E'…\…'`, `U&'…'`): the usual statement is not lexed a second time per execution.
+    let spelled = sql
+        .as_bytes()
+        .windows(KEY.len())
+        .any(|w| w.eq_ignore_ascii_case(KEY.as_bytes()));
+    if !spelled && !sql.contains(['\\', '&']) {
+        return Vec::new();
+    }
     let l = lex(sql, true);
     let toks = &l.toks;
     let args = call_args(toks);
@@ -851,6 +860,19 @@ pub fn redact_param(value: &str, secret_place: bool) -> Option<String> {
 mod tests {
     use super::super::text::split_statements;
     use super::*;
+
+    /// The quick exit of `secret_params` must not skip a key spelled with escapes.
+    #[test]
+    fn parameters_after_an_escaped_key_are_found() {
+        for sql in [
+            r"SELECT set_config(E'app.pass\x77ord', $1, false)",
+            r"SELECT dblink_connect(U&'host=h pass\0077ord=' || $1)",
+            "SELECT set_config('app.PassWord', $1, false)",
+        ] {
+            assert_eq!(secret_params(sql), [1], "{sql}");
+        }
+        assert!(secret_params("SELECT abalance FROM t WHERE aid = $1").is_empty());
+    }
 
     #[test]
     fn redacts_passwords_even_when_unparsable() {
