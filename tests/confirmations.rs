@@ -441,3 +441,84 @@ fn credentials_in_bound_parameters_are_redacted_in_the_audit() {
     let audit = format!("{:?}", gw.decisions());
     assert!(!audit.contains("Tr0ub4dor"), "{audit}");
 }
+
+/// Parse with declared parameter types (OIDs; empty leaves them to the server).
+fn parse_typed(name: &str, sql: &str, types: &[u32]) -> Vec<u8> {
+    let mut b = cstr(name);
+    b.extend(cstr(sql));
+    b.extend_from_slice(&(types.len() as i16).to_be_bytes());
+    for t in types {
+        b.extend_from_slice(&t.to_be_bytes());
+    }
+    message(b'P', &b)
+}
+
+/// The types a Parse declares choose the overload a call runs, so an approval granted for
+/// one typing of a statement does not run another typing of the same text and values.
+#[test]
+fn a_grant_is_bound_to_the_declared_parameter_types() {
+    const TEXT: u32 = 25;
+    const INT4: u32 = 23;
+    let db = TestDb::new("typed_grant");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    db.exec(
+        "CREATE FUNCTION probe(int) RETURNS text VOLATILE LANGUAGE sql AS $$ SELECT 'int:' || $1 $$;
+         CREATE FUNCTION probe(text) RETURNS text VOLATILE LANGUAGE sql AS $$ SELECT 'text:' || $1 $$;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("hold_timeout_secs = 300", "hold_timeout_secs = 1"),
+    )
+    .unwrap();
+    let gw = Gw::start(|c| {
+        c.auth.method = AuthMethod::Trust;
+        c.policy.path = policy.clone();
+    });
+    let mut raw = Raw::connect(&gw, &db.name);
+    let mut run = |types: &[u32]| {
+        raw.round(&[
+            parse_typed("", "SELECT probe($1)", types),
+            bind("", &["5"]),
+            execute(),
+            sync(),
+        ])
+    };
+    let (tags, out) = run(&[TEXT]);
+    assert!(!tags.contains(&b'D'), "a volatile call is held: {out}");
+    assert!(out.contains("was not decided in time"), "{out}");
+
+    // Approved after the client gave up: a grant for this batch.
+    let registry = gw.gateway.registry.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pending = rt.block_on(registry.list(airlock::approval::ListFilter::Pending));
+    let request = pending
+        .into_iter()
+        .find(|v| v.sql.contains("probe"))
+        .expect("still approvable after expiry");
+    rt.block_on(registry.approve(&request.id, "alice", airlock::approval::Channel::Api, None))
+        .expect("approved");
+
+    // Same text and value, declared int: the other overload, so a request of its own.
+    let (tags, out) = run(&[INT4]);
+    assert!(
+        !tags.contains(&b'D'),
+        "ran under another typing's grant: {out}"
+    );
+    assert!(!out.contains("int:5"), "{out}");
+    assert!(out.contains("was not decided in time"), "{out}");
+    // Left to the server to infer is another typing too.
+    let (tags, out) = run(&[]);
+    assert!(!tags.contains(&b'D'), "{out}");
+    // The approved typing runs, once.
+    let (tags, out) = run(&[TEXT]);
+    assert!(tags.contains(&b'D'), "{out}");
+    assert!(out.contains("text:5"), "{out}");
+    let (tags, out) = run(&[TEXT]);
+    assert!(!tags.contains(&b'D'), "the grant is single use: {out}");
+}

@@ -33,6 +33,9 @@ pub const MAX_TEXTS: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stmt {
     pub text: String,
+    /// The parameter type OIDs the Parse gave (0 or absent: the server infers the type). They
+    /// choose among a function's overloads, so they are part of what an approval binds.
+    pub types: Vec<u32>,
     /// The gate rewrote the Parse to a masked text: running the statement runs that text.
     pub masked: bool,
 }
@@ -227,6 +230,7 @@ mod tests {
     fn stmt(text: &str) -> Stmt {
         Stmt {
             text: text.into(),
+            types: Vec::new(),
             masked: false,
         }
     }

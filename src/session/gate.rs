@@ -31,6 +31,8 @@ pub enum Unit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtStatement {
     pub text: String,
+    /// The parameter type OIDs of the Parse this runs (see [`Stmt::types`]).
+    pub types: Vec<u32>,
     /// Bound parameters in text form (binary ones hex-encoded as `\x…`), when executed.
     pub params: Vec<Option<String>>,
     /// Which of `params` were sent in binary: `\x41` sent as text is another value than the
@@ -45,7 +47,7 @@ pub struct ExtStatement {
 /// What a portal runs: the texts its statement may be, with the parameters of its Bind.
 #[derive(Debug, Clone)]
 struct Bound {
-    texts: Vec<String>,
+    texts: Vec<Stmt>,
     params: Vec<Option<String>>,
     binary: Vec<bool>,
 }
@@ -138,7 +140,7 @@ impl Bound {
     /// A text run without parameters (a SQL cursor's FETCH, or nothing bound).
     fn text(text: String) -> Bound {
         Bound {
-            texts: vec![text],
+            texts: vec![untyped(text)],
             params: Vec::new(),
             binary: Vec::new(),
         }
@@ -296,6 +298,7 @@ impl Gate {
                     let name = p.name.unwrap_or_default();
                     statements.push(ExtStatement {
                         text: p.query.clone(),
+                        types: p.type_oids.clone(),
                         params: Vec::new(),
                         binary: Vec::new(),
                         parse_only: true,
@@ -303,6 +306,7 @@ impl Gate {
                     });
                     let stmt = Stmt {
                         text: p.query,
+                        types: p.type_oids,
                         masked: false,
                     };
                     self.unit_overlay.insert(name.clone(), Some(stmt.clone()));
@@ -324,19 +328,18 @@ impl Gate {
                     // Every Bind is a statement of its own with its own parameters: binding
                     // one statement twice in a batch runs both portals, and the approver must
                     // see both sets of values.
-                    for text in texts {
-                        match statements
-                            .iter_mut()
-                            .rev()
-                            .find(|s| s.text == text && s.parse_only && !s.bound)
-                        {
+                    for t in texts {
+                        match statements.iter_mut().rev().find(|s| {
+                            s.text == t.text && s.types == t.types && s.parse_only && !s.bound
+                        }) {
                             Some(s) => {
                                 s.params = params.clone();
                                 s.binary = binary.clone();
                                 s.bound = true;
                             }
                             None => statements.push(ExtStatement {
-                                text,
+                                text: t.text,
+                                types: t.types,
                                 params: params.clone(),
                                 binary: binary.clone(),
                                 parse_only: true,
@@ -366,16 +369,18 @@ impl Gate {
                     // was; each Execute is a run of its own (a second one of the same portal
                     // runs it again).
                     for run in runs {
-                        for text in run.texts {
+                        for t in run.texts {
                             match statements.iter_mut().rev().find(|s| {
-                                s.text == text
+                                s.text == t.text
+                                    && s.types == t.types
                                     && s.parse_only
                                     && s.params == run.params
                                     && s.binary == run.binary
                             }) {
                                 Some(s) => s.parse_only = false,
                                 None => statements.push(ExtStatement {
-                                    text,
+                                    text: t.text,
+                                    types: t.types,
                                     params: run.params.clone(),
                                     binary: run.binary.clone(),
                                     parse_only: false,
@@ -461,6 +466,7 @@ impl Gate {
         }
         let stmt = Stmt {
             text: refusal.to_string(),
+            types: Vec::new(),
             masked: false,
         };
         self.book.lock().sent(
@@ -518,17 +524,17 @@ impl Gate {
     /// known to neither is decided as `EXECUTE name` too (not prepared in this session: held).
     /// A name with more candidate texts than are kept is decided with an `EXECUTE name` too,
     /// which is unknown unless SQL prepared it (and `EXECUTE ""` always is): held.
-    fn texts_of(&self, name: &str) -> Vec<String> {
+    fn texts_of(&self, name: &str) -> Vec<Stmt> {
         let c = self.candidates(name);
-        let mut out: Vec<String> = c.stmts.into_iter().map(|s| s.text).collect();
+        let mut out = c.stmts;
         if c.overflowed
             || (!name.is_empty() && (out.is_empty() || self.inspector.sql_prepared(name)))
         {
-            out.push(format!("EXECUTE {}", quote_ident(name)));
+            out.push(untyped(format!("EXECUTE {}", quote_ident(name))));
         }
         if out.is_empty() {
             // The unnamed statement, never parsed: the server refuses the Bind.
-            out.push(String::new());
+            out.push(untyped(String::new()));
         }
         out
     }
@@ -570,6 +576,16 @@ fn decode<M: Message>(f: &Frame, ctx: &DecodeContext) -> Option<M> {
 
 fn execute_portal(f: &Frame) -> Option<String> {
     crate::protocol::frame::read_cstr(f.body()).map(|(s, _)| s.to_string())
+}
+
+/// A text the gate makes up for a Bind or Execute (an `EXECUTE name`, a cursor's FETCH):
+/// no Parse gave it parameter types.
+fn untyped(text: String) -> Stmt {
+    Stmt {
+        text,
+        types: Vec::new(),
+        masked: false,
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub fn binding(unit: &Unit, info: &SessionInfo) -> Binding {
         Unit::Extended { statements } => {
             for s in statements {
                 b = b.sql(s.text.trim());
+                // Declared types pick the overload and the cast a parameter goes through.
+                let types: Vec<u8> = s.types.iter().flat_map(|t| t.to_be_bytes()).collect();
+                b = b.extra(b'T', &types);
                 for (i, p) in s.params.iter().enumerate() {
                     b = b.param(p.as_deref().map(str::as_bytes));
                     // `\x41` sent as text and the byte `A` sent in binary display alike.
@@ -226,6 +229,7 @@ mod tests {
         Unit::Extended {
             statements: vec![ExtStatement {
                 text: "SELECT $1".into(),
+                types: Vec::new(),
                 params: params.iter().map(|p| p.map(str::to_owned)).collect(),
                 binary: binary.to_vec(),
                 parse_only: false,
@@ -260,6 +264,27 @@ mod tests {
         };
         let last_only = binding(&one(&[Some("2")], &[false]), &info);
         assert_ne!(binding(&twice, &info).digest_hex(), last_only.digest_hex());
+    }
+
+    /// Declared parameter types pick the overload a call runs: another typing of the same
+    /// text and values is another batch.
+    #[test]
+    fn declared_parameter_types_are_bound() {
+        let info = SessionInfo {
+            user: "agent".into(),
+            database: "demo".into(),
+            ..SessionInfo::default()
+        };
+        let typed = |types: &[u32]| {
+            let mut u = one(&[Some("5")], &[false]);
+            if let Unit::Extended { statements } = &mut u {
+                statements[0].types = types.to_vec();
+            }
+            binding(&u, &info).digest_hex()
+        };
+        assert_ne!(typed(&[25]), typed(&[23]));
+        assert_ne!(typed(&[25]), typed(&[]));
+        assert_eq!(typed(&[25]), typed(&[25]));
     }
 
     /// A password sent as a parameter is redacted in the request, but the grant is bound to

@@ -587,6 +587,7 @@ mod tests {
     fn statement(text: &str, params: &[Option<&str>], binary: &[bool]) -> ExtStatement {
         ExtStatement {
             text: text.into(),
+            types: Vec::new(),
             params: params.iter().map(|p| p.map(str::to_owned)).collect(),
             binary: binary.to_vec(),
             parse_only: false,

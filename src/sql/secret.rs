@@ -289,15 +289,19 @@ fn is_setting_value(text: &str, toks: &[Tok], args: &[Option<Arg>], i: usize) ->
         return false;
     };
     let name = toks.get(open + 1).filter(|t| t.kind == TokKind::String);
+    let esc = uescape(text, toks, open + 1);
     let named = name.is_some_and(|t| {
         let raw = t.text(text);
-        decode(raw, None)
+        decode(raw, esc)
             .map_or(raw.to_owned(), |d| d.value)
             .to_ascii_lowercase()
             .contains(KEY)
     });
     named
-        && toks.get(open + 2).map(|t| t.kind) == Some(TokKind::Comma)
+        && toks
+            .get(constant_end(text, toks, open + 1) + 1)
+            .map(|t| t.kind)
+            == Some(TokKind::Comma)
         && callee(text, toks, open).as_deref() == Some("set_config")
 }
 
@@ -305,13 +309,14 @@ fn is_setting_value(text: &str, toks: &[Tok], args: &[Option<Arg>], i: usize) ->
 /// one value: written next to each other (a continued constant), joined by `||`, or consecutive
 /// arguments of `concat`.
 fn joined(text: &str, toks: &[Tok], args: &[Option<Arg>], j: usize, i: usize) -> bool {
-    if i == j + 1 {
+    let end = constant_end(text, toks, j);
+    if i == end + 1 {
         return toks[j].kind == TokKind::String && toks[i].kind == TokKind::String;
     }
-    if i != j + 2 {
+    if i != end + 2 {
         return false;
     }
-    let between = &toks[j + 1];
+    let between = &toks[end + 1];
     (between.kind == TokKind::Op && between.text(text) == "||")
         || (between.kind == TokKind::Comma
             && args[i].is_some()
@@ -324,7 +329,7 @@ fn chains(text: &str, toks: &[Tok], args: &[Option<Arg>], whole: &[bool]) -> Vec
     let mut out: Vec<Vec<usize>> = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
-        if t.kind != TokKind::String || whole[i] {
+        if t.kind != TokKind::String || whole[i] || is_escape_char(text, toks, i) {
             continue;
         }
         if cur.last().is_some_and(|&j| !joined(text, toks, args, j, i)) {
@@ -347,6 +352,25 @@ fn uescape(text: &str, toks: &[Tok], i: usize) -> Option<char> {
         (Some(c), None) => Some(c),
         _ => None,
     }
+}
+
+/// The last token of the constant at `i`: its `UESCAPE 'c'` clause belongs to it, so what
+/// follows the clause follows the constant.
+fn constant_end(text: &str, toks: &[Tok], i: usize) -> usize {
+    if uescape(text, toks, i).is_some() {
+        i + 2
+    } else {
+        i
+    }
+}
+
+/// Token `i` is the character of a `UESCAPE` clause: part of the constant before it, no value
+/// of its own.
+fn is_escape_char(text: &str, toks: &[Tok], i: usize) -> bool {
+    i >= 2
+        && toks[i].kind == TokKind::String
+        && toks[i - 1].is_word(text, "uescape")
+        && toks[i - 2].kind == TokKind::String
 }
 
 /// The replacements for the constants of one chain: their values are joined, redacted as a
@@ -816,9 +840,10 @@ pub fn secret_params(sql: &str) -> Vec<usize> {
         .filter(|&(i, _)| {
             follows_key(sql, toks, i)
                 || is_setting_value(sql, toks, &args, i)
-                || (i >= 2
-                    && joined(sql, toks, &args, i - 2, i)
-                    && ends_with_key(sql, &toks[i - 2]))
+                || key_constant_before(sql, toks, i).is_some_and(|j| {
+                    joined(sql, toks, &args, j, i)
+                        && ends_with_key(sql, &toks[j], uescape(sql, toks, j))
+                })
         })
         .filter_map(|(_, t)| t.text(sql)[1..].parse().ok())
         .collect();
@@ -827,14 +852,24 @@ pub fn secret_params(sql: &str) -> Vec<usize> {
     out
 }
 
+/// The constant an operator or comma before token `i` follows: two tokens back, or four when
+/// it ends in a `UESCAPE` clause.
+fn key_constant_before(text: &str, toks: &[Tok], i: usize) -> Option<usize> {
+    let j = i.checked_sub(2)?;
+    if is_escape_char(text, toks, j) {
+        return Some(j - 2);
+    }
+    Some(j)
+}
+
 /// A string constant whose value ends with a password key and its separator (`'… password='`):
 /// what follows it is the password.
-fn ends_with_key(text: &str, t: &Tok) -> bool {
+fn ends_with_key(text: &str, t: &Tok, esc: Option<char>) -> bool {
     if t.kind != TokKind::String {
         return false;
     }
     let raw = t.text(text);
-    let value = decode(raw, None).map_or(raw.to_owned(), |d| d.value);
+    let value = decode(raw, esc).map_or(raw.to_owned(), |d| d.value);
     value
         .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '=' | ':' | '\''))
         .to_ascii_lowercase()
@@ -868,6 +903,8 @@ mod tests {
             r"SELECT set_config(E'app.pass\x77ord', $1, false)",
             r"SELECT dblink_connect(U&'host=h pass\0077ord=' || $1)",
             "SELECT set_config('app.PassWord', $1, false)",
+            "SELECT set_config(U&'app.pass!0077ord' UESCAPE '!', $1, false)",
+            "SELECT dblink_connect(U&'host=h pass!0077ord=' UESCAPE '!' || $1)",
         ] {
             assert_eq!(secret_params(sql), [1], "{sql}");
         }
@@ -1083,6 +1120,14 @@ mod tests {
                 (
                     "SELECT dblink_connect('host=h password=''SEC RET'' user=x')",
                     "SELECT dblink_connect('host=h password=''***'' user=x')",
+                ),
+                (
+                    "SELECT set_config(U&'app.pass!0077ord' UESCAPE '!', 'SECRET', false)",
+                    "SELECT set_config(U&'app.pass!0077ord' UESCAPE '!', '***', false)",
+                ),
+                (
+                    "SELECT dblink_connect(U&'host=h pass!0077ord=' UESCAPE '!' || 'SECRET')",
+                    "SELECT dblink_connect(U&'host=h pass!0077ord=' UESCAPE '!' || '***')",
                 ),
                 ("SET app.password TO 'SECRET'", "SET app.password TO '***'"),
                 ("SET app.db_password = 'SECRET'", "SET app.db_password = '***'"),
