@@ -13,6 +13,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+use super::coverage::unread;
 use super::depth::too_deep;
 use super::label::{token_kind, token_label};
 use super::lexer::{lex, Lexed, Tok, TokKind};
@@ -224,7 +225,15 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
         Ok(s) if parser.peek_token().token == Token::EOF => s,
         _ => return unparsed(),
     };
-    let (facts, effect) = classify_statement(cx, &stmt, &Source { text: sql, toks });
+    cx.marks.clear();
+    let (mut facts, effect) = classify_statement(cx, &stmt, &Source { text: sql, toks });
+    if facts.kind != Kind::Unknown && unread(&stmt, &cx.marks) {
+        facts = Facts::unknown(format!(
+            "{} (a clause the classifier does not read)",
+            facts.label
+        ));
+    }
+    cx.marks.clear();
     (facts, effect, true)
 }
 

@@ -411,6 +411,7 @@ pub(crate) fn view_lineage(
         functions: &functions,
         allowed_settings: &allowed,
         literal_sensitive: std::cell::Cell::new(false),
+        marks: Default::default(),
     };
     let mut acc = Acc::default();
     let out = analyze_query(&cx, None, q, &mut acc);

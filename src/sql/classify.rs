@@ -230,6 +230,7 @@ impl Classifier {
             functions: &self.knobs.functions,
             allowed_settings: &self.knobs.allowed_settings,
             literal_sensitive: Cell::new(false),
+            marks: Default::default(),
         };
         match catch_unwind(AssertUnwindSafe(|| analyze_text(&cx, sql, lexed))) {
             Ok(a) => a,

@@ -10,6 +10,7 @@ use sqlparser::ast::{
     WindowType,
 };
 
+use super::coverage::is_marked_kind;
 use super::functions::is_info_function;
 use super::names::{fold, fold_name, is_utf8_encoding};
 use super::query::analyze_query;
@@ -325,6 +326,9 @@ impl Visitor for Walker<'_, '_, '_> {
         }
         if !self.acc.spend(1) {
             return ControlFlow::Break(());
+        }
+        if is_marked_kind(e) {
+            self.cx.marks.mark(e);
         }
         if self.mute_roots.contains(&addr(e)) {
             self.mute.push(addr(e));

@@ -3,7 +3,7 @@
 
 use sqlparser::ast::{
     FunctionArg, FunctionArgExpr, JoinConstraint, JoinOperator, ObjectName, TableAlias,
-    TableFactor, TableWithJoins,
+    TableFactor, TableSampleKind, TableSampleMethod, TableSampleModifier, TableWithJoins,
 };
 
 use super::expr::walk;
@@ -169,6 +169,31 @@ fn unknown_source(
     }
 }
 
+/// `TABLESAMPLE method (amount) [REPEATABLE (seed)]`: the amount is an expression evaluated
+/// once per scan, so whatever it calls or reads runs as part of the statement.
+fn table_sample(cx: &Ctx<'_>, env: &Env<'_>, acc: &mut Acc, sample: &Option<TableSampleKind>) {
+    let Some(TableSampleKind::BeforeTableAlias(t) | TableSampleKind::AfterTableAlias(t)) = sample
+    else {
+        return;
+    };
+    let postgres_method = matches!(
+        t.name,
+        Some(TableSampleMethod::Bernoulli | TableSampleMethod::System)
+    );
+    if t.modifier != TableSampleModifier::TableSample
+        || !postgres_method
+        || t.bucket.is_some()
+        || t.offset.is_some()
+        || t.quantity.as_ref().is_some_and(|q| q.unit.is_some())
+    {
+        acc.unsupported("non-PostgreSQL TABLESAMPLE");
+    }
+    if let Some(q) = &t.quantity {
+        walk(cx, env, acc, &q.value);
+    }
+    walk(cx, env, acc, &t.seed);
+}
+
 pub(crate) fn analyze_factor(
     cx: &Ctx<'_>,
     env: &Env<'_>,
@@ -185,8 +210,10 @@ pub(crate) fn analyze_factor(
             partitions,
             json_path,
             index_hints,
+            sample,
             ..
         } => {
+            table_sample(cx, env, acc, sample);
             if !with_hints.is_empty()
                 || version.is_some()
                 || !partitions.is_empty()
@@ -238,8 +265,14 @@ pub(crate) fn analyze_factor(
             vec![relation_source(cx, acc, &parts, alias_ref, true)]
         }
         TableFactor::Derived {
-            subquery, alias, ..
+            subquery,
+            alias,
+            sample,
+            ..
         } => {
+            if sample.is_some() {
+                acc.unsupported("TABLESAMPLE of a subquery");
+            }
             let mut cols = analyze_query(cx, Some(env), subquery, acc);
             let (name, renames) = alias_parts(alias).unwrap_or_default();
             rename(&mut cols, &renames);

@@ -40,6 +40,7 @@ mod catalog_load;
 mod classify;
 mod colname;
 mod commands;
+mod coverage;
 mod depth;
 mod dml;
 mod expr;

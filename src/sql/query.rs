@@ -2,8 +2,8 @@
 //! columns with their lineage; everything referenced along the way goes into the accumulator.
 
 use sqlparser::ast::{
-    Cte, Distinct, Expr, GroupByExpr, LimitClause, NamedWindowExpr, OrderByKind, Query, Select,
-    SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Cte, Distinct, Expr, GroupByExpr, LimitClause, NamedWindowExpr, OrderBy, OrderByKind, Query,
+    Select, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
 };
 
 use super::colname::column_name;
@@ -27,6 +27,7 @@ pub(crate) fn analyze_query(
     if !acc.spend(1) {
         return Vec::new();
     }
+    cx.marks.mark(q);
     let mut env = Env {
         parent,
         ..Env::default()
@@ -53,20 +54,16 @@ pub(crate) fn analyze_query(
             }
         }
     }
-    let out = analyze_set_expr(cx, &env, &q.body, acc);
-    if let Some(ob) = &q.order_by {
-        match &ob.kind {
-            OrderByKind::Expressions(exprs) => {
-                for o in exprs {
-                    walk_with(cx, &env, acc, &o.expr, Some(&out));
-                }
-            }
-            OrderByKind::All(_) => acc.unsupported("ORDER BY ALL"),
+    // The ORDER BY of a plain SELECT sees its FROM items as well as its output columns; that
+    // of a set operation sees only the output columns.
+    let out = match &*q.body {
+        SetExpr::Select(s) => analyze_select(cx, &env, s, q.order_by.as_ref(), acc),
+        body => {
+            let out = analyze_set_expr(cx, &env, body, acc);
+            order_by(cx, &env, q.order_by.as_ref(), &out, acc);
+            out
         }
-        if ob.interpolate.is_some() {
-            acc.unsupported("INTERPOLATE");
-        }
-    }
+    };
     if let Some(limit) = &q.limit_clause {
         match limit {
             LimitClause::LimitOffset {
@@ -97,6 +94,24 @@ pub(crate) fn analyze_query(
         acc.unsupported("non-PostgreSQL query clause");
     }
     out
+}
+
+/// Walks an ORDER BY in `env`, where output column names resolve too (`ORDER BY total`).
+fn order_by(cx: &Ctx<'_>, env: &Env<'_>, ob: Option<&OrderBy>, out: &[OutCol], acc: &mut Acc) {
+    let Some(ob) = ob else {
+        return;
+    };
+    match &ob.kind {
+        OrderByKind::Expressions(exprs) => {
+            for o in exprs {
+                walk_with(cx, env, acc, &o.expr, Some(out));
+            }
+        }
+        OrderByKind::All(_) => acc.unsupported("ORDER BY ALL"),
+    }
+    if ob.interpolate.is_some() {
+        acc.unsupported("INTERPOLATE");
+    }
 }
 
 /// The column alias list of a CTE (`WITH c(a, b) AS …`), folded.
@@ -181,7 +196,7 @@ pub(crate) fn dml_verb(body: &SetExpr) -> Option<&'static str> {
 
 fn analyze_set_expr(cx: &Ctx<'_>, env: &Env<'_>, body: &SetExpr, acc: &mut Acc) -> Vec<OutCol> {
     match body {
-        SetExpr::Select(s) => analyze_select(cx, env, s, acc),
+        SetExpr::Select(s) => analyze_select(cx, env, s, None, acc),
         SetExpr::Query(q) => analyze_query(cx, Some(env), q, acc),
         SetExpr::SetOperation { left, right, .. } => {
             let l = analyze_set_expr(cx, env, left, acc);
@@ -243,10 +258,13 @@ fn merge_positional(mut l: Vec<OutCol>, r: Vec<OutCol>) -> Vec<OutCol> {
     l
 }
 
+/// One SELECT, with the ORDER BY of the query it is the body of (`order`): PostgreSQL reads
+/// that in the SELECT's scope, so `ORDER BY ssn::int` reads `customers.ssn`.
 pub(crate) fn analyze_select(
     cx: &Ctx<'_>,
     env: &Env<'_>,
     s: &Select,
+    order: Option<&OrderBy>,
     acc: &mut Acc,
 ) -> Vec<OutCol> {
     let mut local = Env::child(env);
@@ -277,20 +295,21 @@ pub(crate) fn analyze_select(
         walk(cx, &local, acc, &o.expr);
     }
     for w in &s.named_window {
+        // PARTITION BY, ORDER BY and the frame's offsets alike: all are evaluated.
         if let NamedWindowExpr::WindowSpec(spec) = &w.1 {
-            walk(cx, &local, acc, &spec.partition_by);
-            for o in &spec.order_by {
-                walk(cx, &local, acc, &o.expr);
-            }
+            walk(cx, &local, acc, spec);
         }
     }
     if let Some(Distinct::On(exprs)) = &s.distinct {
         walk(cx, &local, acc, exprs);
     }
     let out = select_items(cx, &local, &s.projection, acc);
+    order_by(cx, &local, order, &out, acc);
     if let Some(into) = &s.into {
         acc.flags.creates_table = true;
         for t in &into.targets {
+            // A name for the new table, not a column.
+            cx.marks.mark(t);
             let parts: Option<Vec<String>> = match t {
                 Expr::Identifier(i) => Some(vec![fold(i)]),
                 Expr::CompoundIdentifier(ids) => Some(ids.iter().map(fold).collect()),

@@ -64,6 +64,8 @@ pub(crate) struct Ctx<'a> {
     /// Set when a fact depended on a literal's value (`set_config('role', …)`, an EXPLAIN
     /// option's argument): such texts are not shared by fingerprint.
     pub literal_sensitive: std::cell::Cell<bool>,
+    /// What the analysis of the current statement read (see [`super::coverage`]).
+    pub marks: super::coverage::Marks,
 }
 
 impl Ctx<'_> {

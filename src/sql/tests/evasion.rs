@@ -178,6 +178,11 @@ fn hidden_functions_are_found() {
         // Seeding the session's generator: the next random() gives the seed back.
         "SELECT id, random() FROM customers WHERE setseed(id / 1e10)::text <> 'x'",
         "SELECT 1 FROM products ORDER BY pg_catalog.setseed(0.5)",
+        // The sample amount and a named window's frame offsets are evaluated too.
+        "SELECT count(*) FROM products TABLESAMPLE BERNOULLI (pg_terminate_backend(1)::int)",
+        "SELECT count(*) FROM products p TABLESAMPLE BERNOULLI (setval('s', 1)) REPEATABLE (1)",
+        "DELETE FROM products p USING orders o TABLESAMPLE SYSTEM (nextval('s')) WHERE o.id = p.id",
+        "SELECT count(*) OVER w FROM products WINDOW w AS (ROWS BETWEEN setval('s', 1) PRECEDING AND CURRENT ROW)",
     ];
     for sql in risky {
         let cl = c.classify(sql);
@@ -539,6 +544,8 @@ fn pii_kept_in_a_setting_is_found() {
         ("SELECT set_config('application_name', (SELECT phone FROM customers LIMIT 1), false)", "public.customers.phone"),
         ("SELECT count(set_config('application_name', c::text, false)) FROM customers c", "public.customers.ssn"),
         ("UPDATE products SET price = 1 WHERE set_config('application_name', (SELECT ssn FROM customers LIMIT 1), false) <> ''", "public.customers.ssn"),
+        ("SELECT 1 FROM customers WHERE id = 1 ORDER BY set_config('application_name', ssn || email, false)", "public.customers.ssn"),
+        ("SELECT count(*) FROM products TABLESAMPLE BERNOULLI (length(set_config('application_name', (SELECT ssn FROM customers LIMIT 1), false)) * 0 + 100)", "public.customers.ssn"),
     ];
     each_lists(&c, &cases, "stored", |f| &f.stored_columns);
     for sql in [
@@ -721,5 +728,54 @@ fn passwords_in_other_spellings_are_redacted() {
         let cl = c.classify(sql);
         assert_eq!(cl.redacted, sql);
         assert!(cl.statements.iter().all(|f| !f.flags.has_secret), "{sql}");
+    }
+}
+
+/// The ORDER BY of a SELECT reads its FROM items: PII there is referenced (so the server's
+/// messages about it, which may quote the values, are withheld) as in WHERE; so is PII in a
+/// sample amount or a window frame.
+#[test]
+fn pii_in_order_by_and_other_clauses_is_referenced() {
+    let c = classifier();
+    let cases = [
+        ("SELECT count(*) FROM customers ORDER BY string_agg(ssn, ',')::int", "public.customers.ssn"),
+        ("SELECT 1 FROM customers c WHERE id = 1 ORDER BY c::text::int", "public.customers.ssn"),
+        ("SELECT id FROM customers ORDER BY email::int", "public.customers.email"),
+        ("SELECT count(*) FROM products TABLESAMPLE SYSTEM ((SELECT string_agg(ssn, ',') FROM customers)::int)", "public.customers.ssn"),
+        ("SELECT count(*) OVER w FROM products WINDOW w AS (ROWS BETWEEN (SELECT string_agg(email, ',') FROM customers)::int PRECEDING AND CURRENT ROW)", "public.customers.email"),
+        ("SELECT x FROM (SELECT 1 AS x FROM customers ORDER BY ssn::date LIMIT 1) s", "public.customers.ssn"),
+        ("UPDATE products SET price = 1 WHERE id = (SELECT 1 FROM customers ORDER BY ssn::date LIMIT 1)", "public.customers.ssn"),
+    ];
+    each_lists(&c, &cases, "referenced", |f| &f.columns);
+    // Output names still resolve, and a set operation's ORDER BY sees only its outputs.
+    let f = one(&c, "SELECT ssn AS s FROM customers ORDER BY s");
+    assert!(f.output_columns.iter().any(|c| c.column == "ssn"), "{f:#?}");
+    let f = one(
+        &c,
+        "SELECT id FROM orders UNION SELECT id FROM products ORDER BY id",
+    );
+    assert_eq!(f.kind, Kind::Read, "{f:#?}");
+}
+
+/// A clause the analysis skips would let whatever it calls pass unseen: a statement with a
+/// part the analysis did not read is unknown. Every clause of these is read, so they are not.
+#[test]
+fn statements_are_read_whole() {
+    let c = classifier();
+    for sql in [
+        "SELECT count(*) FROM products TABLESAMPLE BERNOULLI (10) REPEATABLE (42)",
+        "SELECT sum(price) OVER w FROM products WINDOW w AS (ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)",
+        "SELECT id INTO TEMP t FROM products",
+        "SELECT p.id FROM products p ORDER BY p.price DESC, name LIMIT 3 OFFSET 1",
+        "UPDATE products SET price = price + 1 WHERE id = 1 RETURNING id",
+        "INSERT INTO products (name, price) VALUES ('x', 1) ON CONFLICT (id) DO UPDATE SET price = excluded.price",
+        "DELETE FROM orders o USING products p WHERE o.id = p.id AND p.price > 1",
+        "MERGE INTO products p USING orders o ON p.id = o.id WHEN MATCHED THEN UPDATE SET price = 1",
+        "EXPLAIN (FORMAT JSON) SELECT id FROM products ORDER BY id",
+        "DECLARE c CURSOR FOR SELECT id FROM products ORDER BY name",
+        "COPY (SELECT id FROM products ORDER BY price) TO STDOUT",
+    ] {
+        let f = one(&c, sql);
+        assert_ne!(f.kind, Kind::Unknown, "{sql}: {f:#?}");
     }
 }

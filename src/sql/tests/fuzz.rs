@@ -106,6 +106,7 @@ fn analyze(sql: &str) {
         functions: &functions,
         allowed_settings: &allowed,
         literal_sensitive: std::cell::Cell::new(false),
+        marks: Default::default(),
     };
     let a = analyze_text(&cx, sql, &lex(sql, true));
     assert_eq!(a.classified.statements.len(), a.effects.len());
