@@ -522,3 +522,74 @@ fn a_grant_is_bound_to_the_declared_parameter_types() {
     let (tags, out) = run(&[TEXT]);
     assert!(!tags.contains(&b'D'), "the grant is single use: {out}");
 }
+
+fn execute_rows(portal: &str, rows: i32) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend_from_slice(&rows.to_be_bytes());
+    message(b'E', &b)
+}
+
+/// Bind portal `portal` to `stmt`, no parameters.
+fn bind_bare(portal: &str, stmt: &str) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend(cstr(stmt));
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    message(b'B', &b)
+}
+
+fn close_portal(name: &str) -> Vec<u8> {
+    let mut b = vec![b'P'];
+    b.extend(cstr(name));
+    message(b'C', &b)
+}
+
+/// A Close the server never ran (its unit was refused, or an error earlier in its segment
+/// made the server skip it) leaves the portal open: its next Execute is still decided by the
+/// statement it was bound to, not as a FETCH from a cursor the gateway does not know.
+#[test]
+fn a_close_that_did_not_run_does_not_forget_the_portal() {
+    let (db, gw, _) = demo();
+    let mut raw = Raw::connect(&gw, &db.name);
+    let sql = "SELECT id FROM orders ORDER BY id";
+    raw.round(&[query("BEGIN")]);
+    let (tags, _) = raw.round(&[
+        parse("s", sql),
+        bind_bare("p", "s"),
+        execute_rows("p", 1),
+        sync(),
+    ]);
+    assert!(tags.contains(&b's'), "suspended after one row: {tags:?}");
+    // Refused with its unit: the Close never reaches the server. (A refusal fails the
+    // transaction as an error would; the savepoint brings it back, with the portal.)
+    raw.round(&[query("SAVEPOINT r")]);
+    let (tags, out) = raw.round(&[close_portal("p"), parse("x", "DROP TABLE orders"), sync()]);
+    assert!(tags.contains(&b'E'), "{out}");
+    raw.round(&[query("ROLLBACK TO SAVEPOINT r")]);
+    let (tags, _) = raw.round(&[execute_rows("p", 1), sync()]);
+    assert!(tags.contains(&b'D'), "{tags:?}");
+    assert_eq!(last_sql(&gw), sql);
+    // Skipped by the server after an error earlier in its segment; rolling back to a
+    // savepoint taken after the portal was made keeps the portal.
+    raw.round(&[query("SAVEPOINT a")]);
+    let (tags, _) = raw.round(&[
+        parse("", "SELECT 1/0"),
+        bind("", &[]),
+        execute(),
+        close_portal("p"),
+        sync(),
+    ]);
+    assert!(tags.contains(&b'E'), "{tags:?}");
+    raw.round(&[query("ROLLBACK TO SAVEPOINT a")]);
+    let (tags, _) = raw.round(&[execute_rows("p", 1), sync()]);
+    assert!(tags.contains(&b'D'), "the portal is still open: {tags:?}");
+    assert_eq!(last_sql(&gw), sql);
+    raw.round(&[query("ROLLBACK")]);
+    let fetches: Vec<String> = gw
+        .decisions()
+        .into_iter()
+        .map(|(_, d)| d.sql)
+        .filter(|s| s.starts_with("FETCH"))
+        .collect();
+    assert!(fetches.is_empty(), "{fetches:?}");
+    drop(db);
+}

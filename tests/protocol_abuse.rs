@@ -251,6 +251,14 @@ fn fastpath_function_call_is_refused_and_session_continues() {
     s.write_all(&message(b'Q', b"SELECT 'after'\0")).unwrap();
     let (tags, _) = read_until_ready(&mut s);
     assert!(tags.contains(&b'D'));
+    // The attempt is in the audit, denied, with the function it asked for.
+    let refused: Vec<_> = gw
+        .decisions()
+        .into_iter()
+        .filter(|(_, d)| d.sql == "fastpath FunctionCall of function OID 1")
+        .collect();
+    assert_eq!(refused.len(), 1, "{:?}", gw.decisions());
+    assert_eq!(refused[0].1.decision.action, airlock::policy::Action::Deny);
 }
 
 #[test]
@@ -492,5 +500,33 @@ fn deeply_nested_expression_is_held_and_the_gateway_survives() {
     s.write_all(&message(b'Q', b"SELECT 'after'\0")).unwrap();
     let (tags, _) = read_until_ready(&mut s);
     assert!(tags.contains(&b'D'), "{tags:?}");
+    still_serves(&gw);
+}
+
+/// A Parse, Bind or Close cut short (its counts promise fields that are not there) is a
+/// protocol violation: the session ends with 08P01 instead of the decoder running off the end.
+#[test]
+fn extended_messages_cut_short_are_protocol_violations() {
+    let gw = trust_gw(1 << 20);
+    for (tag, body) in [
+        (b'P', &b"\0\0"[..]),
+        (b'P', b"s\0SELECT $1\0\0\x02\0\0\0\x17"),
+        (b'B', b"\0\0"),
+        (b'B', b"\0\0\0\0\0\x01\0\0\0\x051\0\0"),
+        (b'C', b"S"),
+    ] {
+        let mut s = session(&gw);
+        let mut m = message(tag, body);
+        m.extend(message(b'S', b""));
+        s.write_all(&m).unwrap();
+        let raw = read_all(&mut s);
+        assert_eq!(
+            sqlstate_of(&raw).as_deref(),
+            Some("08P01"),
+            "{}: {:?}",
+            tag as char,
+            String::from_utf8_lossy(&raw)
+        );
+    }
     still_serves(&gw);
 }

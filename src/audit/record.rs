@@ -15,12 +15,13 @@ pub struct SessionInfo {
     pub database: String,
 }
 
-/// Simple or extended query protocol.
+/// Simple or extended query protocol, or a fastpath FunctionCall (refused, and audited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Simple,
     Extended,
+    Fastpath,
 }
 
 /// Written (and, in strict mode, flushed) before anything is forwarded upstream.

@@ -181,3 +181,109 @@ mod tests {
         assert!(body.is_empty());
     }
 }
+
+/// Whether the body of a Parse, Bind or Close holds every field its counts and lengths
+/// announce. The decoders the gate hands these to read past the end of a short body (a panic,
+/// not an error), so a message cut short must be refused before it gets there.
+pub fn extended_body_complete(tag: u8, body: &[u8]) -> bool {
+    let mut r = Reader(body);
+    let complete = match tag {
+        b'P' => (|| {
+            r.cstr()?;
+            r.cstr()?;
+            let n = r.count()?;
+            r.skip(4 * n)
+        })(),
+        b'B' => (|| {
+            r.cstr()?;
+            r.cstr()?;
+            let formats = r.count()?;
+            r.skip(2 * formats)?;
+            for _ in 0..r.count()? {
+                let len = r.i32()?;
+                if len != -1 {
+                    r.skip(usize::try_from(len).ok()?)?;
+                }
+            }
+            let results = r.count()?;
+            r.skip(2 * results)
+        })(),
+        b'C' => (|| {
+            r.skip(1)?;
+            r.cstr()
+        })(),
+        _ => Some(()),
+    };
+    complete.is_some()
+}
+
+/// A bounds-checked cursor over a message body.
+struct Reader<'b>(&'b [u8]);
+
+impl Reader<'_> {
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.0 = self.0.get(n..)?;
+        Some(())
+    }
+
+    fn cstr(&mut self) -> Option<()> {
+        let nul = memchr(self.0)?;
+        self.skip(nul + 1)
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        let v = i32::from_be_bytes(self.0.get(..4)?.try_into().ok()?);
+        self.skip(4)?;
+        Some(v)
+    }
+
+    /// An Int16 count; a negative one is refused.
+    fn count(&mut self) -> Option<usize> {
+        let v = i16::from_be_bytes(self.0.get(..2)?.try_into().ok()?);
+        self.skip(2)?;
+        usize::try_from(v).ok()
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::extended_body_complete;
+
+    #[test]
+    fn short_extended_messages_are_incomplete() {
+        // Parse "" "" with no parameter count: the 11-byte message that once panicked.
+        assert!(!extended_body_complete(b'P', b"\0\0"));
+        assert!(extended_body_complete(b'P', b"\0SELECT 1\0\0\0"));
+        assert!(extended_body_complete(
+            b'P',
+            b"s\0SELECT $1\0\0\x01\0\0\0\x17"
+        ));
+        assert!(!extended_body_complete(
+            b'P',
+            b"s\0SELECT $1\0\0\x02\0\0\0\x17"
+        ));
+        // Bind: portal, statement, formats, values, result formats.
+        assert!(extended_body_complete(
+            b'B',
+            b"\0\0\0\0\0\x01\0\0\0\x011\0\0"
+        ));
+        assert!(extended_body_complete(
+            b'B',
+            b"\0\0\0\0\0\x01\xff\xff\xff\xff\0\0"
+        ));
+        assert!(!extended_body_complete(b'B', b"\0\0"));
+        assert!(!extended_body_complete(
+            b'B',
+            b"\0\0\0\0\0\x01\0\0\0\x051\0\0"
+        ));
+        assert!(!extended_body_complete(
+            b'B',
+            b"\0\0\0\0\0\x01\xff\xff\xff\xfe\0\0"
+        ));
+        assert!(!extended_body_complete(b'B', b"\0\0\xff\xff\0\0\0\0"));
+        // Close: kind and name.
+        assert!(extended_body_complete(b'C', b"Sname\0"));
+        assert!(!extended_body_complete(b'C', b"S"));
+        assert!(!extended_body_complete(b'C', b""));
+    }
+}

@@ -151,8 +151,8 @@ impl Front {
                     "fastpath function calls are not supported through airlock",
                 )
                 .with_hint("Call the function from SQL (SELECT fn(...)) so it can be inspected.");
-                self.gate.refused_fastpath().await;
-                self.substitute(err.to_bytes()).await?;
+                let decision_id = self.gate.refused_fastpath(&frame).await;
+                self.substitute(decision_id, err.to_bytes()).await?;
             }
             other => {
                 return Err(Stop::Violation(PgError::fatal(
@@ -332,12 +332,9 @@ impl Front {
     }
 
     /// Refuses something outside the decided path (fastpath) the same way.
-    async fn substitute(&mut self, error: Bytes) -> Result<(), Stop> {
+    async fn substitute(&mut self, decision_id: Option<String>, error: Bytes) -> Result<(), Stop> {
         self.apply(
-            UnitDecision::Refuse {
-                decision_id: None,
-                error,
-            },
+            UnitDecision::Refuse { decision_id, error },
             Vec::new(),
             true,
         )

@@ -50,6 +50,8 @@ struct Bound {
     texts: Vec<Stmt>,
     params: Vec<Option<String>>,
     binary: Vec<bool>,
+    /// A Close of the portal was sent (not necessarily run).
+    closed: bool,
 }
 
 /// What to do with a unit.
@@ -103,6 +105,10 @@ impl UnitDecision {
     }
 }
 
+/// Portals kept per session, at most (see [`Gate::portals`]). PostgreSQL keeps every portal
+/// to the end of its transaction, so a client never needs this many open at once.
+const MAX_PORTALS: usize = 4096;
+
 /// Per-session gate state.
 pub struct Gate {
     inspector: SessionInspector,
@@ -128,6 +134,10 @@ pub struct Gate {
     /// (the name is taken, or skipped after an error) fails its transaction or segment, and
     /// with it the portal that held the name, so the latest Bind is always the one an Execute
     /// can run; a SQL cursor is the exception (see Execute).
+    ///
+    /// A Close does not forget the portal: the Close may be refused with its unit, or skipped
+    /// by the server after an error earlier in its segment, and then the portal still runs.
+    /// The entry only marks it closed, and is dropped when room is needed.
     portals: HashMap<String, Bound>,
     /// The unit decided last may change the schema (DDL, or SQL the classifier could not
     /// read, such as a DO block): once it has run, the catalog snapshot is out of date.
@@ -143,6 +153,7 @@ impl Bound {
             texts: vec![untyped(text)],
             params: Vec::new(),
             binary: Vec::new(),
+            closed: false,
         }
     }
 }
@@ -271,9 +282,15 @@ impl Gate {
         Some(out.freeze())
     }
 
-    /// Records a refused fastpath call.
-    pub async fn refused_fastpath(&mut self) {
-        tracing::warn!("refused a fastpath FunctionCall");
+    /// Records a refused fastpath call (`frame`, a FunctionCall) in the audit; returns the
+    /// decision record's id.
+    pub async fn refused_fastpath(&mut self, frame: &Frame) -> Option<String> {
+        let oid = frame
+            .body()
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        tracing::warn!(?oid, "refused a fastpath FunctionCall");
+        self.inspector.refused_fastpath(oid).await
     }
 
     /// Gathers the SQL of an extended batch and the Parses, Closes and Binds it makes (applied
@@ -317,12 +334,26 @@ impl Gate {
                     let stmt = b.statement_name.unwrap_or_default();
                     let (params, binary) = bind_params(&b.parameters, &b.parameter_format_codes);
                     let texts = self.texts_of(&stmt);
+                    let portal = b.portal_name.clone().unwrap_or_default();
+                    if !self.portals.contains_key(&portal) && self.portals.len() >= MAX_PORTALS {
+                        self.portals.retain(|_, b| !b.closed);
+                        if self.portals.len() >= MAX_PORTALS {
+                            return Err(PgError::fatal(
+                                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                                format!(
+                                    "more than {MAX_PORTALS} portals bound and not closed in \
+                                     one session"
+                                ),
+                            ));
+                        }
+                    }
                     self.portals.insert(
-                        b.portal_name.clone().unwrap_or_default(),
+                        portal,
                         Bound {
                             texts: texts.clone(),
                             params: params.clone(),
                             binary: binary.clone(),
+                            closed: false,
                         },
                     );
                     // Every Bind is a statement of its own with its own parameters: binding
@@ -397,7 +428,9 @@ impl Gate {
                         self.unit_overlay.insert(name.clone(), None);
                         self.unit_ops.push(Op::CloseStatement(name));
                     } else {
-                        self.portals.remove(&name);
+                        if let Some(b) = self.portals.get_mut(&name) {
+                            b.closed = true;
+                        }
                         self.unit_ops.push(Op::ClosePortal);
                     }
                 }
@@ -570,6 +603,9 @@ fn quote_ident(name: &str) -> String {
 }
 
 fn decode<M: Message>(f: &Frame, ctx: &DecodeContext) -> Option<M> {
+    if !crate::protocol::frame::extended_body_complete(f.tag(), f.body()) {
+        return None;
+    }
     let mut b = BytesMut::from(&f.bytes()[..]);
     M::decode(&mut b, ctx).ok().flatten()
 }

@@ -366,6 +366,41 @@ impl SessionInspector {
         }
     }
 
+    /// Audits a fastpath FunctionCall, which is always refused: it runs a function by OID
+    /// with no SQL to classify. The record names the OID asked for (its arguments are not
+    /// kept: they may be anything, secrets included). None if the audit could not be written.
+    pub async fn refused_fastpath(&mut self, oid: Option<u32>) -> Option<String> {
+        let label = match oid {
+            Some(oid) => format!("fastpath FunctionCall of function OID {oid}"),
+            None => "malformed fastpath FunctionCall".to_owned(),
+        };
+        let facts = [crate::sql::Facts::unknown(label.clone())];
+        let decision = Decision {
+            rule_id: "built-in.fastpath".into(),
+            ..Decision::fail_closed(
+                "fastpath function calls run a function by OID, with no SQL to inspect",
+            )
+        };
+        let record = DecisionRecord {
+            session: &self.info,
+            protocol: Protocol::Fastpath,
+            sql: &label,
+            rewritten_sql: None,
+            params: &[],
+            fingerprint: &label,
+            facts: &facts,
+            decision: &decision,
+            outcome: None,
+        };
+        match self.inspector.audit.decision_of(&record).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::error!(error = %e, "audit write failed for a refused fastpath call");
+                None
+            }
+        }
+    }
+
     fn classify(
         &mut self,
         unit: &Unit,
