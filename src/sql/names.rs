@@ -39,10 +39,28 @@ const SENSITIVE_RELATIONS: &[&str] = &[
 
 /// Fold one identifier the way the server does: unquoted → ASCII lower case.
 pub(crate) fn fold(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
+    let mut name = if ident.quote_style.is_some() {
         ident.value.clone()
     } else {
         ident.value.to_ascii_lowercase()
+    };
+    truncate_identifier(&mut name);
+    name
+}
+
+/// The longest identifier PostgreSQL keeps, in bytes (`NAMEDATALEN - 1`).
+pub(crate) const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// PostgreSQL cuts every identifier to [`MAX_IDENTIFIER_BYTES`] (at a character boundary) as
+/// it reads it, so a longer spelling names the same table or column as its first 63 bytes:
+/// unshortened, it would be a name the catalog and the policy's patterns never match.
+pub(crate) fn truncate_identifier(name: &mut String) {
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        let mut end = MAX_IDENTIFIER_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
     }
 }
 
@@ -210,6 +228,18 @@ mod tests {
     fn folding_respects_quotes() {
         assert_eq!(fold(&Ident::new("Customers")), "customers");
         assert_eq!(fold(&Ident::with_quote('"', "Customers")), "Customers");
+    }
+
+    /// PostgreSQL keeps the first 63 bytes of a name, never half a character.
+    #[test]
+    fn long_names_are_cut_as_the_server_cuts_them() {
+        let long = "a".repeat(70);
+        assert_eq!(fold(&Ident::new(long.to_uppercase())), "a".repeat(63));
+        assert_eq!(fold(&Ident::with_quote('"', &long)), "a".repeat(63));
+        // 62 bytes then a two-byte character: the character would cross byte 63.
+        let name = format!("{}é{}", "b".repeat(62), "tail");
+        assert_eq!(fold(&Ident::with_quote('"', &name)), "b".repeat(62));
+        assert_eq!(fold(&Ident::new("short")), "short");
     }
 
     #[test]

@@ -779,3 +779,26 @@ fn statements_are_read_whole() {
         assert_ne!(f.kind, Kind::Unknown, "{sql}: {f:#?}");
     }
 }
+
+/// A name longer than PostgreSQL keeps is the same name as its first 63 bytes: a longer
+/// spelling of a PII column or table is that column or table.
+#[test]
+fn names_longer_than_the_server_keeps_are_cut_like_it() {
+    let table = "customer_identity_documents_collected_during_kyc_onboarding_flo";
+    let column = "social_security_number_of_the_customer_as_recorded_at_onboardin";
+    assert_eq!((table.len(), column.len()), (63, 63));
+    let cat = super::super::Catalog::builder()
+        .search_path(&["public"])
+        .table("public", table, &["id", column])
+        .build();
+    let c = Classifier::new(Arc::new(cat), ClassifierOptions::default());
+    for sql in [
+        format!("SELECT {column}_ignored_by_postgres FROM {table}"),
+        format!("SELECT {column} FROM {table}_anything"),
+        format!("SELECT \"{column}xyz\" FROM \"{table}xyz\""),
+    ] {
+        let f = one(&c, &sql);
+        let out: Vec<String> = f.output_columns.iter().map(|c| c.to_string()).collect();
+        assert_eq!(out, [format!("public.{table}.{column}")], "{sql}");
+    }
+}
