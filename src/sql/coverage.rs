@@ -8,23 +8,32 @@
 //! for one it did not mark: such a statement is not understood, and is held as `unknown`.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, Query, Statement, Visit, Visitor};
 
 /// The nodes of the statement being classified that the analysis read, by address (the tree
-/// does not move while it is analyzed).
+/// does not move while it is analyzed). A list, sorted once for the search: marking is on the
+/// path of every uncached statement, and most have a handful of nodes.
 #[derive(Debug, Default)]
-pub(crate) struct Marks(RefCell<HashSet<usize>>);
+pub(crate) struct Marks(RefCell<Vec<usize>>);
 
 impl Marks {
     pub fn mark<T>(&self, node: &T) {
-        self.0.borrow_mut().insert(node as *const T as usize);
+        self.0.borrow_mut().push(node as *const T as usize);
     }
 
     fn has<T>(&self, node: &T) -> bool {
-        self.0.borrow().contains(&(node as *const T as usize))
+        self.0
+            .borrow()
+            .binary_search(&(node as *const T as usize))
+            .is_ok()
+    }
+
+    fn seal(&self) {
+        let mut v = self.0.borrow_mut();
+        v.sort_unstable();
+        v.dedup();
     }
 
     pub fn clear(&self) {
@@ -45,6 +54,7 @@ pub(crate) fn is_marked_kind(e: &Expr) -> bool {
 /// not read. Statements the analysis does not read expression by expression (DDL, settings,
 /// utility commands) answer for none: their kinds hold them on their own.
 pub(crate) fn unread(stmt: &Statement, marks: &Marks) -> bool {
+    marks.seal();
     let found = |node: &dyn VisitDyn| node.visit_dyn(&mut Unread { marks }).is_break();
     match stmt {
         Statement::Query(q) => found(&**q),
@@ -149,7 +159,7 @@ mod tests {
         marks
             .0
             .borrow_mut()
-            .remove(&(&exprs[0].expr as *const Expr as usize));
+            .retain(|&a| a != &exprs[0].expr as *const Expr as usize);
         assert!(unread(&stmt, &marks));
         // Statements read by kind alone answer for nothing.
         let ddl = Parser::parse_sql(&PostgreSqlDialect {}, "CREATE TABLE x (a int DEFAULT f())")
