@@ -1,7 +1,10 @@
 //! The gate's record of prepared statements follows what the server confirmed, not what the
 //! client sent: a Parse or Close the server skipped after an error, or a SQL `DEALLOCATE` that
 //! was refused or failed, must not change what a later Bind or EXECUTE is judged (and audited)
-//! as. Raw protocol against the demo schema and policy, through the gateway.
+//! as. The relay attributes each server answer to the unit it belongs to, however the server
+//! skips or ignores messages (Sync during COPY-in, a Query inside a failed segment), and a
+//! held statement reacts to its client whatever runs before it. Raw protocol against the demo
+//! schema and policy, through the gateway.
 
 mod common;
 
@@ -96,25 +99,67 @@ fn query(sql: &str) -> Vec<u8> {
 struct Raw {
     s: TcpStream,
     buf: Vec<u8>,
+    /// The gateway's cancel key for this session (BackendKeyData).
+    key: [u8; 8],
+    /// The bytes [`Raw::until`] returned last.
+    last: Vec<u8>,
 }
 
 impl Raw {
     fn connect(gw: &Gw, db: &str) -> Raw {
+        Raw::connect_as(gw, db, "raw")
+    }
+
+    /// Connects with `application_name` set to `app` (it names the upstream session too).
+    fn connect_as(gw: &Gw, db: &str, app: &str) -> Raw {
         let s = TcpStream::connect(gw.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut body = 196608i32.to_be_bytes().to_vec();
-        for (k, v) in [("user", AGENT), ("database", db)] {
+        for (k, v) in [("user", AGENT), ("database", db), ("application_name", app)] {
             body.extend(cstr(k));
             body.extend(cstr(v));
         }
         body.push(0);
         let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         p.extend(body);
-        let mut raw = Raw { s, buf: Vec::new() };
+        let mut raw = Raw {
+            s,
+            buf: Vec::new(),
+            key: [0; 8],
+            last: Vec::new(),
+        };
         raw.s.write_all(&p).unwrap();
-        let (tags, _) = raw.until(b'Z', 1);
-        assert_eq!(tags.first(), Some(&b'R'));
+        let startup = raw.buf_until(b'Z', 1);
+        assert_eq!(startup.first(), Some(&b'R'));
+        let mut pos = 0;
+        while pos + 5 <= startup.len() {
+            let len = i32::from_be_bytes(startup[pos + 1..pos + 5].try_into().unwrap()) as usize;
+            if startup[pos] == b'K' {
+                raw.key.copy_from_slice(&startup[pos + 5..pos + 13]);
+            }
+            pos += 1 + len;
+        }
         raw
+    }
+
+    /// Sends a CancelRequest with this session's key, as libpq's PQcancel does.
+    fn cancel(&self, gw: &Gw) {
+        let mut s = TcpStream::connect(gw.addr).expect("connect");
+        let mut m = 16i32.to_be_bytes().to_vec();
+        m.extend_from_slice(&80877102i32.to_be_bytes());
+        m.extend_from_slice(&self.key);
+        s.write_all(&m).unwrap();
+        // The gateway closes the connection once it has acted on it.
+        let _ = s.read(&mut [0u8; 1]);
+    }
+
+    /// Like [`Raw::until`], returning the raw bytes.
+    fn buf_until(&mut self, stop: u8, n: usize) -> Vec<u8> {
+        let (tags, _) = self.until(stop, n);
+        let mut out = Vec::new();
+        std::mem::swap(&mut out, &mut self.last);
+        assert!(!tags.is_empty());
+        out
     }
 
     fn send(&mut self, parts: &[Vec<u8>]) {
@@ -139,7 +184,9 @@ impl Raw {
                     seen += 1;
                     if seen == n {
                         let raw: Vec<u8> = self.buf.drain(..end).collect();
-                        return (tags, String::from_utf8_lossy(&raw).into_owned());
+                        let text = String::from_utf8_lossy(&raw).into_owned();
+                        self.last = raw;
+                        return (tags, text);
                     }
                 }
                 pos = end;
@@ -592,4 +639,373 @@ fn a_close_that_did_not_run_does_not_forget_the_portal() {
         .collect();
     assert!(fetches.is_empty(), "{fetches:?}");
     drop(db);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relay in step with the server's answers.
+
+fn copy_data(row: &str) -> Vec<u8> {
+    message(b'd', row.as_bytes())
+}
+
+fn copy_done() -> Vec<u8> {
+    message(b'c', b"")
+}
+
+/// An allowed write whose cast fails on customer 8's SSN: the server's error quotes it unless
+/// the gateway withholds the text.
+const SSN_PROBE: &str = "UPDATE customers SET name = name WHERE id = 8 AND ('x' || ssn)::int = 0";
+
+fn ssn_of_8(db: &TestDb) -> String {
+    let ssn = db
+        .exec("SELECT ssn FROM customers WHERE id = 8")
+        .trim()
+        .to_string();
+    assert!(ssn.len() > 5, "{ssn}");
+    ssn
+}
+
+/// The PII statement's error, judged as its own: withheld, and audited with its decision.
+fn assert_probe_withheld(c: &mut Raw, gw: &Gw, ssn: &str) {
+    let (tags, raw) = c.round(&[query(SSN_PROBE)]);
+    assert_eq!(tags, b"EZ", "{raw}");
+    assert!(!raw.contains(ssn), "the SSN reached the client: {raw}");
+    assert!(raw.contains("withheld"), "{raw}");
+    // In step afterwards: a plain read gets its own rows.
+    let (tags, raw) = c.round(&[query("SELECT 'in step'")]);
+    assert_eq!(tags, b"TDCZ", "{raw}");
+    assert!(raw.contains("in step"), "{raw}");
+    let records = format!("{:?}", gw.audit_records());
+    assert!(!records.contains(ssn), "the SSN is in the audit");
+}
+
+/// libpq's `PQsendQueryParams("COPY … FROM STDIN")`: Parse, Bind, Execute and Sync, then the
+/// data, CopyDone and another Sync. The server ignores the Sync it reads during COPY-in, so
+/// both Syncs get one ReadyForQuery; the relay must not expect two.
+#[test]
+fn an_extended_copy_keeps_the_relay_in_step() {
+    let (db, gw, _) = demo();
+    let ssn = ssn_of_8(&db);
+    let mut c = Raw::connect(&gw, &db.name);
+    c.send(&[
+        parse("", "COPY products (name, price) FROM STDIN"),
+        bind("", &[]),
+        execute(),
+        sync(),
+    ]);
+    let (tags, raw) = c.until(b'G', 1);
+    assert_eq!(tags, b"12G", "{raw}");
+    let (tags, raw) = c.round(&[copy_data("widget\t2.00\n"), copy_done(), sync()]);
+    assert_eq!(tags, b"CZ", "{raw}");
+    assert!(raw.contains("COPY 1"), "{raw}");
+    assert_probe_withheld(&mut c, &gw, &ssn);
+}
+
+/// A Sync sent while a simple-Query COPY reads its data is ignored by the server, and so not
+/// forwarded.
+#[test]
+fn a_sync_during_a_simple_copy_is_not_counted() {
+    let (db, gw, _) = demo();
+    let ssn = ssn_of_8(&db);
+    let mut c = Raw::connect(&gw, &db.name);
+    c.send(&[query("COPY products (name, price) FROM STDIN")]);
+    let (tags, raw) = c.until(b'G', 1);
+    assert_eq!(tags, b"G", "{raw}");
+    let (tags, raw) = c.round(&[sync(), flush(), copy_data("gadget\t3.00\n"), copy_done()]);
+    assert_eq!(tags, b"CZ", "{raw}");
+    assert_probe_withheld(&mut c, &gw, &ssn);
+}
+
+/// PostgreSQL skips a simple Query sent inside an extended segment that failed, without any
+/// answer. The gateway closes the segment with a Sync of its own first, so the Query runs,
+/// is answered, and its error is judged as its own.
+#[test]
+fn a_query_inside_a_failed_segment_is_answered_and_judged_as_itself() {
+    let (db, gw, _) = demo();
+    let ssn = ssn_of_8(&db);
+    let mut c = Raw::connect(&gw, &db.name);
+    c.send(&[describe_statement("nope"), flush()]);
+    let (tags, raw) = c.until(b'E', 1);
+    assert_eq!(tags, b"E", "{raw}");
+    let (tags, raw) = c.round(&[query(SSN_PROBE)]);
+    assert_eq!(tags, b"EZ", "{raw}");
+    assert!(!raw.contains(&ssn), "the SSN reached the client: {raw}");
+    let (tags, raw) = c.round(&[sync()]);
+    assert_eq!(tags, b"Z", "{raw}");
+    assert_probe_withheld(&mut c, &gw, &ssn);
+    let decisions = gw.decisions();
+    let probe = decisions.iter().filter(|(_, d)| d.sql == SSN_PROBE).count();
+    assert_eq!(probe, 2, "both runs decided as the probe");
+}
+
+/// SQL sent while the server reads COPY data would end the COPY with an error the relay
+/// cannot follow: it is refused, as PostgreSQL refuses it, and the session ends.
+#[test]
+fn sql_during_copy_in_ends_the_session() {
+    let (db, gw, _) = demo();
+    let mut c = Raw::connect(&gw, &db.name);
+    c.send(&[query("COPY products (name, price) FROM STDIN")]);
+    let (tags, _) = c.until(b'G', 1);
+    assert_eq!(tags, b"G");
+    c.send(&[query("SELECT 1")]);
+    let (tags, raw) = c.until(b'E', 1);
+    assert_eq!(tags, b"E", "{raw}");
+    assert!(raw.contains("08P01") && raw.contains("FATAL"), "{raw}");
+    let mut rest = Vec::new();
+    let _ = c.s.read_to_end(&mut rest);
+    assert!(!rest.contains(&b'Z'), "{}", String::from_utf8_lossy(&rest));
+}
+
+/// After one COPY, a Parse skipped in a failed segment must not be credited with the next
+/// segment's ParseComplete: the unnamed statement then runs the PII query, and is judged and
+/// audited as it.
+#[test]
+fn a_copy_does_not_shift_parse_confirmations() {
+    let (db, gw, email) = demo();
+    let mut c = Raw::connect(&gw, &db.name);
+    c.send(&[
+        parse("", "COPY products (name, price) FROM STDIN"),
+        bind("", &[]),
+        execute(),
+        sync(),
+    ]);
+    c.until(b'G', 1);
+    let (tags, raw) = c.round(&[copy_data("gizmo\t4.00\n"), copy_done(), sync()]);
+    assert_eq!(tags, b"CZ", "{raw}");
+    let (tags, raw) = c.round(&[
+        describe_statement("nope"),
+        parse("", "SELECT $1::int"),
+        sync(),
+    ]);
+    assert_eq!(tags, b"EZ", "{raw}");
+    let (tags, raw) = c.round(&[parse("", PII_FILTER), sync()]);
+    assert_eq!(tags, b"1Z", "{raw}");
+    let (tags, raw) = c.round(&[sync()]);
+    assert_eq!(tags, b"Z", "{raw}");
+    let (tags, raw) = c.round(&[bind("", &["1"]), execute(), sync()]);
+    assert!(tags.contains(&b'E'), "{raw}");
+    assert!(!raw.contains(&email), "PII in the error text: {raw}");
+    assert_eq!(last_sql(&gw), PII_FILTER);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Held statements behind a statement that is still running.
+
+/// A direct session holding an exclusive lock on `orders` until dropped: a statement through
+/// the gateway that reads `orders` waits for it, for as long as the test needs.
+struct Locker {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Locker {
+    fn lock(db: &TestDb) -> Locker {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (client, conn) = rt
+            .block_on(tokio_postgres::connect(
+                &db.direct_url(),
+                tokio_postgres::NoTls,
+            ))
+            .expect("direct connection");
+        rt.spawn(conn);
+        rt.block_on(client.batch_execute("BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"))
+            .expect("lock");
+        Locker { rt, client }
+    }
+
+    fn query(&self, sql: &str) -> String {
+        let rows = self.rt.block_on(self.client.simple_query(sql)).expect(sql);
+        rows.iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until a gateway session of `app` waits for the lock.
+    fn wait_for_waiter(&self, app: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}' AND wait_event_type = 'Lock'"
+        );
+        while self.query(&sql) != "1" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing waits for the lock"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Pipelines a read that waits for the lock and a DDL that is held; returns the request once
+/// the read waits upstream and the DDL waits for approval.
+fn held_behind_a_running_read(
+    gw: &Gw,
+    c: &mut Raw,
+    locker: &Locker,
+    app: &str,
+    column: &str,
+) -> airlock::approval::RequestView {
+    c.send(&[
+        query("SELECT count(*) FROM orders"),
+        query(&format!("ALTER TABLE orders ADD COLUMN {column} int")),
+    ]);
+    locker.wait_for_waiter(app);
+    wait_for_request(gw, column, |v| {
+        v.state == airlock::approval::RequestState::Pending && v.client_waiting
+    })
+}
+
+fn wait_for_request(
+    gw: &Gw,
+    needle: &str,
+    cond: impl Fn(&airlock::approval::RequestView) -> bool,
+) -> airlock::approval::RequestView {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let all = rt.block_on(gw.gateway.registry.list(airlock::approval::ListFilter::All));
+        if let Some(v) = all.iter().find(|v| v.sql.contains(needle) && cond(v)) {
+            return v.clone();
+        }
+        let seen: Vec<_> = all
+            .iter()
+            .map(|v| (&v.sql, v.state, v.client_waiting))
+            .collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no such request for {needle}: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn column_exists(db: &TestDb, column: &str) -> bool {
+    db.exec(&format!(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = '{column}'"
+    ))
+    .trim()
+        == "1"
+}
+
+/// A client that goes away while its held statement waits behind a statement that never
+/// finishes withdraws the request at once: the wait for earlier results does not stop the
+/// session from noticing.
+#[test]
+fn a_disconnect_behind_a_running_statement_withdraws_the_request() {
+    let (db, gw, _) = demo();
+    // Connected first: the gateway reads the catalog as the session starts.
+    let mut c = Raw::connect_as(&gw, &db.name, "m1-probe");
+    let locker = Locker::lock(&db);
+    held_behind_a_running_read(&gw, &mut c, &locker, "m1-probe", "m1_col");
+    drop(c);
+    wait_for_request(&gw, "m1_col", |v| {
+        v.state == airlock::approval::RequestState::Withdrawn
+    });
+    locker.query("ROLLBACK");
+    assert!(!column_exists(&db, "m1_col"));
+}
+
+/// A cancel while the held statement waits behind a running one withdraws the request at
+/// once (a later approval is refused and nothing runs) and cancels the running statement.
+#[test]
+fn a_cancel_behind_a_running_statement_withdraws_and_cancels_it() {
+    let (db, gw, _) = demo();
+    // Connected first: the gateway reads the catalog as the session starts.
+    let mut c = Raw::connect_as(&gw, &db.name, "m4-probe");
+    let locker = Locker::lock(&db);
+    let request = held_behind_a_running_read(&gw, &mut c, &locker, "m4-probe", "m4_col");
+    c.cancel(&gw);
+    wait_for_request(&gw, "m4_col", |v| {
+        v.state == airlock::approval::RequestState::Withdrawn
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let approved = rt.block_on(gw.gateway.registry.approve(
+        &request.id,
+        "alice",
+        airlock::approval::Channel::Api,
+        None,
+    ));
+    assert!(
+        matches!(
+            approved,
+            Ok(airlock::approval::VerdictResult::AlreadyDecided(
+                airlock::approval::RequestState::Withdrawn
+            ))
+        ),
+        "{approved:?}"
+    );
+    // The running read was cancelled upstream while the lock is still held.
+    let (tags, raw) = c.until(b'Z', 1);
+    assert!(tags.contains(&b'E') && raw.contains("57014"), "{raw}");
+    let (tags, raw) = c.until(b'Z', 1);
+    assert!(tags.contains(&b'E') && raw.contains("57014"), "{raw}");
+    locker.query("ROLLBACK");
+    assert!(!column_exists(&db, "m4_col"));
+}
+
+/// Messages pipelined behind a held statement wait in the gateway's memory only up to
+/// `max_message_bytes`; past that the session ends with `54000` and the request is
+/// withdrawn.
+#[test]
+fn data_piled_behind_a_held_statement_is_bounded() {
+    let db = TestDb::new("hold_buffer");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let gw = Gw::start(|c| {
+        c.auth.method = AuthMethod::Trust;
+        c.policy.path = shipped_policy("demo.toml");
+        c.server.max_message_bytes = 64 * 1024;
+    });
+    let mut c = Raw::connect(&gw, &db.name);
+    c.send(&[query("ALTER TABLE orders ADD COLUMN m3_col int")]);
+    let (tags, raw) = c.until(b'N', 1);
+    assert_eq!(tags, b"N", "{raw}");
+    // Small pipelined messages are kept for after the verdict.
+    c.send(&[query("SELECT 1")]);
+    let pile = query(&"x".repeat(1000)).repeat(200);
+    // The gateway may close the socket while this is still being written.
+    let _ = c.s.write_all(&pile);
+    let (tags, raw) = c.until(b'E', 1);
+    assert_eq!(tags, b"E", "{raw}");
+    assert!(raw.contains("54000") && raw.contains("FATAL"), "{raw}");
+    wait_for_request(&gw, "m3_col", |v| {
+        v.state == airlock::approval::RequestState::Withdrawn
+    });
+    assert!(!column_exists(&db, "m3_col"));
+}
+
+/// A session that ends abnormally (here a message the decoder cannot read, which ended the
+/// session task by a panic) releases its upstream connection and closes the client's socket.
+#[test]
+fn a_session_that_ends_abnormally_releases_its_upstream_connection() {
+    let (db, gw, _) = demo();
+    let locker = Locker::lock(&db);
+    locker.query("ROLLBACK");
+    let count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'm2-probe'";
+    let mut c = Raw::connect_as(&gw, &db.name, "m2-probe");
+    assert_eq!(locker.query(count), "1");
+    // Parse with an empty name and text and no parameter count.
+    c.send(&[vec![b'P', 0, 0, 0, 6, 0, 0], sync()]);
+    let mut rest = Vec::new();
+    let _ = c.s.read_to_end(&mut rest);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while locker.query(count) != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream connection outlived the session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

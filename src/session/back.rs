@@ -102,6 +102,71 @@ pub struct Pending {
     /// Its SQL-level forgetting in statement order, each applied when a CommandComplete with
     /// its tag arrives for it.
     pub sql_effects: VecDeque<Deferred>,
+    /// The tags of the messages that went upstream for it, in order: what the server will
+    /// read, so the relay can tell which of them it reads during COPY-in (and ignores).
+    pub tags: Vec<u8>,
+    /// The gateway sent this Sync of its own (to close a segment before a simple Query): its
+    /// ReadyForQuery is the gateway's, not relayed or counted.
+    pub absorb_ready: bool,
+    /// Position in the stream of forwarded units, and the CopyDone/CopyFail and CopyData
+    /// messages forwarded before it (see [`CopyState`]). Set when it is queued.
+    pub seq: u64,
+    pub ends_at: u64,
+    pub data_at: u64,
+    /// Its Sync reached the server during COPY-in, which ignores it: it shares the
+    /// ReadyForQuery of the next Sync.
+    pub sync_ignored: bool,
+}
+
+impl Pending {
+    /// A unit with nothing to audit or withhold: `tags` went upstream.
+    pub fn plain(tags: Vec<u8>, ends_with_ready: bool) -> Pending {
+        Pending {
+            decision_id: None,
+            started: Instant::now(),
+            ends_with_ready,
+            replace_error: None,
+            changes_schema: false,
+            catalog: None,
+            withhold_messages: false,
+            closes_segment: None,
+            sql_effects: VecDeque::new(),
+            tags,
+            absorb_ready: false,
+            seq: 0,
+            ends_at: 0,
+            data_at: 0,
+            sync_ignored: false,
+        }
+    }
+}
+
+/// The front and back directions' shared view of COPY-in. PostgreSQL ignores Sync and Flush
+/// while it reads COPY data (libpq's `PQsendQueryParams("COPY … FROM STDIN")` sends a Sync
+/// before the data and one after CopyDone: two Syncs, one ReadyForQuery), so a relay that
+/// expects one ReadyForQuery per Sync falls a unit behind the server and judges each
+/// statement's messages as its predecessor's. The back direction marks the copy when the
+/// server's CopyInResponse arrives; from then on the front holds back Sync and Flush and
+/// refuses anything but COPY data until it has forwarded CopyDone or CopyFail. What the
+/// front forwarded before it learnt of the copy is settled by the back direction from the
+/// counters below (each queued unit records them), under this lock.
+#[derive(Debug, Default)]
+pub struct CopyState {
+    /// Units queued so far (the next unit's `seq`).
+    pub pushed: u64,
+    /// CopyDone and CopyFail messages forwarded so far.
+    pub ends_sent: u64,
+    /// CopyData messages forwarded so far.
+    pub data_sent: u64,
+    /// The server is in COPY-in, which the `ends_sent`-th CopyDone/CopyFail ends.
+    pub started_at: Option<u64>,
+}
+
+impl CopyState {
+    /// The server reads COPY data and the front has not sent its end yet.
+    pub fn in_copy(&self) -> bool {
+        self.started_at == Some(self.ends_sent)
+    }
 }
 
 /// What a finished unit produced.
@@ -124,6 +189,8 @@ pub struct Shared {
     pub client_wr: Mutex<WriteHalf<Stream>>,
     /// What the server confirmed, for the front's gate.
     pub book: Confirmations,
+    /// COPY-in as both directions see it.
+    pub copy: parking_lot::Mutex<CopyState>,
 }
 
 impl Shared {
@@ -140,18 +207,146 @@ pub enum BackEnd {
     Stopped(ReadHalf<Stream>, BytesMut),
 }
 
-/// Whether the unit a server message belongs to touches PII: the oldest units up to the
-/// first that ends with a ReadyForQuery share their messages (Flush-ended ones included).
+/// Whether a server message may be about PII. It belongs to the oldest units up to the first
+/// that ends with a ReadyForQuery (Flush-ended ones share their messages), but any queued unit
+/// counts: should the queue ever fall behind the server, the message's own unit is still in
+/// it, so a PII statement's error is never judged by an earlier statement alone.
 fn withholds(queue: &VecDeque<Pending>) -> bool {
-    for p in queue {
-        if p.withhold_messages {
-            return true;
+    queue.iter().any(|p| p.withhold_messages)
+}
+
+/// The relay can no longer tell which unit the server is answering.
+#[derive(Debug, thiserror::Error)]
+pub enum Desync {
+    #[error("a ReadyForQuery arrived that no unit sent expects")]
+    UnexpectedReady,
+    #[error("a server message (type {0:?}) arrived with no unit waiting for it")]
+    Unattributed(char),
+    #[error(
+        "COPY started by a unit with {0} statements to run; the gateway cannot tell which one"
+    )]
+    AmbiguousCopy(usize),
+    #[error("messages other than COPY data went upstream while the server was reading COPY data")]
+    MessagesDuringCopy,
+}
+
+/// Which Sync the server answers next, for the confirmation book's check.
+fn answering(queue: &VecDeque<Pending>) -> super::confirm::Answering {
+    use super::confirm::Answering;
+    match queue.iter().find(|p| p.ends_with_ready) {
+        Some(p) => match p.closes_segment {
+            Some(segment) => Answering::Segment(segment),
+            // A simple Query (or the refusal standing in for a Sync): no Parse is answered.
+            None if p.tags.first() == Some(&b'Q') => Answering::Query,
+            None => Answering::Unknown,
+        },
+        None => Answering::Unknown,
+    }
+}
+
+/// Moves what the front queued into `queue`.
+fn drain(rx: &mut mpsc::UnboundedReceiver<Pending>, queue: &mut VecDeque<Pending>) {
+    while let Ok(p) = rx.try_recv() {
+        queue.push_back(p);
+    }
+}
+
+/// The server sent CopyInResponse. `copies` COPYs of the current unit ran before this one.
+/// Marks the copy for the front, then settles what was forwarded before the front knew:
+/// a Sync the server reads during COPY-in is ignored, so its unit shares the next
+/// ReadyForQuery; anything else it reads there ends the COPY with an error and leaves
+/// the counts unknowable, so the session ends (fail closed). Returns the copy's mark.
+fn copy_started(
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<Pending>,
+    queue: &mut VecDeque<Pending>,
+    copies: u64,
+) -> Result<u64, Desync> {
+    drain(rx, queue);
+    // The group being answered: the oldest units up to the first ending with ReadyForQuery.
+    let group = queue
+        .iter()
+        .position(|p| p.ends_with_ready)
+        .map_or(queue.len(), |i| i + 1);
+    let runs: Vec<(usize, usize)> = queue
+        .iter()
+        .take(group)
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p.tags
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| matches!(t, b'E' | b'Q'))
+                .map(move |(j, _)| (i, j))
+        })
+        .collect();
+    let &[(unit, at)] = runs.as_slice() else {
+        return Err(Desync::AmbiguousCopy(runs.len()));
+    };
+    let (g_seq, g_data) = (queue[unit].seq, queue[unit].data_at);
+    let mark = queue[unit].ends_at + copies;
+    let boundary = {
+        let mut c = shared.copy.lock();
+        c.started_at = Some(mark);
+        c.pushed
+    };
+    // Everything queued before the front could see the mark is in the channel now.
+    drain(rx, queue);
+    let own = &mut queue[unit];
+    if own.tags[at + 1..].iter().any(|t| !matches!(t, b'S' | b'H')) {
+        return Err(Desync::MessagesDuringCopy);
+    }
+    if own.tags[at + 1..].contains(&b'S') {
+        own.ends_with_ready = false;
+        own.sync_ignored = true;
+    }
+    for p in queue.iter_mut().skip(unit + 1) {
+        if p.seq < g_seq || p.seq >= boundary || p.ends_at != mark {
+            continue;
         }
-        if p.ends_with_ready {
-            break;
+        if p.tags.iter().any(|t| !matches!(t, b'S' | b'H')) {
+            return Err(Desync::MessagesDuringCopy);
+        }
+        if p.tags.contains(&b'S') {
+            if p.data_at > g_data {
+                // After COPY data, the server may have failed the COPY already and would
+                // then answer this Sync: it cannot be told.
+                return Err(Desync::MessagesDuringCopy);
+            }
+            p.ends_with_ready = false;
+            p.sync_ignored = true;
         }
     }
-    false
+    Ok(mark)
+}
+
+/// The server left COPY-in (its CommandComplete or ErrorResponse): the front no longer holds
+/// Syncs back, even if the client has not sent CopyDone yet (the server then ignores it).
+fn copy_ended(shared: &Shared, mark: u64) {
+    let mut c = shared.copy.lock();
+    if c.started_at == Some(mark) {
+        c.started_at = None;
+    }
+}
+
+/// Ends the session because the relay lost track of the server's answers: nothing more is
+/// relayed (what the server sends next cannot be attributed, so it may be a PII statement's
+/// error judged by another statement), and the confirmation book stops matching.
+async fn fail_closed(shared: &Shared, relayed: &[u8], why: Desync) -> std::io::Result<BackEnd> {
+    tracing::warn!(error = %why, "session closed: the relay lost track of the server's answers");
+    shared
+        .book
+        .lock()
+        .lose("the relay lost track of the server's answers");
+    let e = PgError::fatal(
+        sqlstate::PROTOCOL_VIOLATION,
+        format!("terminating connection: airlock cannot attribute the server's answers: {why}"),
+    );
+    let mut w = shared.client_wr.lock().await;
+    w.write_all(relayed).await?;
+    w.write_all(&e.to_bytes()).await?;
+    w.flush().await?;
+    Ok(BackEnd::UpstreamClosed)
 }
 
 /// A CommandComplete with tag `tag`: when the oldest forgetting effect still waiting is
@@ -206,6 +401,10 @@ pub async fn run(
     // A unit of the open transaction touched PII: until it ends, the server's messages are
     // withheld for every unit (a deferred constraint fails at COMMIT, a cursor at FETCH).
     let mut withhold_tx = false;
+    // The COPY-in the server is in (its mark, see [`copy_started`]), and how many COPYs the
+    // unit being answered started (a simple Query may run several).
+    let mut copy_mark: Option<u64> = None;
+    let mut copies = 0u64;
     loop {
         if buf.is_empty() || peek_frame_len(&buf, usize::MAX).ok().flatten().is_none() {
             let n = tokio::select! {
@@ -223,11 +422,48 @@ pub async fn run(
         let mut readies = 0u64;
         while let Ok(Some(len)) = peek_frame_len(&buf[end..], usize::MAX) {
             let tag = buf[end];
+            drain(&mut pending_rx, &mut queue);
+            // Every answer belongs to a unit sent before it (units are queued before their
+            // messages go upstream); one that does not fail closed.
+            let attributed = match tag {
+                b'N' | b'S' | b'A' | b'E' => None,
+                b'Z' => {
+                    (!queue.iter().any(|p| p.ends_with_ready)).then_some(Desync::UnexpectedReady)
+                }
+                other => queue
+                    .is_empty()
+                    .then_some(Desync::Unattributed(other as char)),
+            };
+            let copy = match tag {
+                b'G' => copy_started(&shared, &mut pending_rx, &mut queue, copies).map(|mark| {
+                    copy_mark = Some(mark);
+                    copies += 1;
+                }),
+                b'C' | b'E' => {
+                    if let Some(mark) = copy_mark.take() {
+                        copy_ended(&shared, mark);
+                    }
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Some(why) = attributed.or(copy.err()) {
+                let mut relayed = out.take().unwrap_or_default();
+                relayed.extend_from_slice(&buf[..end]);
+                return fail_closed(&shared, &relayed, why).await;
+            }
             // Before anything may drop the frame, and before the ReadyForQuery after it is
             // written: the client's next unit is decided with it.
             match tag {
-                b'1' => book.lock().parse_complete(),
-                b'3' => book.lock().close_complete(),
+                b'1' | b'3' => {
+                    let mut b = book.lock();
+                    b.answering(answering(&queue));
+                    if tag == b'1' {
+                        b.parse_complete()
+                    } else {
+                        b.close_complete()
+                    }
+                }
                 _ => {}
             }
             if let Some(g) = guard.as_ref().filter(|_| tag == b'T' && refusing.is_none()) {
@@ -292,7 +528,8 @@ pub async fn run(
                 let substituted = tag == b'E'
                     && !replaced
                     && queue.front().is_some_and(|p| p.replace_error.is_some());
-                if !substituted && (withhold_tx || withholds(&queue)) {
+                // A message no unit waits for (a FATAL while idle) is withheld too.
+                if !substituted && (withhold_tx || queue.is_empty() || withholds(&queue)) {
                     let frame = Frame::from_bytes(Bytes::copy_from_slice(&buf[end..end + len]));
                     if let Some(w) = super::withhold::withhold(&frame) {
                         if tag == b'E' && current.error.is_none() {
@@ -344,14 +581,19 @@ pub async fn run(
                         _ => {
                             let status = frame.body()[0];
                             shared.tx_status.store(status, Ordering::Release);
-                            readies += 1;
                             replaced = false;
+                            copies = 0;
                             let outcome = std::mem::take(&mut current);
                             let mut touched = false;
-                            // Units ended by Flush share the outcome of the next Sync.
+                            let mut absorbed = false;
+                            // Units ended by Flush, or by a Sync the server ignored during
+                            // COPY-in, share the outcome of the next Sync.
                             while let Some(p) = queue.pop_front() {
                                 let last = p.ends_with_ready;
                                 touched |= p.withhold_messages;
+                                // The client counts a ReadyForQuery for each of its Syncs.
+                                readies += u64::from(p.sync_ignored);
+                                absorbed = last && p.absorb_ready;
                                 if let Some(segment) = p.closes_segment {
                                     book.lock().segment_closed(segment);
                                 }
@@ -361,6 +603,15 @@ pub async fn run(
                                 }
                             }
                             withhold_tx = status != b'I' && (withhold_tx || touched);
+                            if absorbed {
+                                // The gateway's own Sync: the client never sent it.
+                                let o = out.get_or_insert_with(BytesMut::new);
+                                o.extend_from_slice(&buf[..end]);
+                                let _ = buf.split_to(end + len);
+                                end = 0;
+                                continue;
+                            }
+                            readies += 1;
                         }
                     }
                 }

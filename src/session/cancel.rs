@@ -10,7 +10,11 @@ use parking_lot::Mutex;
 use rand::Rng;
 use tokio::sync::Notify;
 
+use super::gate::Withdrawal;
 use crate::upstream::CancelTarget;
+
+/// Withdraws the held request (see [`super::gate::HeldUnit::withdraw`]).
+pub type Withdraw = Box<dyn FnOnce(Withdrawal) -> futures::future::BoxFuture<'static, ()> + Send>;
 
 /// What a cancel for one client session acts on.
 pub struct CancelHandle {
@@ -24,9 +28,45 @@ pub struct CancelHandle {
     /// The session is deciding a unit or waiting on an approval: a cancel withdraws the hold
     /// (nothing of that unit runs upstream yet).
     holding: AtomicBool,
+    /// The held request's withdrawal, while the session waits on it: a cancel withdraws the
+    /// request at once, so an approval that arrives before the session wakes is refused as
+    /// already decided instead of running the cancelled statement.
+    withdraw: Mutex<Option<Withdraw>>,
+    /// The held unit waits for earlier statements of the client's pipeline, which still run
+    /// upstream: a cancel is forwarded to them too.
+    awaiting_earlier: AtomicBool,
 }
 
 impl CancelHandle {
+    fn new() -> CancelHandle {
+        CancelHandle {
+            upstream: Mutex::new(None),
+            hold_cancel: Notify::new(),
+            hold_cancelled: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
+            withdraw: Mutex::new(None),
+            awaiting_earlier: AtomicBool::new(false),
+        }
+    }
+
+    /// The session waits on a held request that `w` withdraws (`None`: it no longer does).
+    pub fn set_withdraw(&self, w: Option<Withdraw>) {
+        *self.withdraw.lock() = w;
+    }
+
+    /// The held request's withdrawal, once: whoever takes it withdraws.
+    pub fn take_withdraw(&self) -> Option<Withdraw> {
+        self.withdraw.lock().take()
+    }
+
+    pub fn set_awaiting_earlier(&self, on: bool) {
+        self.awaiting_earlier.store(on, Ordering::Release);
+    }
+
+    pub fn is_awaiting_earlier(&self) -> bool {
+        self.awaiting_earlier.load(Ordering::Acquire)
+    }
+
     pub fn set_holding(&self, on: bool) {
         self.holding.store(on, Ordering::Release);
     }
@@ -65,12 +105,7 @@ pub struct CancelMap {
 impl CancelMap {
     /// Registers a new session and returns its key and handle.
     pub fn register(&self) -> ((i32, i32), Arc<CancelHandle>) {
-        let handle = Arc::new(CancelHandle {
-            upstream: Mutex::new(None),
-            hold_cancel: Notify::new(),
-            hold_cancelled: AtomicBool::new(false),
-            holding: AtomicBool::new(false),
-        });
+        let handle = Arc::new(CancelHandle::new());
         let mut map = self.inner.lock();
         let mut rng = rand::thread_rng();
         loop {

@@ -73,6 +73,18 @@ impl Candidates {
     }
 }
 
+/// What the server is answering when a ParseComplete or CloseComplete arrives, as the relay
+/// sees it: the Sync that will close the oldest unanswered unit, if it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answering {
+    /// The segment with this number (see [`Book::sent`]).
+    Segment(u64),
+    /// A simple Query, which no ParseComplete or CloseComplete answers.
+    Query,
+    /// Not known yet (the segment's Sync has not been sent).
+    Unknown,
+}
+
 #[derive(Debug)]
 struct Unresolved {
     segment: u64,
@@ -146,6 +158,27 @@ impl Book {
             if let Op::Parse { name, stmt } = u.op {
                 self.maybe.entry(name).or_default().add(&stmt);
             }
+        }
+    }
+
+    /// A ParseComplete or CloseComplete arrives while the server answers `answering`: the
+    /// oldest op waiting must be of that segment. One of an earlier segment means that
+    /// segment's ReadyForQuery was matched to something else, and one of a later segment
+    /// (or an answer during a simple Query) that the answers no longer line up with what was
+    /// sent: crediting it would record a text the server may not hold, so matching stops.
+    pub fn answering(&mut self, answering: Answering) {
+        if self.lost {
+            return;
+        }
+        let oldest = self.unresolved.front().map(|u| u.segment);
+        match (answering, oldest) {
+            (Answering::Segment(s), Some(o)) if s != o => {
+                self.lose("a ParseComplete or CloseComplete answered another segment")
+            }
+            (Answering::Query, Some(_)) => {
+                self.lose("a ParseComplete or CloseComplete arrived for a simple Query")
+            }
+            _ => {}
         }
     }
 
@@ -304,6 +337,29 @@ mod tests {
         b.parse_complete();
         assert_eq!(texts(&b, ""), ["SELECT 3"]);
         assert_eq!(texts(&b, "a"), ["SELECT 1"]);
+    }
+
+    /// H2: segment 1's ReadyForQuery was never matched (it was taken for another unit), so
+    /// the server's answer to segment 2's Parse must not confirm segment 1's.
+    #[test]
+    fn an_answer_for_another_segment_stops_matching() {
+        let mut b = Book::default();
+        b.sent(1, vec![parse("s", "SELECT 1")]);
+        b.sent(2, vec![parse("s", "SELECT ssn FROM customers")]);
+        b.answering(Answering::Segment(2));
+        b.parse_complete();
+        assert!(b.lost);
+        assert_eq!(texts(&b, "s"), ["SELECT 1", "SELECT ssn FROM customers"]);
+        let mut b = Book::default();
+        b.sent(1, vec![parse("s", "SELECT 1")]);
+        b.answering(Answering::Query);
+        assert!(b.lost);
+        let mut b = Book::default();
+        b.sent(1, vec![parse("s", "SELECT 1")]);
+        b.answering(Answering::Segment(1));
+        b.parse_complete();
+        assert!(!b.lost);
+        assert_eq!(texts(&b, "s"), ["SELECT 1"]);
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Front {
     /// Something was forwarded after the last Sync/Query (a Flush-ended batch or COPY data):
     /// the upstream session is mid-conversation and cannot be reused.
     pub unsynced: bool,
+    /// Extended-protocol messages went upstream since the last Sync: the server's segment is
+    /// open, and a simple Query sent now would be skipped without an answer if the segment
+    /// failed. The front sends a Sync of its own first.
+    segment_open: bool,
     batch: Vec<Frame>,
     out: BytesMut,
 }
@@ -67,6 +71,7 @@ impl Front {
             buf,
             expected_ready: 0,
             unsynced: false,
+            segment_open: false,
             batch: Vec::new(),
             out: BytesMut::with_capacity(8 * 1024),
         }
@@ -107,12 +112,21 @@ impl Front {
 
     /// Returns Ok(false) on Terminate.
     async fn on_frame(&mut self, frame: Frame) -> Result<bool, Stop> {
+        if self.shared.copy.lock().in_copy() {
+            match frame.tag() {
+                b'd' | b'c' | b'f' | b'X' => {}
+                // Ignored by the server during COPY-in: not sent, so not counted.
+                b'S' | b'H' if self.batch.is_empty() => return Ok(true),
+                other => return Err(Stop::Violation(copy_violation(other))),
+            }
+        }
         match frame.tag() {
             b'Q' => {
                 if !self.batch.is_empty() {
                     // A Query ends any unsynced extended batch, as it does in PostgreSQL.
                     self.finish_batch(false).await?;
                 }
+                self.close_segment()?;
                 let text = crate::protocol::frame::query_text(&frame).map_err(|e| {
                     Stop::Violation(PgError::fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string()))
                 })?;
@@ -136,6 +150,13 @@ impl Front {
             b'd' | b'c' | b'f' => {
                 if !self.batch.is_empty() {
                     self.finish_batch(false).await?;
+                }
+                {
+                    let mut c = self.shared.copy.lock();
+                    match frame.tag() {
+                        b'd' => c.data_sent += 1,
+                        _ => c.ends_sent += 1,
+                    }
                 }
                 self.out.extend_from_slice(frame.bytes());
                 self.unsynced = frame.tag() == b'd';
@@ -208,17 +229,25 @@ impl Front {
                 let withhold_messages = self.gate.take_touches_pii();
                 let catalog = Some(self.gate.catalog());
                 let sent = self.gate.forwarded(&frames);
-                self.push_pending(Pending {
+                let tags = match &replacement {
+                    Some(bytes) => tags_of(bytes),
+                    None => frames.iter().map(|f| f.tag()).collect(),
+                };
+                let is_query = tags.first() == Some(&b'Q');
+                let queued = self.push_pending(Pending {
                     decision_id,
-                    started: Instant::now(),
                     ends_with_ready,
-                    replace_error: None,
                     changes_schema,
                     catalog,
                     withhold_messages,
                     closes_segment: sent.closes_segment,
                     sql_effects: sent.sql_effects.into(),
+                    ..Pending::plain(tags, ends_with_ready)
                 })?;
+                if !queued {
+                    // Syncs and Flushes the server would ignore during COPY-in.
+                    return Ok(());
+                }
                 match replacement {
                     Some(bytes) => self.out.extend_from_slice(&bytes),
                     None => {
@@ -231,6 +260,9 @@ impl Front {
                     self.expected_ready += 1;
                 }
                 self.unsynced = !ends_with_ready;
+                if !is_query {
+                    self.segment_open = !ends_with_ready;
+                }
                 Ok(())
             }
             UnitDecision::Refuse { decision_id, error } => {
@@ -238,35 +270,31 @@ impl Front {
                 // transaction state exactly as PostgreSQL would have it after an error.
                 self.gate.refused(ends_with_ready, REFUSAL_SQL);
                 if ends_with_ready {
-                    self.push_pending(Pending {
+                    // The refusal is a simple Query: it must not land in an open segment.
+                    self.close_segment()?;
+                    let queued = self.push_pending(Pending {
                         decision_id,
-                        started: Instant::now(),
-                        ends_with_ready: true,
                         replace_error: Some(error),
-                        changes_schema: false,
-                        catalog: None,
-                        withhold_messages: false,
-                        closes_segment: None,
-                        sql_effects: Default::default(),
+                        ..Pending::plain(b"Q".to_vec(), true)
                     })?;
-                    self.out.extend_from_slice(&refusal_query());
-                    self.expected_ready += 1;
+                    if queued {
+                        self.out.extend_from_slice(&refusal_query());
+                        self.expected_ready += 1;
+                    }
                     Ok(())
                 } else {
                     // A Flush-terminated batch: the error must still reach the client now,
                     // and the rest up to Sync is discarded by upstream after its own error.
-                    self.push_pending(Pending {
+                    let parse = refusal_parse();
+                    let queued = self.push_pending(Pending {
                         decision_id,
-                        started: Instant::now(),
-                        ends_with_ready: false,
                         replace_error: Some(error),
-                        changes_schema: false,
-                        catalog: None,
-                        withhold_messages: false,
-                        closes_segment: None,
-                        sql_effects: Default::default(),
+                        ..Pending::plain(tags_of(&parse), false)
                     })?;
-                    self.out.extend_from_slice(&refusal_parse());
+                    if queued {
+                        self.out.extend_from_slice(&parse);
+                        self.segment_open = true;
+                    }
                     Ok(())
                 }
             }
@@ -274,7 +302,15 @@ impl Front {
     }
 
     /// Waits for a held unit's verdict with nothing sent upstream, while watching for the
-    /// client's cancel or disconnect (which withdraw the request).
+    /// client's cancel or disconnect (which withdraw the request). The notice goes out once
+    /// every result the client is still owed has been relayed; waiting for those is one
+    /// branch of the same `select!`, so a verdict, a cancel or a disconnect is acted on even
+    /// while earlier statements run (or never finish). The cancel is checked first: a
+    /// cancelled statement never runs, whatever verdict arrives with it.
+    ///
+    /// Messages the client pipelines behind the held one wait in the buffer, up to
+    /// `max_message` bytes; past that the session ends (`54000`) rather than hold an
+    /// unbounded amount of the client's data in memory.
     async fn wait_for_verdict(&mut self, held: HeldUnit) -> Result<UnitDecision, Stop> {
         let HeldUnit {
             decision_id,
@@ -282,44 +318,10 @@ impl Front {
             mut verdict,
             withdraw,
         } = held;
-        // The notice must follow every result the client is still owed.
-        self.flush_upstream().await.map_err(Stop::Io)?;
-        let mut ready = self.shared.ready_count.subscribe();
-        let want = self.expected_ready;
-        ready
-            .wait_for(|n| *n >= want)
-            .await
-            .map_err(|_| Stop::ClientGone)?;
-        {
-            let mut w = self.shared.client_wr.lock().await;
-            w.write_all(&notice).await.map_err(Stop::Io)?;
-            w.flush().await.map_err(Stop::Io)?;
-        }
-        let outcome = loop {
-            tokio::select! {
-                v = &mut verdict => break Ok(v),
-                _ = self.cancel.hold_cancel.notified() => {
-                    if !self.cancel.take_hold_cancel() {
-                        continue; // a wakeup left over from an earlier unit
-                    }
-                    withdraw(Withdrawal::Cancelled).await;
-                    let err = PgError::error(
-                        sqlstate::QUERY_CANCELED,
-                        "canceling statement due to user request",
-                    )
-                    .with_detail("The held request was withdrawn; nothing ran.");
-                    break Ok(HoldVerdict::Refused { error: err.to_bytes() });
-                }
-                r = self.client_rd.read_buf(&mut self.buf) => match r {
-                    // Pipelined messages wait in the buffer until the verdict.
-                    Ok(n) if n > 0 => {}
-                    _ => {
-                        withdraw(Withdrawal::Disconnected).await;
-                        break Err(Stop::ClientGone);
-                    }
-                },
-            }
-        };
+        self.cancel.set_withdraw(Some(withdraw));
+        let outcome = self.await_verdict(&notice, &mut verdict).await;
+        self.cancel.set_withdraw(None);
+        self.cancel.set_awaiting_earlier(false);
         self.cancel.set_holding(false);
         self.cancel.forget_hold_cancel();
         Ok(match outcome? {
@@ -329,6 +331,84 @@ impl Front {
             },
             HoldVerdict::Refused { error } => UnitDecision::Refuse { decision_id, error },
         })
+    }
+
+    async fn await_verdict(
+        &mut self,
+        notice: &[u8],
+        verdict: &mut futures::future::BoxFuture<'static, HoldVerdict>,
+    ) -> Result<HoldVerdict, Stop> {
+        // The notice must follow every result the client is still owed.
+        self.flush_upstream().await.map_err(Stop::Io)?;
+        let mut ready = self.shared.ready_count.subscribe();
+        let want = self.expected_ready;
+        let mut owed = *ready.borrow() < want;
+        self.cancel.set_awaiting_earlier(owed);
+        if !owed {
+            self.send_notice(notice).await?;
+        }
+        let limit = self.max_message;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.hold_cancel.notified() => {
+                    if !self.cancel.take_hold_cancel() {
+                        continue; // a wakeup left over from an earlier unit
+                    }
+                    if let Some(w) = self.cancel.take_withdraw() {
+                        w(Withdrawal::Cancelled).await;
+                    }
+                    let err = PgError::error(
+                        sqlstate::QUERY_CANCELED,
+                        "canceling statement due to user request",
+                    )
+                    .with_detail("The held request was withdrawn; nothing ran.");
+                    return Ok(HoldVerdict::Refused { error: err.to_bytes() });
+                }
+                v = &mut *verdict => return Ok(v),
+                done = async { ready.wait_for(|n| *n >= want).await.is_ok() }, if owed => {
+                    if !done {
+                        // The upstream side ended; the session is over.
+                        self.withdraw(Withdrawal::Disconnected).await;
+                        return Err(Stop::ClientGone);
+                    }
+                    owed = false;
+                    self.cancel.set_awaiting_earlier(false);
+                    self.send_notice(notice).await?;
+                }
+                r = self.client_rd.read_buf(&mut self.buf), if self.buf.len() <= limit => match r {
+                    // Pipelined messages wait in the buffer until the verdict.
+                    Ok(n) if n > 0 => {
+                        if self.buf.len() > limit {
+                            self.withdraw(Withdrawal::Disconnected).await;
+                            return Err(Stop::Violation(PgError::fatal(
+                                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                                format!(
+                                    "terminating connection: more than {limit} bytes sent behind a statement held for approval"
+                                ),
+                            )));
+                        }
+                    }
+                    _ => {
+                        self.withdraw(Withdrawal::Disconnected).await;
+                        return Err(Stop::ClientGone);
+                    }
+                },
+            }
+        }
+    }
+
+    async fn send_notice(&mut self, notice: &[u8]) -> Result<(), Stop> {
+        let mut w = self.shared.client_wr.lock().await;
+        w.write_all(notice).await.map_err(Stop::Io)?;
+        w.flush().await.map_err(Stop::Io)
+    }
+
+    /// Withdraws the held request unless a cancel already did.
+    async fn withdraw(&self, why: Withdrawal) {
+        if let Some(w) = self.cancel.take_withdraw() {
+            w(why).await;
+        }
     }
 
     /// Refuses something outside the decided path (fastpath) the same way.
@@ -341,13 +421,55 @@ impl Front {
         .await
     }
 
-    fn push_pending(&mut self, p: Pending) -> Result<(), Stop> {
+    /// Queues a unit for the back direction before its messages go upstream; `Ok(false)`
+    /// when it must not go at all. The server may have entered COPY-in since the unit's
+    /// messages were read (see [`super::back::CopyState`]): a Sync or Flush is then ignored
+    /// by the server, so it is not sent either, and anything else would end the COPY with an
+    /// error the counts cannot follow, so it is refused as PostgreSQL refuses it.
+    fn push_pending(&mut self, mut p: Pending) -> Result<bool, Stop> {
+        let mut c = self.shared.copy.lock();
+        if c.in_copy() {
+            if p.tags.iter().all(|t| matches!(t, b'S' | b'H')) {
+                return Ok(false);
+            }
+            let tag = p.tags.first().copied().unwrap_or(b'?');
+            return Err(Stop::Violation(copy_violation(tag)));
+        }
+        p.seq = c.pushed;
+        p.ends_at = c.ends_sent;
+        p.data_at = c.data_sent;
+        p.started = Instant::now();
         self.pending_tx.send(p).map_err(|_| {
             Stop::Io(std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
                 "upstream relay ended",
             ))
-        })
+        })?;
+        c.pushed += 1;
+        Ok(true)
+    }
+
+    /// Before a simple Query (the client's, or the refusal standing in for a Sync-ended
+    /// batch): if the extended segment is open, sends a Sync of the gateway's own, whose
+    /// ReadyForQuery the back direction drops. PostgreSQL skips a Query inside a segment that
+    /// failed without answering it at all; the relay, which expects one ReadyForQuery per
+    /// Query, would then judge every later statement's messages by the one before it.
+    fn close_segment(&mut self) -> Result<(), Stop> {
+        if !self.segment_open {
+            return Ok(());
+        }
+        let sync = Frame::from_bytes(Bytes::from_static(&[b'S', 0, 0, 0, 4]));
+        let sent = self.gate.forwarded(std::slice::from_ref(&sync));
+        let queued = self.push_pending(Pending {
+            closes_segment: sent.closes_segment,
+            absorb_ready: true,
+            ..Pending::plain(vec![b'S'], true)
+        })?;
+        if queued {
+            self.out.extend_from_slice(sync.bytes());
+        }
+        self.segment_open = false;
+        Ok(())
     }
 
     async fn flush_upstream(&mut self) -> std::io::Result<()> {
@@ -381,6 +503,28 @@ enum Stop {
     Io(std::io::Error),
     /// The client went away while a request was held.
     ClientGone,
+}
+
+/// What PostgreSQL answers a message other than COPY data during COPY-in, as a FATAL: the
+/// relay cannot follow the server's answers past it.
+fn copy_violation(tag: u8) -> PgError {
+    PgError::fatal(
+        sqlstate::PROTOCOL_VIOLATION,
+        format!(
+            "unexpected message type 0x{tag:02X} during COPY from stdin: send CopyDone or CopyFail first"
+        ),
+    )
+}
+
+/// The message tags in `bytes` (whole frames, as the gateway builds them).
+fn tags_of(bytes: &[u8]) -> Vec<u8> {
+    let mut tags = Vec::new();
+    let mut rest = bytes;
+    while let Ok(Some(len)) = crate::protocol::frame::peek_frame_len(rest, usize::MAX) {
+        tags.push(rest[0]);
+        rest = &rest[len..];
+    }
+    tags
 }
 
 fn frame_error(e: FrameError) -> PgError {

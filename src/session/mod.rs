@@ -150,9 +150,19 @@ async fn cancel(gw: &Gateway, pid: i32, secret: i32) {
         return;
     };
     if handle.is_holding() {
-        // Nothing runs upstream while a request is held: the cancel withdraws it.
+        // The held statement has not gone upstream: the cancel withdraws it, here and now
+        // (an approval racing the session's wakeup must not run it). Read before the session
+        // is woken, which ends its wait.
+        let earlier_running = handle.is_awaiting_earlier();
         handle.cancel_hold();
-        return;
+        if let Some(withdraw) = handle.take_withdraw() {
+            withdraw(gate::Withdrawal::Cancelled).await;
+        }
+        if !earlier_running {
+            return;
+        }
+        // Statements the client sent before the held one still run: cancel them too, as
+        // PostgreSQL cancels whatever runs.
     }
     let target = handle.upstream.lock().clone();
     if let Some(t) = target {
@@ -331,6 +341,7 @@ impl Session {
             tx_status: AtomicU8::new(b'I'),
             client_wr: Mutex::new(client_wr),
             book,
+            copy: Default::default(),
         });
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let audit = gw.inspector.audit.clone();
@@ -362,7 +373,7 @@ impl Session {
         let upstream_status = upstream.params;
         let (up_pid, up_secret, up_home) = (upstream.pid, upstream.secret, upstream.home);
         let stop_back = tokio_util::sync::CancellationToken::new();
-        let mut back_task = tokio::spawn(back::run(
+        let mut back_task = AbortOnDrop(tokio::spawn(back::run(
             up_rd,
             shared.clone(),
             pending_rx,
@@ -370,7 +381,7 @@ impl Session {
             upstream.rest,
             stop_back.clone(),
             Some(guard),
-        ));
+        )));
         let mut front = Front::new(
             (client_rd, up_wr),
             shared.clone(),
@@ -385,7 +396,7 @@ impl Session {
         let mut back_finished = false;
         let ended = tokio::select! {
             end = front.run() => Some(end),
-            _ = &mut back_task => {
+            _ = &mut back_task.0 => {
                 // The upstream ended the session (its error, if any, went to the client).
                 back_finished = true;
                 None
@@ -412,7 +423,7 @@ impl Session {
         match (&gw.pool, clean) {
             (Some(pool), true) => {
                 stop_back.cancel();
-                if let Ok(Ok(back::BackEnd::Stopped(up_rd, rest))) = back_task.await {
+                if let Ok(Ok(back::BackEnd::Stopped(up_rd, rest))) = (&mut back_task.0).await {
                     let conn = crate::upstream::UpstreamConn {
                         stream: up_rd.unsplit(up_wr),
                         params: upstream_status,
@@ -430,12 +441,23 @@ impl Session {
                 let _ = up_wr.write_all(&[b'X', 0, 0, 0, 4]).await;
                 let _ = up_wr.shutdown().await;
                 // Give upstream a moment to see the Terminate, then drop everything.
-                let _ = tokio::time::timeout(Duration::from_secs(2), &mut back_task).await;
-                back_task.abort();
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut back_task.0).await;
             }
         }
         gw.cancels.remove(key);
         info!(session = %self.id, "session ended");
+    }
+}
+
+/// The back direction's task, aborted when the session ends in any way. It owns the upstream
+/// read half and shares the client's write half: were it left running after the session
+/// future ended (a panic unwinding it, a shutdown dropping it), the upstream connection and
+/// the client's socket would stay open for as long as the server keeps the connection.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
