@@ -520,7 +520,9 @@ impl<'t> Writer<'t> {
         let toks = std::mem::take(&mut self.toks);
         let mut masks = std::mem::take(&mut self.masks);
         let by_tokens = masks.len();
-        for (a, z) in raw_ranges(&self.text[seg.clone()]) {
+        // Each value on its own: one value can start inside another (a key inside the first
+        // one's quotes), and widening their union would drop both.
+        for (a, z) in raw_values(&self.text[seg.clone()]) {
             raw_masks(&toks, seg.start + a..seg.start + z, &mut masks);
         }
         if masks.len() > by_tokens {
@@ -675,6 +677,18 @@ pub(crate) fn redact_raw(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// The byte ranges [`redact_raw`] replaces: sorted, merged, each at least one byte.
 fn raw_ranges(s: &str) -> Vec<(usize, usize)> {
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (a, z) in raw_values(s) {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(z),
+            _ => merged.push((a, z)),
+        }
+    }
+    merged
+}
+
+/// Every secret value the raw-text rules find in `s`, sorted by start; they may overlap.
+fn raw_values(s: &str) -> Vec<(usize, usize)> {
     let lower = s.to_ascii_lowercase();
     let mut ranges: Vec<(usize, usize)> = url_passwords(s);
     if !lower.contains(KEY) && ranges.is_empty() {
@@ -691,14 +705,7 @@ fn raw_ranges(s: &str) -> Vec<(usize, usize)> {
         }
     }
     ranges.sort_unstable();
-    let mut merged: Vec<(usize, usize)> = Vec::new();
-    for (a, z) in ranges {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(z),
-            _ => merged.push((a, z)),
-        }
-    }
-    merged
+    ranges
 }
 
 /// The password of each `scheme://user:password@host` in `s`.
@@ -909,6 +916,16 @@ mod tests {
             assert_eq!(secret_params(sql), [1], "{sql}");
         }
         assert!(secret_params("SELECT abalance FROM t WHERE aid = $1").is_empty());
+    }
+
+    /// A key inside the first value's quotes starts a second value; each is masked.
+    #[test]
+    fn a_value_inside_another_value_is_masked_too() {
+        let sql = r"'ALTER ROLE x PASSWORD E'\'; ALTER ROLE agent WITH PASSWORD 'S3AAa0aAAA'; '";
+        let l = lex(sql, true);
+        let all = 0..l.toks.len();
+        let r = redact_statements(sql, &l.toks, false, std::slice::from_ref(&all));
+        assert!(!r.text.contains("S3AAa0aAAA"), "{}", r.text);
     }
 
     #[test]
