@@ -5,6 +5,10 @@
 //! `target/airlock-bench/` for later runs; generating it prints the sustained append rate.
 //! Sample sizes are criterion's minimum so `cargo bench` stays short.
 
+/// The allocator the `airlock` binary ships with, so the figures are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,10 @@
 //! held request, off the statement path, so the point is only that they stay cheap next to
 //! the HTTP post that follows (milliseconds): expected in the tens of microseconds.
 
+/// The allocator the `airlock` binary ships with, so the figures are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};

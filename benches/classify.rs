@@ -15,6 +15,10 @@
 //! Goals: cached classification <= 1 µs; cold parse + classify of a short OLTP statement
 //! <= 10 µs. The corpus benches report per query string in elements/s.
 
+/// The allocator the `airlock` binary ships with, so the figures are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,10 @@
 //! Framing costs on the relay path: splitting client and backend messages, and decoding a copy
 //! of the messages the gateway must look inside.
 
+/// The allocator the `airlock` binary ships with, so the figures are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use bytes::{BufMut, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 

@@ -11,6 +11,10 @@
 //! parses the statement again, and each masking expression, and prints the rewrite: several
 //! times a cold classification.
 
+/// The allocator the `airlock` binary ships with, so the figures are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 use std::path::Path;
