@@ -1280,3 +1280,78 @@ fn a_temporary_relation_cannot_pass_for_the_table_it_shadows() {
     assert!(err.is_empty(), "{err}");
     assert!(!out.contains(&ssn));
 }
+
+/// A cursor the session did not declare hides the query behind it: here a function the
+/// policy lists as safe opens a refcursor over customers' SSNs. Calling it is allowed, but
+/// reading the cursor is held (and denied), so no SSN comes back; a cursor the session
+/// declared itself is read as its DECLARE was decided.
+#[test]
+fn reading_a_cursor_the_session_did_not_declare_is_held() {
+    let db = demo_db("refcursor");
+    db.exec(
+        "CREATE FUNCTION open_customers(refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
+         $$ BEGIN OPEN $1 FOR SELECT ssn FROM customers; RETURN $1; END $$;",
+    );
+    let ssn = db
+        .exec("SELECT ssn FROM customers WHERE id = 1")
+        .trim()
+        .to_string();
+    assert!(!ssn.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str("\n[functions]\nsafe = [\"public.open_customers\"]\n");
+    std::fs::write(&policy, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    gw.auto_deny("alice");
+    let out = psql(
+        &gw.url(&db.name),
+        &[
+            "-At",
+            "-c",
+            "BEGIN",
+            "-c",
+            "SELECT open_customers('leak')",
+            "-c",
+            "FETCH ALL FROM leak",
+            "-c",
+            "ROLLBACK",
+            "-c",
+            "BEGIN",
+            "-c",
+            "DECLARE mine CURSOR FOR SELECT id FROM orders ORDER BY id",
+            "-c",
+            "FETCH 1 FROM mine",
+            "-c",
+            "COMMIT",
+        ],
+        None,
+    );
+    let (stdout, stderr) = (stdout(&out), stderr(&out));
+    assert!(
+        stdout.contains("leak"),
+        "the call itself is allowed: {stdout} {stderr}"
+    );
+    assert!(!stdout.contains(&ssn), "an SSN came back: {stdout}");
+    assert!(stderr.contains("airlock"), "{stderr}");
+    let first_order = db.exec("SELECT min(id) FROM orders").trim().to_string();
+    assert!(
+        stdout.lines().any(|l| l == first_order),
+        "the declared cursor is read: {stdout} {stderr}"
+    );
+    let decisions = gw.decisions();
+    let fetch = decisions
+        .iter()
+        .find(|(_, d)| d.sql == "FETCH ALL FROM leak")
+        .expect("the FETCH is audited");
+    assert_eq!(
+        fetch.1.facts[0].label,
+        "FETCH from a cursor this session did not declare"
+    );
+    assert_ne!(fetch.1.decision.action, Action::Allow);
+    let mine = decisions
+        .iter()
+        .find(|(_, d)| d.sql == "FETCH 1 FROM mine")
+        .expect("audited");
+    assert_eq!(mine.1.decision.action, Action::Allow);
+}

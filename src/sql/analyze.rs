@@ -15,7 +15,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::coverage::unread;
 use super::depth::too_deep;
-use super::label::{token_kind, token_label};
+use super::label::{fetch_cursor, token_kind, token_label};
 use super::lexer::{lex, Lexed, Tok, TokKind};
 use super::scope::Ctx;
 use super::secret::{redact, redact_raw, redact_statements};
@@ -186,14 +186,21 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
     };
     let text = &sql[first.start..last.end];
     let unparsed = || {
-        let (kind, flags) = token_kind(sql, toks);
+        let (mut kind, flags) = token_kind(sql, toks);
+        let mut effect = Effect::None;
+        if first.text(sql).eq_ignore_ascii_case("fetch") {
+            match fetch_cursor(sql, toks) {
+                Some(name) => effect = Effect::Fetch(name),
+                None => kind = Kind::Unknown,
+            }
+        }
         (
             Facts {
                 kind,
                 flags,
                 ..Facts::unknown(token_label(sql, toks))
             },
-            Effect::None,
+            effect,
             false,
         )
     };

@@ -195,6 +195,23 @@ pub(crate) fn token_kind(text: &str, toks: &[Tok]) -> (Kind, Flags) {
     (kind, flags)
 }
 
+/// The cursor a `FETCH` read from its tokens alone names (its last token), folded as the
+/// server folds it; `None` when that is not an identifier this can read for certain, and the
+/// statement is then held like anything else not understood.
+pub(crate) fn fetch_cursor(text: &str, toks: &[Tok]) -> Option<String> {
+    let last = toks.last()?;
+    let raw = last.text(text);
+    let mut name = match last.kind {
+        TokKind::Word => raw.to_ascii_lowercase(),
+        TokKind::QuotedIdent if raw.starts_with('"') && raw.len() >= 2 => {
+            raw[1..raw.len() - 1].replace("\"\"", "\"")
+        }
+        _ => return None,
+    };
+    super::names::truncate_identifier(&mut name);
+    Some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::lexer::lex;

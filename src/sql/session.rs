@@ -386,6 +386,14 @@ pub(crate) fn resolve_in_session(
                 state.defer(|upto| Deferred::CloseCursor { name, upto });
                 out.push(facts);
             }
+            Effect::Fetch(name) if !state.cursors.contains_key(&name) => {
+                let flags = facts.flags.clone();
+                out.push(Facts {
+                    flags,
+                    ..Facts::unknown("FETCH from a cursor this session did not declare")
+                });
+            }
+            Effect::Fetch(_) => out.push(facts),
             Effect::SetSearchPath(p) => {
                 state.switch_search_path(p);
                 out.push(facts);

@@ -41,6 +41,10 @@ pub(crate) enum Effect {
     DeclareCursor(String),
     /// `CLOSE name`, or `CLOSE ALL` (None).
     CloseCursor(Option<String>),
+    /// `FETCH … name`: rows of a cursor whose query was decided when the session declared
+    /// it. A cursor the session did not declare (a refcursor some function opened) hides
+    /// its query, so such a FETCH is not a plain read.
+    Fetch(String),
     SetSearchPath(Vec<String>),
     ResetSearchPath,
     DiscardAll,
@@ -413,7 +417,9 @@ pub(crate) fn classify_statement(
             acc.flags.truncate = true;
             none(build(Kind::Write, "TRUNCATE", acc, &[]))
         }
-        Statement::Fetch { into: None, .. } => none(simple(Kind::Read, "FETCH")),
+        Statement::Fetch {
+            name, into: None, ..
+        } => (simple(Kind::Read, "FETCH"), Effect::Fetch(fold(name))),
         Statement::Close { cursor } => match cursor {
             CloseCursor::All => (simple(Kind::Read, "CLOSE ALL"), Effect::CloseCursor(None)),
             CloseCursor::Specific { name } => (

@@ -413,3 +413,48 @@ fn temporary_relations_shadow_the_catalog() {
     );
     assert_eq!(both.statements[1].kind, Kind::Unknown);
 }
+
+/// A cursor the session never declared hides its query (a refcursor a function returned),
+/// so reading it is not a plain read; a declared one is read as its DECLARE was decided.
+#[test]
+fn fetch_from_a_cursor_the_session_did_not_declare_is_not_a_read() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    for sql in [
+        "FETCH ALL FROM \"<unnamed portal 1>\"",
+        "FETCH 10 FROM c",
+        "FETCH c",
+        "FETCH FORWARD 5 c",
+        "fetch next in C",
+    ] {
+        let f = &c.classify_in_session(&mut s, sql).statements[0];
+        assert_eq!(f.kind, Kind::Unknown, "{sql}");
+        assert_eq!(
+            f.label, "FETCH from a cursor this session did not declare",
+            "{sql}"
+        );
+    }
+    c.classify_in_session(&mut s, "DECLARE c CURSOR FOR SELECT id FROM orders");
+    c.classify_in_session(&mut s, "DECLARE \"Odd\"\"Name\" CURSOR FOR SELECT 1");
+    for sql in [
+        "FETCH 10 FROM c",
+        "FETCH c",
+        "FETCH FORWARD 5 c",
+        "fetch next in C",
+        "FETCH ALL FROM \"Odd\"\"Name\"",
+        "FETCH \"Odd\"\"Name\"",
+    ] {
+        let f = &c.classify_in_session(&mut s, sql).statements[0];
+        assert_eq!(f.kind, Kind::Read, "{sql}");
+    }
+    // Same letters, other case: another cursor.
+    let f = &c.classify_in_session(&mut s, "FETCH \"C\"").statements[0];
+    assert_eq!(f.kind, Kind::Unknown);
+    // Once a CLOSE is confirmed, the name is gone.
+    c.classify_in_session(&mut s, "CLOSE c");
+    for d in s.take_deferred() {
+        s.confirm(&d);
+    }
+    let f = &c.classify_in_session(&mut s, "FETCH c").statements[0];
+    assert_eq!(f.kind, Kind::Unknown);
+}
