@@ -25,28 +25,55 @@ fn run(module: &str, script: &str, url: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("client prints JSON")
 }
 
-fn compare(module: &str, script: &str, label: &str) -> serde_json::Value {
+/// What the client saw (the same directly and through the gateway), and the gateway's
+/// decision records.
+fn compare(
+    module: &str,
+    script: &str,
+    label: &str,
+) -> (serde_json::Value, Vec<airlock::audit::DecisionEntry>) {
     let direct_db = TestDb::new(&format!("{label}_direct"));
     let gw_db = TestDb::new(&format!("{label}_gw"));
     let gw = Gw::start(|_| {});
     let direct = run(module, script, &direct_db.direct_url());
     let via = run(module, script, &gw.url(&gw_db.name));
     assert_eq!(via, direct);
-    via
+    (via, gw.decisions().into_iter().map(|(_, d)| d).collect())
 }
 
 #[test]
 fn psycopg3_parameters_prepare_and_copy() {
-    let out = compare("psycopg", "psycopg_client.py", "psycopg");
+    let (out, decisions) = compare("psycopg", "psycopg_client.py", "psycopg");
     assert_eq!(out["count"], 70);
     assert_eq!(out["error"], "22012");
     assert_eq!(out["prepared"].as_array().unwrap().len(), 7);
     assert_eq!(out["copy_out"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        out["extended_copy_in"],
+        serde_json::json!(["COPY_IN", ["COMMAND_OK", "COPY 10"]])
+    );
+    let copied = out["extended_copy_out"].as_array().unwrap();
+    assert_eq!(copied.first(), Some(&serde_json::json!("COPY_OUT")));
+    assert_eq!(copied[1], "200\tlibpq 200\n");
+    assert_eq!(
+        copied.last(),
+        Some(&serde_json::json!(["COMMAND_OK", "COPY 10"]))
+    );
+    assert_eq!(
+        out["extended_copy_error"],
+        serde_json::json!([["FATAL_ERROR", "23505"], "10"])
+    );
+    // libpq sent those COPYs over the extended protocol, and each was audited as such.
+    let extended_copies = decisions
+        .iter()
+        .filter(|d| d.protocol == airlock::audit::Protocol::Extended && d.sql.starts_with("COPY"))
+        .count();
+    assert_eq!(extended_copies, 3, "{decisions:#?}");
 }
 
 #[test]
 fn asyncpg_fetch_prepare_transactions() {
-    let out = compare("asyncpg", "asyncpg_client.py", "asyncpg");
+    let (out, _) = compare("asyncpg", "asyncpg_client.py", "asyncpg");
     assert_eq!(out["count"], 30);
     assert_eq!(out["error"], "22012");
     assert_eq!(out["labels"], serde_json::json!(["changed", "thing 2"]));

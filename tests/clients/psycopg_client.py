@@ -40,4 +40,42 @@ with psycopg.connect(url, autocommit=False) as conn:
         conn.rollback()
         cur.execute("SELECT count(*) FROM people")
         out["count"] = cur.fetchone()[0]
+
+# COPY over the extended protocol, driven by libpq itself (PQsendQueryParams: Parse, Bind,
+# Describe, Execute, Sync; then the COPY data), on a connection of its own.
+pg = psycopg.pq.PGconn.connect(url.encode())
+assert pg.status == psycopg.pq.ConnStatus.OK, pg.error_message
+pg.send_query_params(b"COPY people (id, name) FROM STDIN", None)
+res = pg.get_result()
+copy_in = [psycopg.pq.ExecStatus(res.status).name]
+for i in range(200, 210):
+    assert pg.put_copy_data(f"{i}\tlibpq {i}\n".encode()) == 1
+assert pg.put_copy_end() == 1
+while (res := pg.get_result()) is not None:
+    copy_in.append([psycopg.pq.ExecStatus(res.status).name, res.command_status.decode()])
+out["extended_copy_in"] = copy_in
+pg.send_query_params(b"COPY (SELECT id, name FROM people WHERE id >= 200 ORDER BY id) TO STDOUT", None)
+res = pg.get_result()
+copied = [psycopg.pq.ExecStatus(res.status).name]
+while True:
+    n, data = pg.get_copy_data(0)
+    if n < 0:
+        break
+    copied.append(bytes(data).decode())
+while (res := pg.get_result()) is not None:
+    copied.append([psycopg.pq.ExecStatus(res.status).name, res.command_status.decode()])
+out["extended_copy_out"] = copied
+# A COPY the server refuses mid-stream (a duplicate key) fails like any statement, and the
+# connection goes on.
+pg.send_query_params(b"COPY people (id, name) FROM STDIN", None)
+pg.get_result()
+pg.put_copy_data(b"200\tagain\n")
+pg.put_copy_end()
+failed = []
+while (res := pg.get_result()) is not None:
+    failed.append([psycopg.pq.ExecStatus(res.status).name, res.error_field(psycopg.pq.DiagnosticField.SQLSTATE).decode()])
+res = pg.exec_params(b"SELECT count(*) FROM people WHERE id >= 200", None)
+failed.append(res.get_value(0, 0).decode())
+out["extended_copy_error"] = failed
+pg.finish()
 print(json.dumps(out, default=str, sort_keys=True))
