@@ -188,7 +188,7 @@ impl<'t> Writer<'t> {
     }
 
     /// Writes the pending code with its token replacements and what the raw-text rules find in
-    /// it (see [`Writer::raw_masks`]); overlapping masks merge into one.
+    /// it (see [`raw_masks`]); overlapping masks merge into one.
     pub(super) fn flush(&mut self) {
         let Some(seg) = self.pending.take() else {
             return;
