@@ -36,6 +36,7 @@ fn request() -> CardRequest {
               CREATE INDEX CONCURRENTLY orders_customer_created_idx \
               ON public.orders (customer_id, created_at DESC);"
             .into(),
+        params: Vec::new(),
         rule_id: "default.ddl".into(),
         reason: "statement 1 of 2: ALTER TABLE on public.customers: ddl is held by default".into(),
         kind: "ddl, ddl".into(),

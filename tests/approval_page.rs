@@ -52,7 +52,9 @@ async fn an_approver_signs_in_and_approves_in_the_browser() {
         assert_eq!(b.text("#f-pii"), "public.customers.email");
         assert_eq!(b.text("#f-tables"), "public.orders");
         assert_eq!(b.eval("document.querySelectorAll('#params tbody tr').length"), 2);
-        assert_eq!(b.text("#params tbody tr:nth-child(2) td:nth-child(2)"), "NULL");
+        assert_eq!(b.text("#params tbody tr:nth-child(2) td:nth-child(3)"), "NULL");
+        assert_eq!(b.text("#params tbody tr:nth-child(1) td:nth-child(2)"), "int4");
+        assert_eq!(b.text("#params tbody tr:nth-child(2) td:nth-child(2)"), "—");
         assert!(b.text("#countdown").contains("left"), "{}", b.text("#countdown"));
         assert!(b.text("#who").contains("agent"));
         b.click("#approve");
@@ -198,7 +200,7 @@ async fn hidden_characters_are_shown_as_escapes() {
             "DROP TABLE orders -- \\u{202e}\\u{2066}elbat_tset\\x1b[2K\n  ; -- café 東京 🙂"
         );
         assert_eq!(b.text("#f-app"), "etl\\u{200b}");
-        assert_eq!(b.text("#params tbody tr td:nth-child(2)"), "4\\u{feff}2");
+        assert_eq!(b.text("#params tbody tr td:nth-child(3)"), "4\\u{feff}2");
         assert!(b.page_errors.is_empty(), "page errors: {:?}", b.page_errors);
     })
     .await

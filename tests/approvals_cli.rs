@@ -47,7 +47,8 @@ async fn list_show_and_approve() {
         "{show}"
     );
     assert!(show.contains("pii        public.customers.email"), "{show}");
-    assert!(show.contains("param $2   NULL"), "{show}");
+    assert!(show.contains("param $1 (int4)   42\n"), "{show}");
+    assert!(show.contains("param $2   NULL\n"), "{show}");
     assert!(show.contains("  DROP TABLE orders"), "{show}");
 
     let json = run(&server, "alice", &["show", id.as_str(), "-o", "json"])
@@ -123,7 +124,10 @@ async fn agent_text_cannot_redraw_the_approvers_terminal() {
         show.contains("(application etl\\x1b]0;title\\x07\\r,"),
         "{show}"
     );
-    assert!(show.contains("param $1   1\\x1b[2K\\r\\x9b\n"), "{show}");
+    assert!(
+        show.contains("param $1 (int4)   1\\x1b[2K\\r\\x9b\n"),
+        "{show}"
+    );
     assert!(ls.contains("amount -- \\x1b[2K\\x1b[1G\\r"), "{ls}");
 
     // JSON is escaped by serde: the same statement, with ESC as \u001b.

@@ -548,6 +548,9 @@ fn a_grant_is_bound_to_the_declared_parameter_types() {
         .into_iter()
         .find(|v| v.sql.contains("probe"))
         .expect("still approvable after expiry");
+    // Approvers see the declared type next to the value.
+    assert_eq!(request.params, [Some("5".to_string())]);
+    assert_eq!(request.param_types, [Some("text".to_string())]);
     rt.block_on(registry.approve(&request.id, "alice", airlock::approval::Channel::Api, None))
         .expect("approved");
 

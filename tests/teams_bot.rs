@@ -135,6 +135,7 @@ fn request(id: &str) -> CardRequest {
         application_name: Some("nightly-migrations".into()),
         database: "shop".into(),
         sql: "DROP TABLE audit_2019".into(),
+        params: vec![(Some("int4".into()), Some("2019".into())), (None, None)],
         rule_id: "ddl-needs-approval".into(),
         reason: "schema changes need a human".into(),
         kind: "ddl".into(),

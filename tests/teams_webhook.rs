@@ -29,6 +29,7 @@ fn request(id: &str) -> CardRequest {
         application_name: Some("nightly-migrations".into()),
         database: "shop".into(),
         sql: "ALTER TABLE customers ADD COLUMN loyalty_tier text".into(),
+        params: vec![(Some("int4".into()), Some("2019".into())), (None, None)],
         rule_id: "ddl-needs-approval".into(),
         reason: "schema changes need a human".into(),
         kind: "ddl".into(),

@@ -81,6 +81,7 @@ fn hold(sql: &str, quorum: u32) -> HoldRequest {
         requester_aliases: vec![],
         sql: sql.into(),
         params: vec![Some("42".into()), None],
+        param_types: vec![Some("int4".into()), None],
         binding: Binding::builder("shop", "agent").sql(sql).build(),
         facts: FactsSummary {
             kinds: vec![Kind::Ddl],
@@ -303,6 +304,7 @@ async fn list_and_show() {
     assert_eq!(v["rule_id"], "ddl.hold");
     assert_eq!(v["facts"]["pii_columns"][0], "public.customers.email");
     assert_eq!(v["params"], serde_json::json!(["42", null]));
+    assert_eq!(v["param_types"], serde_json::json!(["int4", null]));
     assert_eq!(v["state"], "pending");
     assert_eq!(v["client_waiting"], true);
 

@@ -426,7 +426,13 @@ fn print_request(out: &mut (dyn Write + Send), v: &RequestView) -> Result<(), Cl
         writeln!(out, "grant      {} (until {})", g.state, g.expires_at)?;
     }
     for (i, p) in v.params.iter().enumerate() {
-        writeln!(out, "param ${}   {}", i + 1, p.as_deref().unwrap_or("NULL"))?;
+        let value = p.as_deref().unwrap_or("NULL");
+        match v.param_types.get(i).and_then(Option::as_deref) {
+            // The type before the value: the agent writes the value, and nothing it writes
+            // may look like the type.
+            Some(t) => writeln!(out, "param ${} ({t})   {value}", i + 1)?,
+            None => writeln!(out, "param ${}   {value}", i + 1)?,
+        }
     }
     writeln!(out, "sql")?;
     // Escaped before splitting, so a lone `\r` is shown rather than taken as a line end.

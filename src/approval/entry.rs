@@ -175,6 +175,7 @@ impl Entry {
             client_addr: self.req.session.client_addr.clone(),
             sql: self.req.sql.clone(),
             params: self.req.params.clone(),
+            param_types: self.req.param_types.clone(),
             facts: self.req.facts.clone(),
             rule_id: self.req.decision.rule_id.clone(),
             rule_source: self.req.decision.rule_source.clone(),

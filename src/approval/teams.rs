@@ -68,6 +68,12 @@ impl TeamsNotifier {
                 .then(|| req.application_name.clone()),
             database: req.database.clone(),
             sql: req.sql.clone(),
+            params: req
+                .params
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (req.param_types.get(i).cloned().flatten(), v.clone()))
+                .collect(),
             rule_id: req.rule_id.clone(),
             reason: req.reason.clone(),
             kind: req

@@ -46,6 +46,7 @@ fn hold_for(user: &str, db: &str, sql: &str, params: &[Option<&str>], d: Decisio
         requester_aliases: vec![],
         sql: sql.into(),
         params: params.iter().map(|p| p.map(str::to_owned)).collect(),
+        param_types: vec![None; params.len()],
         binding: b.build(),
         facts: FactsSummary {
             kinds: vec![Kind::Ddl],

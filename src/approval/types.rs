@@ -189,6 +189,10 @@ pub struct HoldRequest {
     pub sql: String,
     /// Bound parameters as display text (None = NULL), redacted where the policy says so.
     pub params: Vec<Option<String>>,
+    /// The type the client declared for each parameter (aligned with `params`; None where
+    /// it left the type to the server). The type picks the function overload or the cast a
+    /// value goes through, so approvers see it next to the value.
+    pub param_types: Vec<Option<String>>,
     /// The exact batch identity; `binding.requester()`/`database()` must match `session`.
     pub binding: Binding,
     pub facts: FactsSummary,
@@ -440,6 +444,9 @@ pub struct RequestView {
     /// Redacted SQL text.
     pub sql: String,
     pub params: Vec<Option<String>>,
+    /// Declared parameter types, aligned with `params` (see [`HoldRequest::param_types`]).
+    #[serde(default)]
+    pub param_types: Vec<Option<String>>,
     pub facts: FactsSummary,
     pub rule_id: String,
     pub rule_source: String,

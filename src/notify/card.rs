@@ -41,6 +41,10 @@ const MAX_FIELD_CHARS: usize = 200;
 const MAX_LIST_ITEMS: usize = 30;
 const MAX_REASON_CHARS: usize = 500;
 const MAX_APPROVERS_SHOWN: usize = 20;
+/// Parameters shown on a card, and characters of each value: enough for the usual batch, and
+/// bounded so the statement keeps most of the card.
+const MAX_PARAMS_SHOWN: usize = 20;
+const MAX_PARAM_CHARS: usize = 100;
 const ELLIPSIS: &str = "…";
 
 /// What a card shows about one held request. The approval registry builds it from its own view
@@ -55,6 +59,9 @@ pub struct CardRequest {
     pub database: String,
     /// The statement(s), redacted.
     pub sql: String,
+    /// Bound parameters, in order: the declared type (None: left to the server) and the
+    /// value as display text (None: NULL), secrets redacted.
+    pub params: Vec<(Option<String>, Option<String>)>,
     /// Id of the policy rule that held the statement.
     pub rule_id: String,
     /// Why the rule holds it, as the policy words it.
@@ -158,12 +165,13 @@ impl Tone {
 pub fn webhook_card(req: &CardRequest) -> Value {
     let mut head = vec![heading(req)];
     head.extend(detail_lines(req));
-    let tail = vec![json!({
+    let mut tail = param_lines(req);
+    tail.push(json!({
         "type": "TextBlock",
         "text": "Open the approval page to approve or deny.",
         "wrap": true,
         "isSubtle": true,
-    })];
+    }));
     let actions = json!([{
         "type": "Action.OpenUrl",
         "title": "Review and decide",
@@ -177,7 +185,8 @@ pub fn webhook_card(req: &CardRequest) -> Value {
 pub fn bot_base_card(req: &CardRequest, notice: Option<&Notice>) -> Value {
     let mut head = vec![heading(req)];
     head.extend(detail_lines(req));
-    let mut tail: Vec<Value> = notice.map(notice_block).into_iter().collect();
+    let mut tail = param_lines(req);
+    tail.extend(notice.map(notice_block));
     tail.push(json!({
         "type": "TextBlock",
         "text": "Waiting for an approver. Approvers see Approve and Deny here.",
@@ -192,7 +201,7 @@ pub fn bot_base_card(req: &CardRequest, notice: Option<&Notice>) -> Value {
 pub fn bot_approver_card(req: &CardRequest, notice: Option<&Notice>) -> Value {
     let mut head = vec![heading(req)];
     head.extend(detail_lines(req));
-    let mut tail = Vec::new();
+    let mut tail = param_lines(req);
     if let Some(n) = notice {
         tail.push(notice_block(n));
     }
@@ -260,7 +269,7 @@ pub fn verdict_card(req: Option<&CardRequest>, outcome: &CardOutcome) -> Value {
         Some(req) => {
             head.push(json!({ "type": "TextBlock", "text": " ", "separator": true }));
             head.extend(detail_lines(req));
-            assemble(head, &req.sql, Vec::new(), None, None)
+            assemble(head, &req.sql, param_lines(req), None, None)
         }
         None => card(head, None, None),
     }
@@ -333,6 +342,51 @@ fn detail_lines(req: &CardRequest) -> Vec<Value> {
         "text": format!("**Expires:** {}", date_time(req.expires_at)),
         "wrap": true,
     }));
+    lines
+}
+
+/// The bound parameters under the statement, one line each (`$1 (int4): 42`): an approval is
+/// bound to these values, so whoever approves from the card must see them. Past
+/// [`MAX_PARAMS_SHOWN`] or [`MAX_PARAM_CHARS`] the approval page has the rest.
+fn param_lines(req: &CardRequest) -> Vec<Value> {
+    if req.params.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![json!({
+        "type": "TextBlock",
+        "text": "**Parameters**",
+        "wrap": true,
+    })];
+    let mut clipped = false;
+    for (i, (ty, value)) in req.params.iter().take(MAX_PARAMS_SHOWN).enumerate() {
+        let label = match ty {
+            Some(t) => format!("${} ({})", i + 1, text::clip_line(t, 40)),
+            None => format!("${}", i + 1),
+        };
+        let shown = match value {
+            Some(v) => {
+                clipped |= untrusted::sanitize(v, false).chars().count() > MAX_PARAM_CHARS;
+                text::clip_line(v, MAX_PARAM_CHARS)
+            }
+            None => "NULL".into(),
+        };
+        lines.push(line(&label, &shown));
+    }
+    let hidden = req.params.len().saturating_sub(MAX_PARAMS_SHOWN);
+    if hidden > 0 || clipped {
+        let what = if hidden > 0 {
+            format!("{hidden} more parameters and ")
+        } else {
+            String::new()
+        };
+        lines.push(json!({
+            "type": "TextBlock",
+            "text": format!("Cut for Teams: the approval page has {what}every value in full."),
+            "wrap": true,
+            "isSubtle": true,
+            "size": "Small",
+        }));
+    }
     lines
 }
 
@@ -477,6 +531,7 @@ mod tests {
             application_name: Some("migrator".into()),
             database: "shop".into(),
             sql: "ALTER TABLE orders DROP COLUMN note".into(),
+            params: vec![],
             rule_id: "ddl-needs-approval".into(),
             reason: "schema changes need a human".into(),
             kind: "ddl".into(),
@@ -540,6 +595,7 @@ mod tests {
     fn untrusted_text_only_in_text_runs() {
         let mut r = sample();
         r.application_name = Some("[Approve here](https://evil.example)".into());
+        r.params = vec![(None, Some("[Approve here](https://evil.example/p)".into()))];
         let c = webhook_card(&r);
         // The only TextBlocks (markdown-rendered) carry our own words.
         fn walk(v: &Value, out: &mut Vec<String>) {
@@ -558,6 +614,74 @@ mod tests {
         walk(&c, &mut blocks);
         assert!(blocks.iter().all(|t| !t.contains("evil")), "{blocks:?}");
         assert!(texts(&c).contains("evil.example"));
+        assert!(texts(&c).contains("evil.example/p"));
+    }
+
+    /// An approval is bound to its parameter values, so every card of a request shows them,
+    /// with the declared type where there is one.
+    #[test]
+    fn parameters_are_shown_with_their_types() {
+        let mut r = sample();
+        r.params = vec![
+            (Some("int4".into()), Some("42".into())),
+            (None, None),
+            (None, Some("[Approve here](https://evil.example)".into())),
+        ];
+        let outcome = CardOutcome {
+            request_id: r.request_id.clone(),
+            state: OutcomeState::Approved,
+            by: vec!["alice".into()],
+            rationale: None,
+            decided_at: r.expires_at,
+        };
+        for c in [
+            webhook_card(&r),
+            bot_base_card(&r, None),
+            bot_approver_card(&r, None),
+            verdict_card(Some(&r), &outcome),
+        ] {
+            let t = texts(&c);
+            assert!(t.contains("**Parameters**"), "{t}");
+            assert!(t.contains("\"$1 (int4): \""), "{t}");
+            assert!(t.contains("\"42\""), "{t}");
+            assert!(t.contains("\"$2: \"") && t.contains("\"NULL\""), "{t}");
+            assert!(!t.contains("Cut for Teams"), "{t}");
+        }
+        assert!(!texts(&bot_approver_card(&sample(), None)).contains("Parameters"));
+    }
+
+    #[test]
+    fn many_or_long_parameters_are_cut_with_a_note() {
+        let mut r = sample();
+        r.params = (0..25)
+            .map(|i| {
+                (
+                    Some("text".into()),
+                    Some(format!("{i}:{}", "é".repeat(500))),
+                )
+            })
+            .collect();
+        r.sql = "SELECT 1".repeat(10_000);
+        let c = bot_approver_card(&r, None);
+        let t = texts(&c);
+        assert!(serialized_len(&c) <= MAX_CARD_BYTES);
+        assert!(t.contains("\"$20 (text): \""), "{t}");
+        assert!(!t.contains("$21"), "{t}");
+        assert!(
+            t.contains(
+                "Cut for Teams: the approval page has 5 more parameters and every value in full."
+            ),
+            "{t}"
+        );
+        assert!(t.contains("Statement cut for Teams"));
+        assert!(t.contains("SELECT 1"), "the statement keeps room");
+        // One long value alone is flagged too.
+        r.params.truncate(1);
+        let t = texts(&bot_approver_card(&r, None));
+        assert!(
+            t.contains("the approval page has every value in full"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -48,6 +48,66 @@ pub fn binding(unit: &Unit, info: &SessionInfo) -> Binding {
     b.build()
 }
 
+/// The declared type of every bound parameter of `unit`, statement after statement as the
+/// request lists the values: a name for the built-in types, `oid N` for others, None where the
+/// Parse left the type to the server.
+fn declared_types(unit: &Unit) -> Vec<Option<String>> {
+    let Unit::Extended { statements } = unit else {
+        return Vec::new();
+    };
+    statements
+        .iter()
+        .flat_map(|s| (0..s.params.len()).map(|i| type_name(s.types.get(i).copied().unwrap_or(0))))
+        .collect()
+}
+
+/// The name of a built-in type by OID (the OIDs PostgreSQL fixes for its own types).
+fn type_name(oid: u32) -> Option<String> {
+    let name = match oid {
+        0 => return None,
+        16 => "bool",
+        17 => "bytea",
+        18 => "char",
+        19 => "name",
+        20 => "int8",
+        21 => "int2",
+        23 => "int4",
+        25 => "text",
+        26 => "oid",
+        114 => "json",
+        142 => "xml",
+        700 => "float4",
+        701 => "float8",
+        790 => "money",
+        869 => "inet",
+        1042 => "bpchar",
+        1043 => "varchar",
+        1082 => "date",
+        1083 => "time",
+        1114 => "timestamp",
+        1184 => "timestamptz",
+        1186 => "interval",
+        1266 => "timetz",
+        1560 => "bit",
+        1562 => "varbit",
+        1700 => "numeric",
+        2205 => "regclass",
+        2206 => "regtype",
+        2950 => "uuid",
+        3802 => "jsonb",
+        1000 => "bool[]",
+        1005 => "int2[]",
+        1007 => "int4[]",
+        1016 => "int8[]",
+        1009 => "text[]",
+        1015 => "varchar[]",
+        1231 => "numeric[]",
+        2951 => "uuid[]",
+        _ => return Some(format!("oid {oid}")),
+    };
+    Some(name.to_string())
+}
+
 /// Holds a unit: a grant runs it now, otherwise a request is opened and the session waits.
 pub async fn hold(
     ctx: &HoldContext,
@@ -85,6 +145,7 @@ pub async fn hold(
         requester_aliases: Vec::new(),
         sql: classified.redacted.clone(),
         params,
+        param_types: declared_types(unit),
         binding,
         facts: FactsSummary::from_facts(&classified.statements, &decision),
         decision,
@@ -285,6 +346,33 @@ mod tests {
         assert_ne!(typed(&[25]), typed(&[23]));
         assert_ne!(typed(&[25]), typed(&[]));
         assert_eq!(typed(&[25]), typed(&[25]));
+    }
+
+    /// Approvers see each parameter's declared type next to its value, across the
+    /// statements of a batch; a type the Parse left open shows as none.
+    #[test]
+    fn declared_types_line_up_with_the_values() {
+        let mut u = one(&[Some("5"), Some("x"), None], &[false, false, false]);
+        if let Unit::Extended { statements } = &mut u {
+            statements[0].types = vec![23, 0];
+            let mut second = statements[0].clone();
+            second.params = vec![Some("7".into())];
+            second.types = vec![99999];
+            statements.push(second);
+        }
+        assert_eq!(
+            declared_types(&u),
+            [
+                Some("int4".to_string()),
+                None,
+                None,
+                Some("oid 99999".to_string())
+            ]
+        );
+        assert!(declared_types(&Unit::Simple {
+            text: "SELECT 1".into()
+        })
+        .is_empty());
     }
 
     /// A password sent as a parameter is redacted in the request, but the grant is bound to

@@ -119,6 +119,7 @@ pub fn hold(user: &str, sql: &str, approvers: &[&str]) -> HoldRequest {
         requester_aliases: vec![],
         sql: sql.into(),
         params: vec![Some("42".into()), None],
+        param_types: vec![Some("int4".into()), None],
         binding: Binding::builder("shop", user).sql(sql).build(),
         facts: FactsSummary {
             kinds: vec![Kind::Ddl],

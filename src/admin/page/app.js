@@ -210,9 +210,12 @@
       const tr = document.createElement("tr");
       const n = document.createElement("td");
       n.textContent = "$" + (i + 1);
+      const t = document.createElement("td");
+      const type = (view.param_types || [])[i];
+      t.textContent = type ? reveal(type) : "—";
       const v = document.createElement("td");
       if (p === null) { v.textContent = "NULL"; v.className = "null"; } else { v.textContent = reveal(p); }
-      tr.append(n, v);
+      tr.append(n, t, v);
       body.appendChild(tr);
     });
     $("params-block").hidden = view.params.length === 0;
