@@ -264,3 +264,20 @@ fn unquoted_names_fold_only_ascii_like_postgresql() {
     let sql = ok(r#"SELECT Ṕ FROM (SELECT phone AS "Ṕ", city AS "ṕ" FROM customers) s"#);
     assert_eq!(sql.matches("WHEN strpos(").count(), 1, "{sql}");
 }
+
+/// The masking templates name their value with a placeholder; a query that uses the same
+/// name itself is masked like any other.
+#[test]
+fn the_template_placeholder_is_not_the_agents_to_use() {
+    assert_eq!(
+        ok("SELECT ssn AS airlock_masked_value FROM customers"),
+        "SELECT CASE WHEN (ssn) IS NULL THEN NULL ELSE '***' END AS airlock_masked_value FROM customers"
+    );
+    assert_eq!(
+        ok("SELECT airlock_masked_value FROM (SELECT name AS airlock_masked_value FROM customers) s"),
+        "SELECT md5((airlock_masked_value)::TEXT) AS airlock_masked_value FROM (SELECT name AS airlock_masked_value FROM customers) s"
+    );
+    for m in [MaskMethod::Partial, MaskMethod::Hash, MaskMethod::Redact] {
+        assert!(template(m).is_ok(), "{m:?}");
+    }
+}
