@@ -61,51 +61,19 @@ fn declared_types(unit: &Unit) -> Vec<Option<String>> {
         .collect()
 }
 
-/// The name of a built-in type by OID (the OIDs PostgreSQL fixes for its own types).
+/// The name of a built-in type by OID (arrays as `elem[]`), `oid N` for any other type.
 fn type_name(oid: u32) -> Option<String> {
-    let name = match oid {
-        0 => return None,
-        16 => "bool",
-        17 => "bytea",
-        18 => "char",
-        19 => "name",
-        20 => "int8",
-        21 => "int2",
-        23 => "int4",
-        25 => "text",
-        26 => "oid",
-        114 => "json",
-        142 => "xml",
-        700 => "float4",
-        701 => "float8",
-        790 => "money",
-        869 => "inet",
-        1042 => "bpchar",
-        1043 => "varchar",
-        1082 => "date",
-        1083 => "time",
-        1114 => "timestamp",
-        1184 => "timestamptz",
-        1186 => "interval",
-        1266 => "timetz",
-        1560 => "bit",
-        1562 => "varbit",
-        1700 => "numeric",
-        2205 => "regclass",
-        2206 => "regtype",
-        2950 => "uuid",
-        3802 => "jsonb",
-        1000 => "bool[]",
-        1005 => "int2[]",
-        1007 => "int4[]",
-        1016 => "int8[]",
-        1009 => "text[]",
-        1015 => "varchar[]",
-        1231 => "numeric[]",
-        2951 => "uuid[]",
-        _ => return Some(format!("oid {oid}")),
-    };
-    Some(name.to_string())
+    use postgres_types::{Kind, Type};
+    if oid == 0 {
+        return None;
+    }
+    Some(match Type::from_oid(oid) {
+        Some(t) => match t.kind() {
+            Kind::Array(elem) => format!("{}[]", elem.name()),
+            _ => t.name().to_string(),
+        },
+        None => format!("oid {oid}"),
+    })
 }
 
 /// Holds a unit: a grant runs it now, otherwise a request is opened and the session waits.
@@ -352,9 +320,9 @@ mod tests {
     /// statements of a batch; a type the Parse left open shows as none.
     #[test]
     fn declared_types_line_up_with_the_values() {
-        let mut u = one(&[Some("5"), Some("x"), None], &[false, false, false]);
+        let mut u = one(&[Some("5"), Some("x"), Some("{a}")], &[false, false, false]);
         if let Unit::Extended { statements } = &mut u {
-            statements[0].types = vec![23, 0];
+            statements[0].types = vec![23, 0, 1009];
             let mut second = statements[0].clone();
             second.params = vec![Some("7".into())];
             second.types = vec![99999];
@@ -365,7 +333,7 @@ mod tests {
             [
                 Some("int4".to_string()),
                 None,
-                None,
+                Some("text[]".to_string()),
                 Some("oid 99999".to_string())
             ]
         );
