@@ -4,8 +4,8 @@
 //! sessions ──AuditHandle──► queue (seq, time, id fixed under one lock: queue order = chain order)
 //!   (clone per session)        │ batched: the caller goes on at once
 //!                              ▼ strict: the caller waits for the group's flush
-//!                    writer thread, every 1 ms or when someone waits: take the queue → seal
-//!                    (prev_hash → hash) → store.append(one atomic batch) → flush when needed
+//!                    writer thread, every 10 ms or when someone waits: take the queue → seal
+//!                    (prev_hash → hash) → store.append(one group; a crash keeps a prefix) → flush when needed
 //!                    or every flush_interval_ms
 //! ```
 //!

@@ -1,7 +1,6 @@
 //! [`AuditStore`] on sled 0.34.7.
 //!
-//! Everything lives in one tree so that one `sled::Batch` (atomic across a crash) covers a
-//! whole group commit — records and their indexes together. Keys are prefixed by a byte:
+//! Everything lives in one tree. Keys are prefixed by a byte:
 //!
 //! | key                         | value            | purpose                              |
 //! |-----------------------------|------------------|--------------------------------------|
@@ -26,6 +25,16 @@
 //! [`crate::audit::chain::record_id`]), which halves the inserts per record.
 //! The time index is sparse (one key per second that has records), which keeps the append
 //! cost low; record times never go backwards, so the first record of a second bounds a scan.
+//!
+//! A group commit is plain inserts in a fixed order — its record blocks in chain order, then
+//! its time-index and link entries, then the head — not a `sled::Batch`. sled seals its log
+//! buffer before and after every batch, and each seal hands the buffer to sled's I/O pool,
+//! which wakes all seven of its threads; with a flush per group in `strict` mode that was
+//! three seals and 21 thread wake-ups per group, about a fifth of the gateway's CPU. sled
+//! recovers a prefix of its log, so after a crash the store still holds a prefix of the chain
+//! (never a record without those before it), and the head is never ahead of the records. What
+//! a crash can leave is the end of one group without its index entries and head; opening the
+//! store completes it (`recover`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,6 +45,8 @@ use parking_lot::Mutex;
 use super::chain::{seq_in_id, RecordHeader};
 use super::store::{AuditStore, Head, RawRecord, RecordIter, SealedRecord};
 use super::AuditError;
+
+mod recover;
 
 const TREE: &str = "airlock.audit.v3";
 /// Earlier layouts, which this build does not read: one key per record, then one link key
@@ -81,6 +92,15 @@ pub struct SledStore {
     /// The newest link bucket as stored (number and value), so the next group extends it
     /// without reading it back.
     last_links: Mutex<Option<(u64, Vec<u8>)>>,
+}
+
+/// What the indexes need of a record (see [`SledStore::index`]).
+struct Indexed<'a> {
+    seq: u64,
+    time_us: i64,
+    id: &'a str,
+    /// The decision an outcome or approval step belongs to.
+    link: Option<&'a str>,
 }
 
 /// How many linkable ids [`SledStore`] remembers.
@@ -228,7 +248,7 @@ impl SledStore {
                 .map_or(0, |(seq, _)| seq),
             None => 0,
         };
-        Ok(SledStore {
+        let store = SledStore {
             tree,
             _db: db,
             path: path.to_owned(),
@@ -240,7 +260,9 @@ impl SledStore {
                 std::num::NonZeroUsize::new(RECENT_IDS).expect("non-zero"),
             )),
             last_links: Mutex::new(None),
-        })
+        };
+        store.complete_torn_group(last_seq)?;
+        Ok(store)
     }
 
     /// Opens an existing store only (the inspector must not create one by mistake).
@@ -303,6 +325,76 @@ impl SledStore {
         Ok(())
     }
 
+    /// Writes the time-index and link entries of records already stored, then the head that
+    /// says the group is complete. `append` calls it for every group; opening a store calls it
+    /// for the records a crash left without them (see `recover`).
+    fn index<'a>(
+        &self,
+        records: impl Iterator<Item = Indexed<'a>>,
+        head: Head,
+    ) -> Result<(), AuditError> {
+        let mut in_group: HashMap<&str, u64> = HashMap::new();
+        let mut indexed = self.last_indexed_sec.lock();
+        let mut new_indexed = *indexed;
+        let mut links: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+        let mut linkable: Vec<(&str, u64)> = Vec::new();
+        for r in records {
+            let sec = second_of(r.time_us);
+            if new_indexed.is_none_or(|s| sec > s) {
+                self.tree.insert(time_key(sec), &r.seq.to_be_bytes()[..])?;
+                new_indexed = Some(sec);
+            }
+            match r.link {
+                Some(decision_id) => {
+                    let remembered = self.recent.lock().get(decision_id).copied();
+                    let decision_seq = match in_group.get(decision_id).or(remembered.as_ref()) {
+                        Some(s) => Some(*s),
+                        None => self.seq_of_id(decision_id)?,
+                    };
+                    match decision_seq {
+                        Some(d) => links.entry(link_bucket(d)).or_default().push((d, r.seq)),
+                        None => tracing::warn!(
+                            seq = r.seq,
+                            decision_id = %decision_id,
+                            "audit record refers to an unknown decision"
+                        ),
+                    }
+                }
+                None => linkable.push((r.id, r.seq)),
+            }
+            in_group.insert(r.id, r.seq);
+        }
+        *indexed = new_indexed;
+        let mut last_links = self.last_links.lock();
+        for (bucket, pairs) in links {
+            let mut value = match last_links.take() {
+                Some((b, v)) if b == bucket => v,
+                _ => self
+                    .tree
+                    .get(link_key(bucket))?
+                    .map(|v| v.to_vec())
+                    .unwrap_or_default(),
+            };
+            for (d, seq) in pairs {
+                value.extend_from_slice(&d.to_be_bytes());
+                value.extend_from_slice(&seq.to_be_bytes());
+            }
+            self.tree.insert(link_key(bucket), &value[..])?;
+            // Buckets come in ascending order: the last one written is the newest, which the
+            // next group most likely extends.
+            *last_links = Some((bucket, value));
+        }
+        let mut h = [0u8; 40];
+        h[..8].copy_from_slice(&head.seq.to_be_bytes());
+        h[8..].copy_from_slice(&head.hash);
+        self.tree.insert(HEAD_KEY, &h[..])?;
+        let mut recent = self.recent.lock();
+        for (id, seq) in linkable {
+            recent.put(id.to_owned(), seq);
+        }
+        Ok(())
+    }
+
     /// The block whose records start at or before `seq` (the one that would hold it).
     fn block_for(&self, seq: u64) -> Result<Option<(sled::IVec, sled::IVec)>, AuditError> {
         Ok(self
@@ -332,82 +424,48 @@ impl AuditStore for SledStore {
         let Some(last) = records.last() else {
             return Ok(());
         };
-        let mut batch = sled::Batch::default();
-        let mut in_batch: HashMap<&str, u64> = HashMap::new();
-        let mut indexed = self.last_indexed_sec.lock();
-        let mut new_indexed = *indexed;
-        let mut block: Vec<u8> = Vec::new();
-        let mut block_first = 0;
-        let mut links: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
-        for r in records {
-            if block.is_empty() {
-                block_first = r.seq;
-            }
-            push_entry(&mut block, r.seq, &r.bytes);
-            if block.len() >= BLOCK_BYTES {
-                batch.insert(&block_key(block_first)[..], std::mem::take(&mut block));
-            }
-            let sec = second_of(r.time_us);
-            if new_indexed.is_none_or(|s| sec > s) {
-                batch.insert(&time_key(sec)[..], &r.seq.to_be_bytes()[..]);
-                new_indexed = Some(sec);
-            }
-            if let Some(decision_id) = &r.link {
-                let remembered = self.recent.lock().get(decision_id.as_str()).copied();
-                let decision_seq = match in_batch.get(decision_id.as_str()).or(remembered.as_ref())
-                {
-                    Some(s) => Some(*s),
-                    None => self.seq_of_id(decision_id)?,
-                };
-                match decision_seq {
-                    Some(d) => links.entry(link_bucket(d)).or_default().push((d, r.seq)),
-                    None => tracing::warn!(
-                        seq = r.seq,
-                        decision_id = %decision_id,
-                        "audit record refers to an unknown decision"
-                    ),
+        // Records first, in chain order; their index entries and the head after them (see the
+        // module doc for why this order, and not a `sled::Batch`).
+        let mut written: Vec<[u8; 9]> = Vec::new();
+        let stored = (|| {
+            let mut block: Vec<u8> = Vec::new();
+            let mut block_first = 0;
+            for r in records {
+                if block.is_empty() {
+                    block_first = r.seq;
+                }
+                push_entry(&mut block, r.seq, &r.bytes);
+                if block.len() >= BLOCK_BYTES {
+                    written.push(block_key(block_first));
+                    self.tree
+                        .insert(block_key(block_first), std::mem::take(&mut block))?;
                 }
             }
-            in_batch.insert(&r.id, r.seq);
-        }
-        if !block.is_empty() {
-            batch.insert(&block_key(block_first)[..], block);
-        }
-        let mut last_links = self.last_links.lock();
-        // Buckets come in ascending order: the last one written is the newest.
-        let mut newest_links = None;
-        for (bucket, pairs) in links {
-            let mut value = match last_links.as_ref() {
-                Some((b, v)) if *b == bucket => v.clone(),
-                _ => self
-                    .tree
-                    .get(link_key(bucket))?
-                    .map(|v| v.to_vec())
-                    .unwrap_or_default(),
-            };
-            for (d, seq) in pairs {
-                value.extend_from_slice(&d.to_be_bytes());
-                value.extend_from_slice(&seq.to_be_bytes());
+            if !block.is_empty() {
+                written.push(block_key(block_first));
+                self.tree.insert(block_key(block_first), block)?;
             }
-            batch.insert(&link_key(bucket)[..], value.clone());
-            newest_links = Some((bucket, value));
-        }
-        let mut head = [0u8; 40];
-        head[..8].copy_from_slice(&last.seq.to_be_bytes());
-        head[8..].copy_from_slice(&last.hash);
-        batch.insert(HEAD_KEY, &head[..]);
-        self.tree.apply_batch(batch)?;
-        *indexed = new_indexed;
-        if let Some((bucket, value)) = newest_links {
-            if last_links.as_ref().is_none_or(|(b, _)| bucket >= *b) {
-                *last_links = Some((bucket, value));
+            self.index(
+                records.iter().map(|r| Indexed {
+                    seq: r.seq,
+                    time_us: r.time_us,
+                    id: &r.id,
+                    link: r.link.as_deref(),
+                }),
+                Head {
+                    seq: last.seq,
+                    hash: last.hash,
+                },
+            )
+        })();
+        if let Err(e) = stored {
+            // The writer reuses these sequence numbers for the next group: a block left
+            // behind would shadow its records. (sled's I/O errors are sticky, so this only
+            // matters for an error that is not.)
+            for key in written {
+                let _ = self.tree.remove(key);
             }
-        }
-        {
-            let mut recent = self.recent.lock();
-            for r in records.iter().filter(|r| r.link.is_none()) {
-                recent.put(r.id.clone(), r.seq);
-            }
+            return Err(e);
         }
         self.appended_seq.fetch_max(last.seq, Ordering::SeqCst);
         Ok(())

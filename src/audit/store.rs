@@ -40,8 +40,11 @@ pub struct Head {
 pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<RawRecord, AuditError>> + Send + 'a>;
 
 pub trait AuditStore: Send + Sync {
-    /// Appends a batch atomically: after a crash either all of it is there or none of it, so a
-    /// torn batch can never break the chain. Not durable until [`AuditStore::flush`].
+    /// Appends a group of records. A crash may keep a prefix of the group, never a record
+    /// without the ones before it, so a torn group can never break the chain (a store
+    /// completes such a group's indexes when it opens). On an error nothing of the group may
+    /// be readable: the writer gives its sequence numbers to the next group. Not durable until
+    /// [`AuditStore::flush`].
     fn append(&self, batch: &[SealedRecord]) -> Result<(), AuditError>;
 
     /// Makes everything appended so far durable.

@@ -5,9 +5,9 @@
 //! caller knows the record's id at once; the statement is forwarded right after. The writer, an
 //! OS thread of its own (sled appends and fsyncs block), wakes every [`APPEND_EVERY`] while
 //! records are queued, or at once when someone waits, takes the whole queue, seals it (hash
-//! chain) and appends it to the store as one atomic batch. Waking it per record cost two
-//! context switches per statement, which at tens of thousands of statements a second was most
-//! of the gateway's CPU.
+//! chain) and appends it to the store as one group (after a crash the store holds a prefix of
+//! the chain). Waking it per record cost two context switches per statement, which at tens of
+//! thousands of statements a second was most of the gateway's CPU.
 //!
 //! Group commit: callers that need durability (strict mode, approval verdicts, gateway events,
 //! explicit flushes) make the writer append and flush at once, and everything queued meanwhile
