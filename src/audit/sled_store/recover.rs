@@ -9,10 +9,8 @@
 //! head's chain, hash for hash, and no more of them than one group holds: anything else is
 //! not a torn group, and stays for `airlock audit verify` to report.
 
-use serde::Deserialize;
-
 use super::{Indexed, SledStore};
-use crate::audit::chain::{RecordHeader, RecordKind, GENESIS_HASH};
+use crate::audit::chain::{Entry, RecordHeader, GENESIS_HASH};
 use crate::audit::store::{AuditStore, Head};
 use crate::audit::writer::MAX_BATCH;
 use crate::audit::{parse_time, AuditError};
@@ -23,12 +21,6 @@ struct Tail {
     time_us: i64,
     id: String,
     link: Option<String>,
-}
-
-/// The decision an outcome or approval step belongs to.
-#[derive(Deserialize)]
-struct LinkOf {
-    decision_id: String,
 }
 
 impl SledStore {
@@ -55,12 +47,10 @@ impl SledStore {
                     && raw.seq == seq + 1
                     && header.seq == raw.seq
                     && header.prev_hash == hex::encode(hash);
-                let link = match header.kind {
-                    RecordKind::Outcome | RecordKind::Approval => Some(
-                        serde_json::from_str::<LinkOf>(header.entry.get())
-                            .ok()?
-                            .decision_id,
-                    ),
+                // The writer links outcomes and approval steps to their decision.
+                let link = match header.entry().ok()? {
+                    Entry::Outcome(e) => Some(e.decision_id),
+                    Entry::Approval(e) => Some(e.decision_id),
                     _ => None,
                 };
                 continues.then_some(())?;
