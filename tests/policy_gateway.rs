@@ -1281,6 +1281,10 @@ fn a_temporary_relation_cannot_pass_for_the_table_it_shadows() {
     assert!(!out.contains(&ssn));
 }
 
+/// The label of a FETCH the gateway cannot vouch for.
+const UNVOUCHED_FETCH: &str =
+    "FETCH from a cursor not declared in this transaction, or that code run since may have replaced";
+
 /// A cursor the session did not declare hides the query behind it: here a function the
 /// policy lists as safe opens a refcursor over customers' SSNs. Calling it is allowed, but
 /// reading the cursor is held (and denied), so no SSN comes back; a cursor the session
@@ -1344,14 +1348,116 @@ fn reading_a_cursor_the_session_did_not_declare_is_held() {
         .iter()
         .find(|(_, d)| d.sql == "FETCH ALL FROM leak")
         .expect("the FETCH is audited");
-    assert_eq!(
-        fetch.1.facts[0].label,
-        "FETCH from a cursor this session did not declare"
-    );
+    assert_eq!(fetch.1.facts[0].label, UNVOUCHED_FETCH);
     assert_ne!(fetch.1.decision.action, Action::Allow);
     let mine = decisions
         .iter()
         .find(|(_, d)| d.sql == "FETCH 1 FROM mine")
         .expect("audited");
     assert_eq!(mine.1.decision.action, Action::Allow);
+}
+
+/// A name the session once declared is no proof of what a FETCH of it reads now. Each session
+/// below frees or never takes the name `leak`, then has a function the policy lists as safe open
+/// a refcursor over customers' SSNs under it: the DECLARE was refused, its transaction
+/// committed, a savepoint it was declared after was rolled back, or a safe function closed
+/// and reopened it. Every FETCH is held (and denied), and no SSN comes back.
+#[test]
+fn a_declared_name_does_not_vouch_for_a_cursor_that_replaced_it() {
+    let db = demo_db("refcursor_reuse");
+    db.exec(
+        "CREATE FUNCTION open_customers(refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
+         $$ BEGIN OPEN $1 FOR SELECT ssn FROM customers; RETURN $1; END $$;",
+    );
+    db.exec(
+        "CREATE FUNCTION reopen_customers(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
+         $$ BEGIN CLOSE c; OPEN c FOR SELECT ssn FROM customers; RETURN c; END $$;",
+    );
+    let ssn = db
+        .exec("SELECT ssn FROM customers WHERE id = 1")
+        .trim()
+        .to_string();
+    assert!(!ssn.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str(
+        "\n[functions]\nsafe = [\"public.open_customers\", \"public.reopen_customers\"]\n",
+    );
+    std::fs::write(&policy, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    gw.auto_deny("alice");
+    let sessions: [&[&str]; 4] = [
+        // The DECLARE is held and denied: it never took the name. (Refused inside a
+        // transaction, it would fail the transaction.)
+        &[
+            "DECLARE leak CURSOR FOR SELECT ssn FROM customers",
+            "BEGIN",
+            "SELECT open_customers('leak')",
+            "FETCH ALL FROM leak",
+            "ROLLBACK",
+        ],
+        // The cursor closed with its transaction.
+        &[
+            "BEGIN",
+            "DECLARE leak CURSOR FOR SELECT 1",
+            "COMMIT",
+            "BEGIN",
+            "SELECT open_customers('leak')",
+            "FETCH ALL FROM leak",
+            "ROLLBACK",
+        ],
+        // Closed by the rollback to a savepoint, all in one Query.
+        &[
+            "BEGIN; SAVEPOINT s; DECLARE leak CURSOR FOR SELECT 1; ROLLBACK TO s; \
+           SELECT open_customers('leak'); FETCH ALL FROM leak; COMMIT",
+        ],
+        // Replaced by a function.
+        &[
+            "BEGIN",
+            "DECLARE leak CURSOR FOR SELECT 1",
+            "SELECT reopen_customers('leak')",
+            "FETCH ALL FROM leak",
+            "ROLLBACK",
+        ],
+    ];
+    for commands in sessions {
+        let mut args = vec!["-At"];
+        for c in commands {
+            args.extend(["-c", c]);
+        }
+        let out = psql(&gw.url(&db.name), &args, None);
+        let (stdout, stderr) = (stdout(&out), stderr(&out));
+        assert!(
+            !stdout.contains(&ssn),
+            "an SSN came back after {commands:?}: {stdout}"
+        );
+        assert!(stderr.contains("airlock"), "{commands:?}: {stderr}");
+    }
+    // The function calls themselves were allowed: the FETCH is what was held.
+    let decisions = gw.decisions();
+    let calls = decisions
+        .iter()
+        .filter(|(_, d)| {
+            d.sql.starts_with("SELECT open_customers")
+                || d.sql.starts_with("SELECT reopen_customers")
+        })
+        .filter(|(_, d)| d.decision.action == Action::Allow)
+        .count();
+    assert_eq!(calls, 3, "{decisions:#?}");
+    let fetches: Vec<_> = decisions
+        .iter()
+        .filter(|(_, d)| d.sql == "FETCH ALL FROM leak")
+        .collect();
+    assert_eq!(fetches.len(), 3, "{decisions:#?}");
+    for (_, d) in &fetches {
+        assert_eq!(d.facts[0].label, UNVOUCHED_FETCH);
+        assert_ne!(d.decision.action, Action::Allow);
+    }
+    let one_query = decisions
+        .iter()
+        .find(|(_, d)| d.sql.contains("ROLLBACK TO s"))
+        .expect("the one-Query session is audited");
+    assert_eq!(one_query.1.facts[5].label, UNVOUCHED_FETCH);
+    assert_ne!(one_query.1.decision.action, Action::Allow);
 }

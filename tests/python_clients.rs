@@ -47,6 +47,16 @@ fn psycopg3_parameters_prepare_and_copy() {
     assert_eq!(out["count"], 70);
     assert_eq!(out["error"], "22012");
     assert_eq!(out["prepared"].as_array().unwrap().len(), 7);
+    // The named cursor's FETCHes read the cursor its DECLARE declared: allowed, not held.
+    assert_eq!(out["named_cursor"].as_array().unwrap().len(), 20);
+    let fetches: Vec<_> = decisions
+        .iter()
+        .filter(|d| d.sql.starts_with("FETCH") && d.sql.contains("people_chunks"))
+        .collect();
+    assert!(fetches.len() >= 3, "{decisions:#?}");
+    for f in &fetches {
+        assert_eq!(f.decision.action, airlock::policy::Action::Allow, "{f:#?}");
+    }
     assert_eq!(out["copy_out"].as_array().unwrap().len(), 50);
     assert_eq!(
         out["extended_copy_in"],

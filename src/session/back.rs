@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch, Mutex};
 
-use super::confirm::Confirmations;
+use super::confirm::{Confirmations, SqlNews};
 use crate::protocol::frame::peek_frame_len;
 use crate::protocol::messages::{command_tag, error_code_and_message, tag_rows, PgError};
 use crate::protocol::sqlstate;
@@ -349,12 +349,17 @@ async fn fail_closed(shared: &Shared, relayed: &[u8], why: Desync) -> std::io::R
     Ok(BackEnd::UpstreamClosed)
 }
 
-/// A CommandComplete with tag `tag`: when the oldest forgetting effect still waiting is
-/// confirmed by it, the front gets it. Effects of a statement that failed or was skipped get no
-/// such tag and are dropped with their unit at its ReadyForQuery; a tag that matches nothing
-/// waiting (a statement the classifier did not read as forgetting) changes nothing, so the
-/// names keep their candidates.
-fn confirm_sql(queue: &mut VecDeque<Pending>, tag: &str, book: &Confirmations) {
+/// A CommandComplete with tag `tag`: when the oldest effect still waiting is confirmed by it,
+/// the front gets it (a DECLARE at the next ReadyForQuery, see [`Declares`]). Effects of a
+/// statement that failed or was skipped get no such tag and are dropped with their unit at its
+/// ReadyForQuery; a tag that matches nothing waiting (a statement the classifier did not read
+/// as having an effect) changes nothing, so the names keep their candidates.
+fn confirm_sql(
+    queue: &mut VecDeque<Pending>,
+    tag: &str,
+    book: &Confirmations,
+    declares: &mut Declares,
+) {
     let Some(p) = queue.iter_mut().find(|p| !p.sql_effects.is_empty()) else {
         return;
     };
@@ -362,8 +367,73 @@ fn confirm_sql(queue: &mut VecDeque<Pending>, tag: &str, book: &Confirmations) {
         .front()
         .is_some_and(|d| d.command_tag() == tag)
     {
-        if let Some(d) = p.sql_effects.pop_front() {
-            book.lock().sql_ran(d);
+        match p.sql_effects.pop_front() {
+            Some(d @ Deferred::Declare { .. }) => declares.ran.push(d),
+            Some(d) => book.lock().sql_ran(SqlNews::Ran(d)),
+            None => {}
+        }
+    }
+}
+
+/// DECLAREs the server ran, on their way to the front. A FETCH is read as its DECLARE was
+/// decided only while the cursor is that one (see `crate::sql::cursors`), and a cursor lives
+/// as long as its transaction, or past a commit when `WITH HOLD`. So at each ReadyForQuery
+/// with no error since the previous one, the DECLAREs confirmed since are handed over when it
+/// says a transaction is open, and only the `WITH HOLD` ones when it says none is; at any
+/// other, none is. Once any was handed over, a ReadyForQuery outside a transaction tells the
+/// front the transaction ended, and whether it committed.
+#[derive(Default)]
+struct Declares {
+    /// Confirmed by their CommandComplete since the last ReadyForQuery.
+    ran: Vec<Deferred>,
+    /// The front may hold confirmed cursors.
+    handed: bool,
+    /// ... some of them `WITH HOLD`.
+    held: bool,
+}
+
+impl Declares {
+    /// A ReadyForQuery with transaction status `status`; `error` when an ErrorResponse came
+    /// since the previous one.
+    fn ready(&mut self, status: u8, error: bool, book: &Confirmations) {
+        if self.ran.is_empty() && !self.handed {
+            return;
+        }
+        let ran = std::mem::take(&mut self.ran);
+        let committed = !error && status == b'I';
+        let mut news = Vec::new();
+        if !error && status == b'T' {
+            news.extend(ran.into_iter().map(SqlNews::Ran));
+        } else if self.handed || committed {
+            news.push(SqlNews::TransactionEnded { committed });
+            if committed {
+                news.extend(
+                    ran.into_iter()
+                        .filter(|d| matches!(d, Deferred::Declare { hold: true, .. }))
+                        .map(SqlNews::Ran),
+                );
+            }
+        }
+        if news.is_empty() {
+            return;
+        }
+        for n in &news {
+            match n {
+                SqlNews::Ran(Deferred::Declare { hold, .. }) => {
+                    self.handed = true;
+                    self.held |= *hold;
+                }
+                SqlNews::TransactionEnded { committed: true } => self.handed = self.held,
+                SqlNews::TransactionEnded { committed: false } => {
+                    self.handed = false;
+                    self.held = false;
+                }
+                SqlNews::Ran(_) => {}
+            }
+        }
+        let mut b = book.lock();
+        for n in news {
+            b.sql_ran(n);
         }
     }
 }
@@ -405,6 +475,7 @@ pub async fn run(
     // unit being answered started (a simple Query may run several).
     let mut copy_mark: Option<u64> = None;
     let mut copies = 0u64;
+    let mut declares = Declares::default();
     loop {
         if buf.is_empty() || peek_frame_len(&buf, usize::MAX).ok().flatten().is_none() {
             let n = tokio::select! {
@@ -553,7 +624,7 @@ pub async fn run(
                     match tag {
                         b'C' => {
                             let t = command_tag(&frame).to_string();
-                            confirm_sql(&mut queue, &t, book);
+                            confirm_sql(&mut queue, &t, book, &mut declares);
                             current.rows += tag_rows(&t);
                             current.tags.push(t);
                         }
@@ -584,6 +655,7 @@ pub async fn run(
                             replaced = false;
                             copies = 0;
                             let outcome = std::mem::take(&mut current);
+                            declares.ready(status, outcome.error.is_some(), book);
                             let mut touched = false;
                             let mut absorbed = false;
                             // Units ended by Flush, or by a Sync the server ignored during

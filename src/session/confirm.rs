@@ -14,7 +14,11 @@
 //! SQL-level forgetting (`DEALLOCATE`, `CLOSE`, `DISCARD ALL`, see
 //! [`crate::sql::Deferred`]) travels with its unit to the back direction, which hands it back
 //! here when the statement's CommandComplete arrives; the front applies it before deciding
-//! its next unit.
+//! its next unit. A `DECLARE` travels the same way but is handed back only at the next
+//! ReadyForQuery, and only when no error came since the previous one and that says a
+//! transaction is open (or, for `WITH HOLD`, that it committed); any other ReadyForQuery after
+//! a confirmed DECLARE says the transaction ended ([`SqlNews::TransactionEnded`]): a FETCH
+//! reads a cursor as its DECLARE was decided only while the cursor is the one declared.
 //!
 //! The back direction applies all of this while walking the server's messages, before it
 //! writes the ReadyForQuery that follows them: a client that waits for its results always
@@ -106,8 +110,19 @@ pub struct Book {
     lost: bool,
     /// In lost mode: every text parsed under each name since.
     maybe: HashMap<String, Candidates>,
-    /// SQL-level forgetting the server confirmed, for the front to apply.
-    sql_ran: Vec<Deferred>,
+    /// SQL-level effects the server confirmed, in order, for the front to apply.
+    sql_ran: Vec<SqlNews>,
+}
+
+/// What the back direction learnt about the session's SQL state, in the server's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlNews {
+    /// The statement of this effect ran.
+    Ran(Deferred),
+    /// A ReadyForQuery outside a transaction, in a failed one, or after an error, following a
+    /// confirmed DECLARE: no cursor declared so far is open, except `WITH HOLD` ones when the
+    /// transaction `committed` (no error, and none is open now).
+    TransactionEnded { committed: bool },
 }
 
 /// A session's [`Book`], shared by the front and back directions.
@@ -238,13 +253,13 @@ impl Book {
         }
     }
 
-    /// The server ran a SQL-level forgetting statement.
-    pub fn sql_ran(&mut self, d: Deferred) {
-        self.sql_ran.push(d);
+    /// The server ran a statement with a SQL-level effect, or ended a transaction.
+    pub fn sql_ran(&mut self, news: SqlNews) {
+        self.sql_ran.push(news);
     }
 
-    /// The SQL-level forgetting the server ran since the last call, in order.
-    pub fn take_sql_ran(&mut self) -> Vec<Deferred> {
+    /// What the server confirmed since the last call, in order.
+    pub fn take_sql_ran(&mut self) -> Vec<SqlNews> {
         std::mem::take(&mut self.sql_ran)
     }
 }

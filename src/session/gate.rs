@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use pgwire::messages::extendedquery::{Bind, Close, Parse};
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 
-use super::confirm::{Candidates, Confirmations, Op, Stmt};
+use super::confirm::{Candidates, Confirmations, Op, SqlNews, Stmt};
 use super::hold::{self, HoldContext};
 use super::inspect::{query_message, simple_outcome, Decided, SessionInspector};
 use crate::policy::Action;
@@ -431,6 +431,8 @@ impl Gate {
                         if let Some(b) = self.portals.get_mut(&name) {
                             b.closed = true;
                         }
+                        // It closes a SQL cursor of that name as well, freeing the name.
+                        self.inspector.portal_closed(&name);
                         self.unit_ops.push(Op::ClosePortal);
                     }
                 }
@@ -513,11 +515,16 @@ impl Gate {
         self.segment_open = true;
     }
 
-    /// Applies the SQL-level forgetting the server confirmed since the last unit.
+    /// Applies the SQL-level effects the server confirmed since the last unit.
     fn absorb(&mut self) {
         let ran = self.book.lock().take_sql_ran();
-        for d in &ran {
-            self.inspector.confirm_sql(d);
+        for news in &ran {
+            match news {
+                SqlNews::Ran(d) => self.inspector.confirm_sql(d),
+                SqlNews::TransactionEnded { committed } => {
+                    self.inspector.transaction_ended(*committed)
+                }
+            }
         }
     }
 }

@@ -275,15 +275,27 @@ impl SessionInspector {
         self.sql_state.prepared.contains_key(name)
     }
 
-    /// The SQL-level forgetting (`DEALLOCATE`, `CLOSE`, `DISCARD ALL`) of the unit decided
-    /// last, to apply once the server confirms it ran ([`Self::confirm_sql`]).
+    /// The SQL-level effects (`DECLARE`, `DEALLOCATE`, `CLOSE`, `DISCARD ALL`) of the unit
+    /// decided last, to apply once the server confirms they ran ([`Self::confirm_sql`]).
     pub fn take_deferred(&mut self) -> Vec<crate::sql::Deferred> {
         self.sql_state.take_deferred()
     }
 
-    /// Applies forgetting the server confirmed.
+    /// Applies an effect the server confirmed.
     pub fn confirm_sql(&mut self, d: &crate::sql::Deferred) {
         self.sql_state.confirm(d);
+    }
+
+    /// The server's transaction ended: no cursor declared in SQL is open any more, except
+    /// `WITH HOLD` ones when it `committed`.
+    pub fn transaction_ended(&mut self, committed: bool) {
+        self.sql_state.transaction_ended(committed);
+    }
+
+    /// A protocol Close of portal `name` was sent: whether or not it runs, a SQL cursor of that
+    /// name is no longer the one its DECLARE declared.
+    pub fn portal_closed(&mut self, name: &str) {
+        self.sql_state.portal_closed(name);
     }
 
     /// Whether `name` may be a cursor the session declared in SQL.

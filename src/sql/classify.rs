@@ -142,6 +142,7 @@ impl Classifier {
         if state.plain() {
             let entry = self.entry(sql, &state.search_path);
             if entry.effects.is_none() {
+                state.observe(&entry.classified.statements);
                 return entry.classified.clone();
             }
         }

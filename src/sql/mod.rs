@@ -41,6 +41,7 @@ mod classify;
 mod colname;
 mod commands;
 mod coverage;
+mod cursors;
 mod depth;
 mod dml;
 mod expr;

@@ -5,10 +5,15 @@ use std::sync::Arc;
 
 use super::classify::Entry;
 use super::commands::wrap_explain;
+use super::cursors::Readable;
 use super::scope::union_into;
 use super::statement::{Effect, Wrap};
 use super::text::safe_name;
 use super::{Catalog, Classified, Facts, Flags, Kind};
+
+/// The label of a FETCH whose cursor the session cannot vouch for (see [`super::cursors`]).
+pub(crate) const UNVOUCHED_FETCH: &str =
+    "FETCH from a cursor not declared in this transaction, or that code run since may have replaced";
 
 /// Redefinitions of one prepared-statement name kept before giving up (and holding EXECUTE).
 const MAX_CANDIDATES: usize = 8;
@@ -30,7 +35,9 @@ const MAX_TEMP: usize = 64;
 /// (`DEALLOCATE`, `CLOSE`, `DISCARD ALL`) is not applied when classified: it is queued as a
 /// [`Deferred`] effect, and the session applies it ([`SessionSqlState::confirm`]) only once the
 /// server's CommandComplete says it ran. Forgetting too early would let a refused `PREPARE`
-/// of the same name become the only definition the gate judges `EXECUTE` by.
+/// of the same name become the only definition the gate judges `EXECUTE` by. Which cursor
+/// names a FETCH may read is the opposite case: there, what vouches (a `DECLARE`) waits for the
+/// server, and what forgets applies at once (see [`super::cursors`]).
 #[derive(Debug, Clone, Default)]
 pub struct SessionSqlState {
     /// `PREPARE name AS …` → every definition seen since the name was last deallocated (a
@@ -53,9 +60,12 @@ pub struct SessionSqlState {
     /// Names of cursors declared in SQL and not closed since (a DECLARE the server refused
     /// counts, and a cursor its transaction ended stays), each with the stamp of its latest
     /// DECLARE. Cursors and protocol portals share one namespace on the server, so an Execute
-    /// of such a name may run the cursor.
+    /// of such a name may run the cursor. This errs towards remembering; which of these names
+    /// a FETCH may read errs the other way ([`Readable`]).
     pub cursors: HashMap<String, u64>,
-    /// Forgetting effects classified but not yet confirmed, in statement order (taken by the
+    /// The cursor names a FETCH reads as their DECLARE was decided.
+    readable: Readable,
+    /// Effects classified but not yet confirmed, in statement order (taken by the
     /// session with [`SessionSqlState::take_deferred`]).
     deferred: Vec<Deferred>,
     /// Orders definitions and forgetting effects: a confirmed `DEALLOCATE` removes only what
@@ -71,11 +81,16 @@ pub struct Candidate {
     pub facts: Facts,
 }
 
-/// A forgetting effect waiting for the server to confirm it ran. `upto` is the state's stamp
-/// when it was classified: a definition or cursor classified after it (`DEALLOCATE p;
-/// PREPARE p AS …`) survives its confirmation.
+/// An effect waiting for the server to confirm it ran. `upto` is the state's stamp when it was
+/// classified: a definition or cursor classified after it (`DEALLOCATE p; PREPARE p AS …`)
+/// survives its confirmation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deferred {
+    /// `DECLARE name CURSOR …`, classified with stamp `stamp`: once confirmed, and while the
+    /// cursor is open, a FETCH of the name reads it (see [`super::cursors`]). The relay hands
+    /// it over only at a ReadyForQuery with no error since the previous one, and that says a
+    /// transaction is open or, for a `WITH HOLD` cursor (`hold`), that it committed.
+    Declare { stamp: u64, hold: bool },
     /// `DEALLOCATE name`, or `DEALLOCATE ALL` (None).
     Deallocate { name: Option<String>, upto: u64 },
     /// `CLOSE name`, or `CLOSE ALL` (None).
@@ -89,6 +104,7 @@ impl Deferred {
     /// The command tag PostgreSQL's CommandComplete carries when the statement ran.
     pub fn command_tag(&self) -> &'static str {
         match self {
+            Deferred::Declare { .. } => "DECLARE CURSOR",
             Deferred::Deallocate { name: Some(_), .. } => "DEALLOCATE",
             Deferred::Deallocate { name: None, .. } => "DEALLOCATE ALL",
             Deferred::CloseCursor { name: Some(_), .. } => "CLOSE CURSOR",
@@ -153,14 +169,14 @@ impl SessionSqlState {
         self.temp_relations.sort();
     }
 
-    /// The forgetting effects classified since the last call, in statement order. The caller
+    /// The effects waiting for the server classified since the last call, in statement order. The caller
     /// hands them back through [`SessionSqlState::confirm`] once the server ran them, and drops
     /// them when it did not (refused, withdrawn, failed, skipped).
     pub fn take_deferred(&mut self) -> Vec<Deferred> {
         std::mem::take(&mut self.deferred)
     }
 
-    /// Applies a forgetting effect the server confirmed.
+    /// Applies an effect the server confirmed.
     pub fn confirm(&mut self, d: &Deferred) {
         let forget_prepared =
             |prepared: &mut HashMap<String, Vec<Candidate>>, name: Option<&String>, upto: u64| {
@@ -175,6 +191,7 @@ impl SessionSqlState {
             cursors.retain(|n, stamp| *stamp > upto || name.is_some_and(|x| x != n));
         };
         match d {
+            Deferred::Declare { stamp, .. } => self.readable.confirmed(*stamp),
             Deferred::Deallocate { name, upto } => {
                 forget_prepared(&mut self.prepared, name.as_ref(), *upto)
             }
@@ -186,6 +203,31 @@ impl SessionSqlState {
                 forget_cursors(&mut self.cursors, None, *upto);
             }
         }
+    }
+
+    /// The server reported a ReadyForQuery outside a transaction, in a failed one, or after an
+    /// error: only `WITH HOLD` cursors may still be open, and only when nothing failed
+    /// (`committed`; see [`super::cursors`]).
+    pub fn transaction_ended(&mut self, committed: bool) {
+        self.readable.transaction_ended(committed);
+    }
+
+    /// A protocol Close of portal `name`: portals and cursors share one namespace, so a FETCH
+    /// of the name no longer reads what a DECLARE of it declared.
+    pub fn portal_closed(&mut self, name: &str) {
+        self.readable.close(Some(name));
+    }
+
+    /// A text with no session effects was classified: its statements may still end the
+    /// transaction or run code that replaces cursors.
+    pub(crate) fn observe(&mut self, statements: &[Facts]) {
+        if self.readable.is_empty() {
+            return;
+        }
+        for f in statements {
+            self.readable.statement(f);
+        }
+        self.readable.end_text();
     }
 
     fn next_stamp(&mut self) -> u64 {
@@ -336,6 +378,7 @@ pub(crate) fn resolve_in_session(
     let mut entries = entries_for(state);
     let primary = entries[0].clone();
     if entries.len() == 1 && primary.effects.is_none() {
+        state.observe(&primary.classified.statements);
         return primary.classified.clone();
     }
     let n = primary.classified.statements.len();
@@ -353,6 +396,7 @@ pub(crate) fn resolve_in_session(
         let lost = state.search_path_lost || state.temp_lost;
         let effect = entries[0].effects.as_ref().and_then(|e| e.get(i)).cloned();
         let before = state.candidates();
+        let mut declared = false;
         match effect.unwrap_or(Effect::None) {
             Effect::None => out.push(facts),
             Effect::Prepare { name, inner } => {
@@ -377,23 +421,30 @@ pub(crate) fn resolve_in_session(
                 state.defer(|upto| Deferred::Deallocate { name, upto });
                 out.push(facts);
             }
-            Effect::DeclareCursor(name) => {
+            Effect::DeclareCursor { name, hold } => {
                 let stamp = state.next_stamp();
-                state.cursors.insert(name, stamp);
+                state.cursors.insert(name.clone(), stamp);
+                state.readable.declare(name, stamp, hold, &facts);
+                state.deferred.push(Deferred::Declare { stamp, hold });
                 out.push(facts);
+                declared = true;
             }
             Effect::CloseCursor(name) => {
+                state.readable.close(name.as_deref());
                 state.defer(|upto| Deferred::CloseCursor { name, upto });
                 out.push(facts);
             }
-            Effect::Fetch(name) if !state.cursors.contains_key(&name) => {
+            Effect::Fetch(name) if !state.readable.may_read(&name) => {
                 let flags = facts.flags.clone();
                 out.push(Facts {
                     flags,
-                    ..Facts::unknown("FETCH from a cursor this session did not declare")
+                    ..Facts::unknown(UNVOUCHED_FETCH)
                 });
             }
-            Effect::Fetch(_) => out.push(facts),
+            Effect::Fetch(name) => {
+                state.readable.fetch(&name);
+                out.push(facts);
+            }
             Effect::SetSearchPath(p) => {
                 state.switch_search_path(p);
                 out.push(facts);
@@ -407,6 +458,7 @@ pub(crate) fn resolve_in_session(
                 out.push(facts);
             }
             Effect::DiscardAll => {
+                state.readable.close(None);
                 state.defer(|upto| Deferred::DiscardAll { upto });
                 state.switch_search_path(default_path.to_vec());
                 out.push(facts);
@@ -421,11 +473,18 @@ pub(crate) fn resolve_in_session(
                 };
             }
         }
+        if let Some(last) = out.last() {
+            // A DECLARE checked its own facts before it took the name.
+            if !declared || lost {
+                state.readable.statement(last);
+            }
+        }
         if i + 1 < n && state.candidates() != before {
             // Later statements of this text resolve names with the new path(s).
             entries = entries_for(state);
         }
     }
+    state.readable.end_text();
     let last = &entries[0].classified;
     Arc::new(Classified {
         statements: Arc::new(out),

@@ -37,13 +37,18 @@ pub(crate) enum Effect {
         wrap: Wrap,
     },
     Deallocate(Option<String>),
-    /// `DECLARE name CURSOR …`: the name may now be a portal on the server.
-    DeclareCursor(String),
+    /// `DECLARE name CURSOR …`: the name may now be a portal on the server. `hold`: `WITH
+    /// HOLD`, the cursor outlives a transaction that commits.
+    DeclareCursor {
+        name: String,
+        hold: bool,
+    },
     /// `CLOSE name`, or `CLOSE ALL` (None).
     CloseCursor(Option<String>),
     /// `FETCH … name`: rows of a cursor whose query was decided when the session declared
     /// it. A cursor the session did not declare (a refcursor some function opened) hides
-    /// its query, so such a FETCH is not a plain read.
+    /// its query, so such a FETCH is not a plain read; nor is one of a name a DECLARE no
+    /// longer vouches for (see [`super::cursors`]).
     Fetch(String),
     SetSearchPath(Vec<String>),
     ResetSearchPath,
@@ -260,7 +265,7 @@ pub(crate) fn classify_statement(
                     )
                 }
                 // EXPLAIN plans a DECLARE's query without opening the cursor.
-                Effect::None | Effect::DeclareCursor(_) => none(wrap_explain(inner, analyze)),
+                Effect::None | Effect::DeclareCursor { .. } => none(wrap_explain(inner, analyze)),
                 _ => none(Facts::unknown("EXPLAIN of a session command")),
             }
         }
@@ -273,7 +278,13 @@ pub(crate) fn classify_statement(
                         ..f
                     };
                     match d.names.as_slice() {
-                        [name] => (facts, Effect::DeclareCursor(fold(name))),
+                        [name] => (
+                            facts,
+                            Effect::DeclareCursor {
+                                name: fold(name),
+                                hold: d.hold == Some(true),
+                            },
+                        ),
                         _ => none(Facts::unknown("DECLARE")),
                     }
                 }

@@ -32,6 +32,13 @@ with psycopg.connect(url, autocommit=False) as conn:
             for row in copy.rows():
                 lines.append(list(row))
         out["copy_out"] = lines
+        # A server-side (named) cursor: a DECLARE, then FETCHes of it in chunks, in one
+        # transaction.
+        with conn.cursor(name="people_chunks") as named:
+            named.itersize = 7
+            named.execute("SELECT id FROM people WHERE id < 30 ORDER BY id")
+            out["named_cursor"] = [r[0] for r in named]
+        conn.commit()
         # Errors keep the session usable after rollback.
         try:
             cur.execute("SELECT 1/0")

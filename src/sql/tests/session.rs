@@ -1,5 +1,6 @@
 //! Session-dependent classification: PREPARE/EXECUTE/DEALLOCATE, DISCARD ALL, SET search_path.
 
+use super::super::session::UNVOUCHED_FETCH;
 use super::super::{Deferred, Kind, SessionSqlState};
 use super::{classifier, cols, sorted};
 
@@ -289,6 +290,7 @@ fn an_unconfirmed_deallocate_forgets_nothing() {
     assert_eq!(
         tags,
         [
+            "DECLARE CURSOR",
             "CLOSE CURSOR",
             "CLOSE CURSOR ALL",
             "DISCARD ALL",
@@ -429,13 +431,11 @@ fn fetch_from_a_cursor_the_session_did_not_declare_is_not_a_read() {
     ] {
         let f = &c.classify_in_session(&mut s, sql).statements[0];
         assert_eq!(f.kind, Kind::Unknown, "{sql}");
-        assert_eq!(
-            f.label, "FETCH from a cursor this session did not declare",
-            "{sql}"
-        );
+        assert_eq!(f.label, UNVOUCHED_FETCH, "{sql}");
     }
     c.classify_in_session(&mut s, "DECLARE c CURSOR FOR SELECT id FROM orders");
     c.classify_in_session(&mut s, "DECLARE \"Odd\"\"Name\" CURSOR FOR SELECT 1");
+    confirm_all(&mut s);
     for sql in [
         "FETCH 10 FROM c",
         "FETCH c",
@@ -447,14 +447,175 @@ fn fetch_from_a_cursor_the_session_did_not_declare_is_not_a_read() {
         let f = &c.classify_in_session(&mut s, sql).statements[0];
         assert_eq!(f.kind, Kind::Read, "{sql}");
     }
-    // Same letters, other case: another cursor.
-    let f = &c.classify_in_session(&mut s, "FETCH \"C\"").statements[0];
-    assert_eq!(f.kind, Kind::Unknown);
-    // Once a CLOSE is confirmed, the name is gone.
+    // Once a CLOSE is classified, the name is not vouched for, whether or not it runs; the
+    // other names are.
     c.classify_in_session(&mut s, "CLOSE c");
-    for d in s.take_deferred() {
-        s.confirm(&d);
-    }
+    let f = &c
+        .classify_in_session(&mut s, "FETCH \"Odd\"\"Name\"")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Read);
     let f = &c.classify_in_session(&mut s, "FETCH c").statements[0];
     assert_eq!(f.kind, Kind::Unknown);
+    // Same letters, other case: another cursor.
+    c.classify_in_session(&mut s, "DECLARE c CURSOR FOR SELECT id FROM orders");
+    confirm_all(&mut s);
+    let f = &c.classify_in_session(&mut s, "FETCH \"C\"").statements[0];
+    assert_eq!(f.kind, Kind::Unknown);
+}
+
+/// What a FETCH reads must be the cursor the session declared: a DECLARE that never ran
+/// (refused, withdrawn, failed) vouches for nothing, and a function the policy lists as safe
+/// could open a refcursor under the name.
+#[test]
+fn a_declare_the_server_did_not_confirm_vouches_for_nothing() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "DECLARE leak CURSOR FOR SELECT ssn FROM customers");
+    // Refused: the session drops its effects.
+    let dropped = s.take_deferred();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].command_tag(), "DECLARE CURSOR");
+    let f = &c
+        .classify_in_session(&mut s, "FETCH ALL FROM leak")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Unknown);
+    assert_eq!(f.label, UNVOUCHED_FETCH);
+    // In the text that declares it, a FETCH after the DECLARE runs only if the DECLARE did.
+    let both = c.classify_in_session(
+        &mut s,
+        "DECLARE mine CURSOR FOR SELECT id FROM orders; FETCH 1 FROM mine",
+    );
+    assert_eq!(both.statements[1].kind, Kind::Read);
+    let mut unconfirmed = s.clone();
+    let f = &c
+        .classify_in_session(&mut unconfirmed, "FETCH 1 FROM mine")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Unknown, "not confirmed yet");
+    confirm_all(&mut s);
+    let f = &c
+        .classify_in_session(&mut s, "FETCH 1 FROM mine")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Read);
+}
+
+/// A cursor without WITH HOLD closes with its transaction, and `ROLLBACK TO SAVEPOINT` closes
+/// the cursors opened since: the name is free for a refcursor, in the same text or later.
+#[test]
+fn a_cursor_is_not_vouched_for_after_its_transaction_or_savepoint_ends() {
+    let c = classifier();
+    for ends in [
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "ABORT",
+        "ROLLBACK TO SAVEPOINT s",
+        "ROLLBACK TO s",
+        "COMMIT AND CHAIN",
+        "PREPARE TRANSACTION 'x'",
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        let text = format!(
+            "BEGIN; SAVEPOINT s; DECLARE leak CURSOR FOR SELECT 1; {ends}; BEGIN; FETCH ALL FROM leak"
+        );
+        let cl = c.classify_in_session(&mut s, &text);
+        assert_eq!(cl.statements[5].kind, Kind::Unknown, "{text}");
+        // Confirmed in a transaction that a later text ends.
+        c.classify_in_session(&mut s, "BEGIN; DECLARE leak CURSOR FOR SELECT 1");
+        confirm_all(&mut s);
+        let f = &c
+            .classify_in_session(&mut s, "FETCH ALL FROM leak")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Read, "{ends}");
+        c.classify_in_session(&mut s, ends);
+        let f = &c
+            .classify_in_session(&mut s, "FETCH ALL FROM leak")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Unknown, "{ends}");
+    }
+    // Ended as the relay saw it (a ReadyForQuery outside a transaction, or a failed one).
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "DECLARE leak CURSOR FOR SELECT 1; SELECT 1");
+    confirm_all(&mut s);
+    s.transaction_ended(false);
+    let f = &c
+        .classify_in_session(&mut s, "FETCH ALL FROM leak")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Unknown);
+    // A WITH HOLD cursor outlives a commit (the relay says whether it committed), not a
+    // rollback.
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "DECLARE h CURSOR WITH HOLD FOR SELECT 1");
+    s.transaction_ended(true);
+    confirm_all(&mut s);
+    for between in ["COMMIT", "BEGIN", "END", "SELECT 1"] {
+        c.classify_in_session(&mut s, between);
+        s.transaction_ended(true);
+        let f = &c.classify_in_session(&mut s, "FETCH h").statements[0];
+        assert_eq!(f.kind, Kind::Read, "{between}");
+    }
+    s.transaction_ended(false);
+    let f = &c.classify_in_session(&mut s, "FETCH h").statements[0];
+    assert_eq!(f.kind, Kind::Unknown);
+    // What leaves a transaction open keeps the cursor.
+    c.classify_in_session(&mut s, "BEGIN; DECLARE mine CURSOR FOR SELECT 1");
+    confirm_all(&mut s);
+    c.classify_in_session(
+        &mut s,
+        "SAVEPOINT a; RELEASE SAVEPOINT a; SELECT now(), id FROM orders",
+    );
+    let f = &c
+        .classify_in_session(&mut s, "FETCH ALL FROM mine")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Read);
+}
+
+/// A user-defined function, a write (its triggers) or anything held as unknown may close a
+/// cursor and open another under its name.
+#[test]
+fn code_the_classifier_cannot_see_into_forgets_declared_cursors() {
+    let c = classifier();
+    for between in [
+        "SELECT reopen('leak')",
+        "SELECT public.anything(1)",
+        "INSERT INTO orders (id) VALUES (1)",
+        "DO $$ BEGIN END $$",
+        "CALL p()",
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        c.classify_in_session(&mut s, "BEGIN; DECLARE leak CURSOR FOR SELECT 1");
+        confirm_all(&mut s);
+        c.classify_in_session(&mut s, between);
+        let f = &c
+            .classify_in_session(&mut s, "FETCH ALL FROM leak")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Unknown, "{between}");
+        // And in one text.
+        let text = format!("DECLARE leak CURSOR FOR SELECT 1; {between}; FETCH ALL FROM leak");
+        let cl = c.classify_in_session(&mut s, &text);
+        assert_eq!(cl.statements[2].kind, Kind::Unknown, "{text}");
+    }
+}
+
+/// Portals and cursors share one namespace: a protocol Close of the name closes the cursor.
+#[test]
+fn a_protocol_close_of_the_name_forgets_the_cursor() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(
+        &mut s,
+        "BEGIN; DECLARE c CURSOR FOR SELECT 1; DECLARE d CURSOR FOR SELECT 1",
+    );
+    confirm_all(&mut s);
+    s.portal_closed("c");
+    let f = &c.classify_in_session(&mut s, "FETCH c").statements[0];
+    assert_eq!(f.kind, Kind::Unknown);
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(
+        &mut s,
+        "BEGIN; DECLARE c CURSOR FOR SELECT 1; DECLARE d CURSOR FOR SELECT 1",
+    );
+    confirm_all(&mut s);
+    s.portal_closed("c");
+    let f = &c.classify_in_session(&mut s, "FETCH d").statements[0];
+    assert_eq!(f.kind, Kind::Read);
 }
