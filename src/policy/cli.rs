@@ -171,13 +171,16 @@ fn print_summary(p: &Policy, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The one place `explain` asks the classifier.
+/// The one place `explain` asks the classifier: as the gateway would classify `sql` as the
+/// first text of a new session, so what depends on the session (`EXECUTE` of a name, `FETCH`
+/// of a cursor, names after a `SET search_path`) comes out as the gateway decides it there.
 fn classify(
     catalog: Arc<Catalog>,
     options: ClassifierOptions,
     sql: &str,
 ) -> Result<Arc<Classified>, String> {
-    Ok(crate::sql::Classifier::new(catalog, options).classify(sql))
+    let mut session = crate::sql::SessionSqlState::new(&catalog);
+    Ok(crate::sql::Classifier::new(catalog, options).classify_in_session(&mut session, sql))
 }
 
 /// Explains `args.sql`. `live_catalog`: the catalog a `--config` was read for (by the caller,

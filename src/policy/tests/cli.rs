@@ -326,3 +326,22 @@ fn explain_classifies_the_sql_itself() {
     assert!(out.contains("write -> export (copies PII)"), "{out}");
     assert!(out.contains("copies     public.customers.email"), "{out}");
 }
+
+/// `explain` classifies as the gateway does a new session's first text: a FETCH of a cursor the
+/// text did not declare, or an EXECUTE of a name it did not prepare, is held; declared or
+/// prepared in the same text, it is read as what it runs.
+#[test]
+fn explain_judges_session_statements_as_a_new_session() {
+    for sql in ["FETCH ALL FROM leak", "EXECUTE q"] {
+        let (code, out, err) = explain_sql(sql, "policies/demo.toml", "");
+        assert_eq!(code, EXIT_HOLD, "{sql}: {out}{err}");
+        assert!(out.contains("kind       unknown"), "{out}");
+    }
+    let (code, out, err) = explain_sql(
+        "BEGIN; DECLARE c CURSOR FOR SELECT id FROM orders; FETCH 10 FROM c; COMMIT",
+        "policies/demo.toml",
+        "",
+    );
+    assert_eq!(code, EXIT_ALLOW, "{out}{err}");
+    assert!(!out.contains("kind       unknown"), "{out}");
+}
