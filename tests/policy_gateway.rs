@@ -1461,3 +1461,49 @@ fn a_declared_name_does_not_vouch_for_a_cursor_that_replaced_it() {
     assert_eq!(one_query.1.facts[5].label, UNVOUCHED_FETCH);
     assert_ne!(one_query.1.decision.action, Action::Allow);
 }
+
+/// A `WITH HOLD` cursor outlives the transaction that declared it when that commits: it is
+/// read as declared afterwards, until an error (which may have been the rollback of the
+/// transaction that declared it) makes the gateway stop vouching for it.
+#[test]
+fn a_held_cursor_is_read_as_declared_after_its_transaction_commits() {
+    let db = demo_db("held_cursor");
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_deny("alice");
+    let out = psql(
+        &gw.url(&db.name),
+        &[
+            "-At",
+            "-c",
+            "DECLARE h CURSOR WITH HOLD FOR SELECT id FROM orders ORDER BY id",
+            "-c",
+            "FETCH 1 FROM h",
+            "-c",
+            "BEGIN",
+            "-c",
+            "COMMIT",
+            "-c",
+            "FETCH 1 FROM h",
+            "-c",
+            "SELECT 1/0",
+            "-c",
+            "FETCH 1 FROM h",
+        ],
+        None,
+    );
+    let (stdout, stderr) = (stdout(&out), stderr(&out));
+    let first_two = db.exec("SELECT id FROM orders ORDER BY id LIMIT 2");
+    let ids: Vec<&str> = first_two.lines().map(str::trim).collect();
+    assert!(
+        stdout.lines().any(|l| l == ids[0]) && stdout.lines().any(|l| l == ids[1]),
+        "both reads after the commit came back: {stdout} {stderr}"
+    );
+    assert!(stderr.contains("division by zero"), "{stderr}");
+    let fetches: Vec<_> = gw
+        .decisions()
+        .into_iter()
+        .filter(|(_, d)| d.sql == "FETCH 1 FROM h")
+        .map(|(_, d)| d.decision.action)
+        .collect();
+    assert_eq!(fetches, [Action::Allow, Action::Allow, Action::Hold]);
+}
