@@ -383,9 +383,9 @@ fn confirm_sql(
 /// other, none is. Once any was handed over, a ReadyForQuery outside a transaction tells the
 /// front the transaction ended, and whether it committed.
 #[derive(Default)]
-struct Declares {
+pub(super) struct Declares {
     /// Confirmed by their CommandComplete since the last ReadyForQuery.
-    ran: Vec<Deferred>,
+    pub(super) ran: Vec<Deferred>,
     /// The front may hold confirmed cursors.
     handed: bool,
     /// ... some of them `WITH HOLD`.
@@ -395,7 +395,7 @@ struct Declares {
 impl Declares {
     /// A ReadyForQuery with transaction status `status`; `error` when an ErrorResponse came
     /// since the previous one.
-    fn ready(&mut self, status: u8, error: bool, book: &Confirmations) {
+    pub(super) fn ready(&mut self, status: u8, error: bool, book: &Confirmations) {
         if self.ran.is_empty() && !self.handed {
             return;
         }

@@ -9,6 +9,8 @@
 mod back;
 pub mod cancel;
 pub mod confirm;
+#[cfg(test)]
+mod cursor_model;
 mod front;
 pub mod gate;
 pub mod handshake;
