@@ -1281,6 +1281,49 @@ fn a_temporary_relation_cannot_pass_for_the_table_it_shadows() {
     assert!(!out.contains(&ssn));
 }
 
+/// A demo database with two plpgsql functions the policy lists as safe, each of which opens a
+/// refcursor over customers' SSNs under the name its caller gives: `open_customers` opens it,
+/// `reopen_customers` closes the cursor of that name first. The gateway denies what it holds.
+struct RefcursorGw {
+    db: TestDb,
+    gw: Gw,
+    /// The first customer's SSN, which must never come back through the gateway.
+    ssn: String,
+    _policy_dir: tempfile::TempDir,
+}
+
+fn refcursor_gateway(label: &str) -> RefcursorGw {
+    let db = demo_db(label);
+    db.exec(
+        "CREATE FUNCTION open_customers(refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
+         $$ BEGIN OPEN $1 FOR SELECT ssn FROM customers; RETURN $1; END $$;",
+    );
+    db.exec(
+        "CREATE FUNCTION reopen_customers(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
+         $$ BEGIN CLOSE c; OPEN c FOR SELECT ssn FROM customers; RETURN c; END $$;",
+    );
+    let ssn = db
+        .exec("SELECT ssn FROM customers WHERE id = 1")
+        .trim()
+        .to_string();
+    assert!(!ssn.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str(
+        "\n[functions]\nsafe = [\"public.open_customers\", \"public.reopen_customers\"]\n",
+    );
+    std::fs::write(&policy, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    gw.auto_deny("alice");
+    RefcursorGw {
+        db,
+        gw,
+        ssn,
+        _policy_dir: dir,
+    }
+}
+
 /// The label of a FETCH the gateway cannot vouch for.
 const UNVOUCHED_FETCH: &str =
     "FETCH from a cursor not declared in this transaction, or that code run since may have replaced";
@@ -1291,23 +1334,12 @@ const UNVOUCHED_FETCH: &str =
 /// declared itself is read as its DECLARE was decided.
 #[test]
 fn reading_a_cursor_the_session_did_not_declare_is_held() {
-    let db = demo_db("refcursor");
-    db.exec(
-        "CREATE FUNCTION open_customers(refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
-         $$ BEGIN OPEN $1 FOR SELECT ssn FROM customers; RETURN $1; END $$;",
-    );
-    let ssn = db
-        .exec("SELECT ssn FROM customers WHERE id = 1")
-        .trim()
-        .to_string();
-    assert!(!ssn.is_empty());
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
-    text.push_str("\n[functions]\nsafe = [\"public.open_customers\"]\n");
-    std::fs::write(&policy, text).unwrap();
-    let gw = Gw::start(|c| c.policy.path = policy.clone());
-    gw.auto_deny("alice");
+    let RefcursorGw {
+        db,
+        gw,
+        ssn,
+        _policy_dir,
+    } = refcursor_gateway("refcursor");
     let out = psql(
         &gw.url(&db.name),
         &[
@@ -1364,29 +1396,12 @@ fn reading_a_cursor_the_session_did_not_declare_is_held() {
 /// and reopened it. Every FETCH is held (and denied), and no SSN comes back.
 #[test]
 fn a_declared_name_does_not_vouch_for_a_cursor_that_replaced_it() {
-    let db = demo_db("refcursor_reuse");
-    db.exec(
-        "CREATE FUNCTION open_customers(refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
-         $$ BEGIN OPEN $1 FOR SELECT ssn FROM customers; RETURN $1; END $$;",
-    );
-    db.exec(
-        "CREATE FUNCTION reopen_customers(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS \
-         $$ BEGIN CLOSE c; OPEN c FOR SELECT ssn FROM customers; RETURN c; END $$;",
-    );
-    let ssn = db
-        .exec("SELECT ssn FROM customers WHERE id = 1")
-        .trim()
-        .to_string();
-    assert!(!ssn.is_empty());
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
-    text.push_str(
-        "\n[functions]\nsafe = [\"public.open_customers\", \"public.reopen_customers\"]\n",
-    );
-    std::fs::write(&policy, text).unwrap();
-    let gw = Gw::start(|c| c.policy.path = policy.clone());
-    gw.auto_deny("alice");
+    let RefcursorGw {
+        db,
+        gw,
+        ssn,
+        _policy_dir,
+    } = refcursor_gateway("refcursor_reuse");
     let sessions: [&[&str]; 4] = [
         // The DECLARE is held and denied: it never took the name. (Refused inside a
         // transaction, it would fail the transaction.)

@@ -1,7 +1,7 @@
 //! Session-dependent classification: PREPARE/EXECUTE/DEALLOCATE, DISCARD ALL, SET search_path.
 
 use super::super::session::UNVOUCHED_FETCH;
-use super::super::{Deferred, Kind, SessionSqlState};
+use super::super::{Classifier, Deferred, Kind, SessionSqlState};
 use super::{classifier, cols, sorted};
 
 /// Plays the server confirming every forgetting effect classified so far.
@@ -463,6 +463,11 @@ fn fetch_from_a_cursor_the_session_did_not_declare_is_not_a_read() {
     assert_eq!(f.kind, Kind::Unknown);
 }
 
+/// The kind of the first statement of `sql`, classified in session `s`.
+fn kind_of(c: &Classifier, s: &mut SessionSqlState, sql: &str) -> Kind {
+    c.classify_in_session(s, sql).statements[0].kind
+}
+
 /// What a FETCH reads must be the cursor the session declared: a DECLARE that never ran
 /// (refused, withdrawn, failed) vouches for nothing, and a function the policy lists as safe
 /// could open a refcursor under the name.
@@ -487,15 +492,13 @@ fn a_declare_the_server_did_not_confirm_vouches_for_nothing() {
     );
     assert_eq!(both.statements[1].kind, Kind::Read);
     let mut unconfirmed = s.clone();
-    let f = &c
-        .classify_in_session(&mut unconfirmed, "FETCH 1 FROM mine")
-        .statements[0];
-    assert_eq!(f.kind, Kind::Unknown, "not confirmed yet");
+    assert_eq!(
+        kind_of(&c, &mut unconfirmed, "FETCH 1 FROM mine"),
+        Kind::Unknown,
+        "not confirmed yet"
+    );
     confirm_all(&mut s);
-    let f = &c
-        .classify_in_session(&mut s, "FETCH 1 FROM mine")
-        .statements[0];
-    assert_eq!(f.kind, Kind::Read);
+    assert_eq!(kind_of(&c, &mut s, "FETCH 1 FROM mine"), Kind::Read);
 }
 
 /// A cursor without WITH HOLD closes with its transaction, and `ROLLBACK TO SAVEPOINT` closes
@@ -522,25 +525,24 @@ fn a_cursor_is_not_vouched_for_after_its_transaction_or_savepoint_ends() {
         // Confirmed in a transaction that a later text ends.
         c.classify_in_session(&mut s, "BEGIN; DECLARE leak CURSOR FOR SELECT 1");
         confirm_all(&mut s);
-        let f = &c
-            .classify_in_session(&mut s, "FETCH ALL FROM leak")
-            .statements[0];
-        assert_eq!(f.kind, Kind::Read, "{ends}");
+        assert_eq!(
+            kind_of(&c, &mut s, "FETCH ALL FROM leak"),
+            Kind::Read,
+            "{ends}"
+        );
         c.classify_in_session(&mut s, ends);
-        let f = &c
-            .classify_in_session(&mut s, "FETCH ALL FROM leak")
-            .statements[0];
-        assert_eq!(f.kind, Kind::Unknown, "{ends}");
+        assert_eq!(
+            kind_of(&c, &mut s, "FETCH ALL FROM leak"),
+            Kind::Unknown,
+            "{ends}"
+        );
     }
     // Ended as the relay saw it (a ReadyForQuery outside a transaction, or a failed one).
     let mut s = SessionSqlState::new(c.catalog());
     c.classify_in_session(&mut s, "DECLARE leak CURSOR FOR SELECT 1; SELECT 1");
     confirm_all(&mut s);
     s.transaction_ended(false);
-    let f = &c
-        .classify_in_session(&mut s, "FETCH ALL FROM leak")
-        .statements[0];
-    assert_eq!(f.kind, Kind::Unknown);
+    assert_eq!(kind_of(&c, &mut s, "FETCH ALL FROM leak"), Kind::Unknown);
     // A WITH HOLD cursor outlives a commit (the relay says whether it committed), not a
     // rollback.
     let mut s = SessionSqlState::new(c.catalog());
@@ -550,12 +552,10 @@ fn a_cursor_is_not_vouched_for_after_its_transaction_or_savepoint_ends() {
     for between in ["COMMIT", "BEGIN", "END", "SELECT 1"] {
         c.classify_in_session(&mut s, between);
         s.transaction_ended(true);
-        let f = &c.classify_in_session(&mut s, "FETCH h").statements[0];
-        assert_eq!(f.kind, Kind::Read, "{between}");
+        assert_eq!(kind_of(&c, &mut s, "FETCH h"), Kind::Read, "{between}");
     }
     s.transaction_ended(false);
-    let f = &c.classify_in_session(&mut s, "FETCH h").statements[0];
-    assert_eq!(f.kind, Kind::Unknown);
+    assert_eq!(kind_of(&c, &mut s, "FETCH h"), Kind::Unknown);
     // What leaves a transaction open keeps the cursor.
     c.classify_in_session(&mut s, "BEGIN; DECLARE mine CURSOR FOR SELECT 1");
     confirm_all(&mut s);
@@ -563,10 +563,7 @@ fn a_cursor_is_not_vouched_for_after_its_transaction_or_savepoint_ends() {
         &mut s,
         "SAVEPOINT a; RELEASE SAVEPOINT a; SELECT now(), id FROM orders",
     );
-    let f = &c
-        .classify_in_session(&mut s, "FETCH ALL FROM mine")
-        .statements[0];
-    assert_eq!(f.kind, Kind::Read);
+    assert_eq!(kind_of(&c, &mut s, "FETCH ALL FROM mine"), Kind::Read);
 }
 
 /// A user-defined function, a write (its triggers) or anything held as unknown may close a
@@ -585,10 +582,11 @@ fn code_the_classifier_cannot_see_into_forgets_declared_cursors() {
         c.classify_in_session(&mut s, "BEGIN; DECLARE leak CURSOR FOR SELECT 1");
         confirm_all(&mut s);
         c.classify_in_session(&mut s, between);
-        let f = &c
-            .classify_in_session(&mut s, "FETCH ALL FROM leak")
-            .statements[0];
-        assert_eq!(f.kind, Kind::Unknown, "{between}");
+        assert_eq!(
+            kind_of(&c, &mut s, "FETCH ALL FROM leak"),
+            Kind::Unknown,
+            "{between}"
+        );
         // And in one text.
         let text = format!("DECLARE leak CURSOR FOR SELECT 1; {between}; FETCH ALL FROM leak");
         let cl = c.classify_in_session(&mut s, &text);
@@ -607,8 +605,7 @@ fn a_protocol_close_of_the_name_forgets_the_cursor() {
     );
     confirm_all(&mut s);
     s.portal_closed("c");
-    let f = &c.classify_in_session(&mut s, "FETCH c").statements[0];
-    assert_eq!(f.kind, Kind::Unknown);
+    assert_eq!(kind_of(&c, &mut s, "FETCH c"), Kind::Unknown);
     let mut s = SessionSqlState::new(c.catalog());
     c.classify_in_session(
         &mut s,
@@ -616,6 +613,5 @@ fn a_protocol_close_of_the_name_forgets_the_cursor() {
     );
     confirm_all(&mut s);
     s.portal_closed("c");
-    let f = &c.classify_in_session(&mut s, "FETCH d").statements[0];
-    assert_eq!(f.kind, Kind::Read);
+    assert_eq!(kind_of(&c, &mut s, "FETCH d"), Kind::Read);
 }
