@@ -1324,10 +1324,6 @@ fn refcursor_gateway(label: &str) -> RefcursorGw {
     }
 }
 
-/// The label of a FETCH the gateway cannot vouch for.
-const UNVOUCHED_FETCH: &str =
-    "FETCH from a cursor not declared in this transaction, or that code run since may have replaced";
-
 /// A cursor the session did not declare hides the query behind it: here a function the
 /// policy lists as safe opens a refcursor over customers' SSNs. Calling it is allowed, but
 /// reading the cursor is held (and denied), so no SSN comes back; a cursor the session
@@ -1380,7 +1376,7 @@ fn reading_a_cursor_the_session_did_not_declare_is_held() {
         .iter()
         .find(|(_, d)| d.sql == "FETCH ALL FROM leak")
         .expect("the FETCH is audited");
-    assert_eq!(fetch.1.facts[0].label, UNVOUCHED_FETCH);
+    assert_eq!(fetch.1.facts[0].label, airlock::sql::UNVOUCHED_FETCH);
     assert_ne!(fetch.1.decision.action, Action::Allow);
     let mine = decisions
         .iter()
@@ -1466,14 +1462,14 @@ fn a_declared_name_does_not_vouch_for_a_cursor_that_replaced_it() {
         .collect();
     assert_eq!(fetches.len(), 3, "{decisions:#?}");
     for (_, d) in &fetches {
-        assert_eq!(d.facts[0].label, UNVOUCHED_FETCH);
+        assert_eq!(d.facts[0].label, airlock::sql::UNVOUCHED_FETCH);
         assert_ne!(d.decision.action, Action::Allow);
     }
     let one_query = decisions
         .iter()
         .find(|(_, d)| d.sql.contains("ROLLBACK TO s"))
         .expect("the one-Query session is audited");
-    assert_eq!(one_query.1.facts[5].label, UNVOUCHED_FETCH);
+    assert_eq!(one_query.1.facts[5].label, airlock::sql::UNVOUCHED_FETCH);
     assert_ne!(one_query.1.decision.action, Action::Allow);
 }
 

@@ -66,22 +66,24 @@ impl Readable {
         self.find(name).is_some()
     }
 
-    fn find(&self, name: &str) -> Option<&Declared> {
-        self.here
-            .iter()
-            .chain(&self.confirmed)
-            .find(|d| d.name == name)
+    /// The DECLAREs a FETCH may read: earlier in this text, or confirmed.
+    fn vouched(&self) -> impl Iterator<Item = &Declared> {
+        self.here.iter().chain(&self.confirmed)
     }
 
-    /// A `DECLARE name CURSOR FOR …` classified with `facts` (its query's).
-    pub(crate) fn declare(&mut self, name: String, stamp: u64, hold: bool, facts: &Facts) {
-        // Planning the query may already run an immutable function on constants.
-        self.statement(facts);
+    fn find(&self, name: &str) -> Option<&Declared> {
+        self.vouched().find(|d| d.name == name)
+    }
+
+    /// A `DECLARE name CURSOR FOR …` classified, its query's facts already passed to
+    /// [`Readable::statement`]; `runs_code`: the query calls functions the classifier cannot
+    /// see into.
+    pub(crate) fn declare(&mut self, name: String, stamp: u64, hold: bool, runs_code: bool) {
         let d = Declared {
             name,
             stamp,
             hold,
-            runs_code: calls_unseen_code(facts),
+            runs_code,
         };
         push(&mut self.here, d.clone());
         push(&mut self.pending, d);
@@ -116,16 +118,15 @@ impl Readable {
             return;
         }
         // A MOVE names no cursor the classifier reads, and runs the query of whichever.
-        let moves_code = facts.label.starts_with("MOVE")
-            && self.here.iter().chain(&self.confirmed).any(|d| d.runs_code);
+        let moves_code = facts.label.starts_with("MOVE") && self.vouched().any(|d| d.runs_code);
         match if moves_code {
-            Effect::Replaces
+            Impact::Replaces
         } else {
-            effect(facts)
+            impact(facts)
         } {
-            Effect::Keeps => {}
-            Effect::Commits => self.keep_held(),
-            Effect::Replaces => self.forget_all(),
+            Impact::Keeps => {}
+            Impact::Commits => self.keep_held(),
+            Impact::Replaces => self.forget_all(),
         }
     }
 
@@ -181,7 +182,7 @@ fn push(list: &mut Vec<Declared>, d: Declared) {
 }
 
 /// What a statement may do to the open cursors.
-enum Effect {
+enum Impact {
     Keeps,
     /// Ends the transaction by committing it: `WITH HOLD` cursors stay.
     Commits,
@@ -189,21 +190,21 @@ enum Effect {
     Replaces,
 }
 
-fn effect(facts: &Facts) -> Effect {
+fn impact(facts: &Facts) -> Impact {
     if calls_unseen_code(facts) {
-        return Effect::Replaces;
+        return Impact::Replaces;
     }
     match facts.kind {
-        Kind::Read | Kind::Catalog | Kind::Export | Kind::Session => Effect::Keeps,
-        Kind::Txn => transaction_effect(&facts.label),
-        Kind::Write | Kind::Ddl | Kind::Role | Kind::Utility | Kind::Unknown => Effect::Replaces,
+        Kind::Read | Kind::Catalog | Kind::Export | Kind::Session => Impact::Keeps,
+        Kind::Txn => transaction_impact(&facts.label),
+        Kind::Write | Kind::Ddl | Kind::Role | Kind::Utility | Kind::Unknown => Impact::Replaces,
     }
 }
 
 /// BEGIN, SAVEPOINT, RELEASE and SET TRANSACTION leave cursors open; COMMIT and END (the
 /// classifier labels both COMMIT, AND CHAIN or not) keep `WITH HOLD` ones; ROLLBACK, ABORT,
 /// ROLLBACK TO SAVEPOINT and anything else close them.
-fn transaction_effect(label: &str) -> Effect {
+fn transaction_impact(label: &str) -> Impact {
     let l = label.to_ascii_uppercase();
     let starts = |ks: &[&str]| ks.iter().any(|k| l.starts_with(k));
     if starts(&[
@@ -213,16 +214,16 @@ fn transaction_effect(label: &str) -> Effect {
         "RELEASE",
         "SET TRANSACTION",
     ]) {
-        Effect::Keeps
+        Impact::Keeps
     } else if starts(&["COMMIT", "END"]) && !l.contains("PREPARED") {
-        Effect::Commits
+        Impact::Commits
     } else {
-        Effect::Replaces
+        Impact::Replaces
     }
 }
 
 /// Calls a function that is not a built-in: its body is not something the classifier read.
-fn calls_unseen_code(facts: &Facts) -> bool {
+pub(crate) fn calls_unseen_code(facts: &Facts) -> bool {
     facts
         .functions
         .iter()
@@ -242,6 +243,12 @@ mod tests {
         }
     }
 
+    /// As the session declares: the query's facts first, then the name.
+    fn declare(r: &mut Readable, name: &str, stamp: u64, hold: bool, query: &Facts) {
+        r.statement(query);
+        r.declare(name.into(), stamp, hold, calls_unseen_code(query));
+    }
+
     fn read() -> Facts {
         facts(Kind::Read, "SELECT", &["pg_catalog.now"])
     }
@@ -249,7 +256,7 @@ mod tests {
     #[test]
     fn a_declare_counts_in_its_text_and_then_only_once_confirmed() {
         let mut r = Readable::default();
-        r.declare("c".into(), 1, false, &read());
+        declare(&mut r, "c", 1, false, &read());
         assert!(r.may_read("c"));
         r.end_text();
         assert!(!r.may_read("c"), "not confirmed yet");
@@ -280,7 +287,7 @@ mod tests {
             (facts(Kind::Unknown, "DO block", &[]), true),
         ] {
             let mut r = Readable::default();
-            r.declare("c".into(), 1, false, &read());
+            declare(&mut r, "c", 1, false, &read());
             r.confirmed(1);
             r.statement(&f);
             assert_eq!(!r.may_read("c"), forgets, "{f:?}");
@@ -291,15 +298,15 @@ mod tests {
     #[test]
     fn a_late_confirmation_does_not_undo_a_later_forgetting() {
         let mut r = Readable::default();
-        r.declare("a".into(), 1, false, &read());
-        r.declare("b".into(), 2, false, &read());
+        declare(&mut r, "a", 1, false, &read());
+        declare(&mut r, "b", 2, false, &read());
         r.close(Some("a"));
         r.end_text();
         r.confirmed(1);
         r.confirmed(2);
         assert!(!r.may_read("a"));
         assert!(r.may_read("b"));
-        r.declare("c".into(), 3, false, &read());
+        declare(&mut r, "c", 3, false, &read());
         r.statement(&facts(Kind::Txn, "COMMIT", &[]));
         r.confirmed(3);
         assert!(!r.may_read("c"));
@@ -312,18 +319,18 @@ mod tests {
     fn running_a_cursors_unseen_code_forgets_the_others() {
         let mut r = Readable::default();
         let calls = facts(Kind::Read, "SELECT", &["public.f"]);
-        r.declare("early".into(), 1, false, &read());
+        declare(&mut r, "early", 1, false, &read());
         // Planning its query may run the function already.
-        r.declare("calls".into(), 2, false, &calls);
+        declare(&mut r, "calls", 2, false, &calls);
         assert!(!r.may_read("early"));
         assert!(r.may_read("calls"), "declared after its own check");
-        r.declare("plain".into(), 3, false, &read());
+        declare(&mut r, "plain", 3, false, &read());
         r.fetch("plain");
         assert!(r.may_read("calls"));
         r.fetch("calls");
         assert!(r.may_read("calls"));
         assert!(!r.may_read("plain"));
-        r.declare("plain".into(), 4, false, &read());
+        declare(&mut r, "plain", 4, false, &read());
         r.statement(&facts(Kind::Read, "MOVE 1 IN calls", &[]));
         assert!(r.is_empty());
     }
@@ -332,8 +339,8 @@ mod tests {
     #[test]
     fn a_held_cursor_outlives_a_commit_only() {
         let mut r = Readable::default();
-        r.declare("held".into(), 1, true, &read());
-        r.declare("plain".into(), 2, false, &read());
+        declare(&mut r, "held", 1, true, &read());
+        declare(&mut r, "plain", 2, false, &read());
         r.statement(&facts(Kind::Txn, "COMMIT", &[]));
         assert!(r.may_read("held"), "in its text");
         assert!(!r.may_read("plain"));
@@ -347,7 +354,7 @@ mod tests {
         assert!(r.may_read("held"));
         r.transaction_ended(false);
         assert!(!r.may_read("held"));
-        r.declare("held".into(), 3, true, &read());
+        declare(&mut r, "held", 3, true, &read());
         r.confirmed(3);
         r.statement(&facts(Kind::Txn, "ROLLBACK", &[]));
         assert!(r.is_empty());
@@ -357,7 +364,7 @@ mod tests {
     fn names_past_the_limit_are_forgotten_oldest_first() {
         let mut r = Readable::default();
         for i in 0..=MAX_NAMES as u64 {
-            r.declare(format!("c{i}"), i, false, &read());
+            declare(&mut r, &format!("c{i}"), i, false, &read());
             r.confirmed(i);
         }
         assert!(!r.may_read("c0"));

@@ -69,4 +69,4 @@ pub use classify::Classifier;
 pub use facts::*;
 pub use names::{encoding_key, is_utf8_encoding};
 pub use secret::{redact_param, secret_params};
-pub use session::{Candidate, Deferred, SessionSqlState};
+pub use session::{Candidate, Deferred, SessionSqlState, UNVOUCHED_FETCH};

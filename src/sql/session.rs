@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use super::classify::Entry;
 use super::commands::wrap_explain;
-use super::cursors::Readable;
+use super::cursors::{calls_unseen_code, Readable};
 use super::scope::union_into;
 use super::statement::{Effect, Wrap};
 use super::text::safe_name;
 use super::{Catalog, Classified, Facts, Flags, Kind};
 
 /// The label of a FETCH whose cursor the session cannot vouch for (see [`super::cursors`]).
-pub(crate) const UNVOUCHED_FETCH: &str =
+pub const UNVOUCHED_FETCH: &str =
     "FETCH from a cursor not declared in this transaction, or that code run since may have replaced";
 
 /// Redefinitions of one prepared-statement name kept before giving up (and holding EXECUTE).
@@ -169,8 +169,8 @@ impl SessionSqlState {
         self.temp_relations.sort();
     }
 
-    /// The effects waiting for the server classified since the last call, in statement order. The caller
-    /// hands them back through [`SessionSqlState::confirm`] once the server ran them, and drops
+    /// The effects classified since the last call that wait for the server, in statement order.
+    /// The caller hands them back through [`SessionSqlState::confirm`] once the server ran them, and drops
     /// them when it did not (refused, withdrawn, failed, skipped).
     pub fn take_deferred(&mut self) -> Vec<Deferred> {
         std::mem::take(&mut self.deferred)
@@ -396,7 +396,8 @@ pub(crate) fn resolve_in_session(
         let lost = state.search_path_lost || state.temp_lost;
         let effect = entries[0].effects.as_ref().and_then(|e| e.get(i)).cloned();
         let before = state.candidates();
-        let mut declared = false;
+        // A DECLARE takes its name after its own facts were checked (see below).
+        let mut declares = None;
         match effect.unwrap_or(Effect::None) {
             Effect::None => out.push(facts),
             Effect::Prepare { name, inner } => {
@@ -424,10 +425,9 @@ pub(crate) fn resolve_in_session(
             Effect::DeclareCursor { name, hold } => {
                 let stamp = state.next_stamp();
                 state.cursors.insert(name.clone(), stamp);
-                state.readable.declare(name, stamp, hold, &facts);
                 state.deferred.push(Deferred::Declare { stamp, hold });
+                declares = Some((name, stamp, hold));
                 out.push(facts);
-                declared = true;
             }
             Effect::CloseCursor(name) => {
                 state.readable.close(name.as_deref());
@@ -474,9 +474,12 @@ pub(crate) fn resolve_in_session(
             }
         }
         if let Some(last) = out.last() {
-            // A DECLARE checked its own facts before it took the name.
-            if !declared || lost {
-                state.readable.statement(last);
+            // Before a DECLARE takes its name: planning its query may already run a function.
+            state.readable.statement(last);
+            if let Some((name, stamp, hold)) = declares {
+                state
+                    .readable
+                    .declare(name, stamp, hold, calls_unseen_code(last));
             }
         }
         if i + 1 < n && state.candidates() != before {

@@ -1,7 +1,6 @@
 //! Session-dependent classification: PREPARE/EXECUTE/DEALLOCATE, DISCARD ALL, SET search_path.
 
-use super::super::session::UNVOUCHED_FETCH;
-use super::super::{Classifier, Deferred, Kind, SessionSqlState};
+use super::super::{Classifier, Deferred, Kind, SessionSqlState, UNVOUCHED_FETCH};
 use super::{classifier, cols, sorted};
 
 /// Plays the server confirming every forgetting effect classified so far.
