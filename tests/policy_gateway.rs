@@ -380,6 +380,67 @@ fn policy_reload_applies_and_an_invalid_policy_keeps_the_old_one() {
     assert!(err.contains("no-orders"), "{err}");
 }
 
+/// A session that runs the same statement again reuses its last decision, and records every
+/// run in full; a reloaded policy applies to the very next run of that session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_statement_is_recorded_in_full_and_follows_a_policy_reload() {
+    let db = demo_db("repeat_reload");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::copy(shipped_policy("demo.toml"), &path).unwrap();
+    let gw = Gw::start(|c| c.policy.path = path.clone());
+    let client = agent_client(&gw, &db).await;
+    let statement = client
+        .prepare("SELECT count(*) FROM orders WHERE id > $1")
+        .await
+        .expect("prepare");
+    for id in [1i32, 2] {
+        let row = client.query_one(&statement, &[&id]).await.expect("allowed");
+        let _: i64 = row.get(0);
+    }
+    let runs: Vec<_> = gw
+        .decisions()
+        .into_iter()
+        .filter(|(_, d)| d.sql.starts_with("SELECT count(*) FROM orders") && !d.params.is_empty())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let ((r1, d1), (r2, d2)) = (&runs[0], &runs[1]);
+    assert_ne!(r1.id, r2.id);
+    // tokio-postgres binds binary int4s, which the audit shows as hex.
+    let bound = |n: i32| [Some(format!("\\x{n:08x}"))];
+    assert_eq!(d1.params, bound(1));
+    assert_eq!(d2.params, bound(2));
+    assert_eq!(d1.decision.action, Action::Allow);
+    assert_eq!(
+        (&d1.session, &d1.facts, &d1.decision),
+        (&d2.session, &d2.facts, &d2.decision)
+    );
+    assert_eq!(
+        d2.facts[0].tables_read[0].to_string(),
+        "public.orders",
+        "{d2:?}"
+    );
+
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[rule]]\nid = \"no-orders\"\naction = \"deny\"\ntables = [\"public.orders\"]\nreason = \"orders are off limits\"\n");
+    std::fs::write(&path, &text).unwrap();
+    gw.gateway.reload_policy();
+    let err = client
+        .query_one(&statement, &[&3i32])
+        .await
+        .expect_err("denied after the reload");
+    let db_err = err.as_db_error().expect("a server error");
+    assert_eq!(db_err.code().code(), "42501", "{db_err:?}");
+    assert!(db_err.message().contains("no-orders"), "{db_err:?}");
+    let (_, d3) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.params == bound(3))
+        .expect("the third run is audited");
+    assert_eq!(d3.decision.action, Action::Deny);
+    assert_eq!(d3.decision.rule_id, "no-orders");
+}
+
 /// A column added after the gateway read the catalog (a migration run directly on the server)
 /// does not come back through a masked `*`: the rewrite lists the columns it masks and keeps.
 #[test]
@@ -682,11 +743,6 @@ async fn a_whole_row_read_is_refused_when_the_catalog_cannot_be_compared() {
     let db_err = err.as_db_error().expect("a server error");
     assert_eq!(db_err.code().code(), "42501", "{db_err:?}");
     assert!(db_err.message().contains("could not compare"), "{db_err:?}");
-    let rows = client
-        .query("SELECT id FROM orders WHERE id = 1", &[])
-        .await
-        .expect("a checked read still runs");
-    assert_eq!(rows.len(), 1);
     let (_, d) = gw
         .decisions()
         .into_iter()
@@ -700,6 +756,19 @@ async fn a_whole_row_read_is_refused_when_the_catalog_cannot_be_compared() {
             &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name),
         )
         .expect("unblock");
+    // The refusal was for want of a comparison, not kept for the statement: once the
+    // comparison can be made, the same statement runs in the same session.
+    let rows = client.simple_query(sql).await.expect("compared now");
+    assert!(
+        rows.iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))),
+        "{rows:?}"
+    );
+    let rows = client
+        .query("SELECT id FROM orders WHERE id = 1", &[])
+        .await
+        .expect("a checked read still runs");
+    assert_eq!(rows.len(), 1);
 }
 
 /// Live checks and sessions share the upstream pool. After the server closed every pooled

@@ -241,7 +241,7 @@ impl Gate {
         match &self.holds {
             Some(ctx) => {
                 let recheck = self.inspector.live_check(&d.classified);
-                hold::hold(ctx, unit, &self.inspector.info, d, recheck).await
+                hold::hold(ctx, unit, self.inspector.info(), d, recheck).await
             }
             None => simple_outcome(&d.decision, d.id),
         }

@@ -14,8 +14,11 @@ use std::collections::HashMap;
 use parking_lot::RwLock;
 
 use super::gate::{ExtStatement, Unit, UnitDecision};
-use crate::audit::{AuditHandle, DecisionRecord, Protocol, SessionInfo};
-use crate::policy::{Action, Decision, PolicyStore, RequestContext};
+use super::last::LastDecision;
+use crate::audit::{
+    AuditError, AuditHandle, DecisionRecord, Part, Protocol, Serialized, SessionInfo,
+};
+use crate::policy::{Action, Decision, Policy, PolicyStore, RequestContext};
 use crate::protocol::messages::PgError;
 use crate::protocol::sqlstate;
 use crate::sql::{Catalog, Classified, Classifier, SessionSqlState};
@@ -220,9 +223,11 @@ pub struct SessionInspector {
     live: Arc<dyn LiveCatalog>,
     /// The inspector's generation when `classifier` was last compared with its current one.
     seen: u64,
-    pub info: SessionInfo,
+    /// Who the session is, with its JSON for every record it writes.
+    info: Serialized<Box<SessionInfo>>,
     ctx: RequestContext,
     sql_state: SessionSqlState,
+    last: Option<LastDecision>,
 }
 
 impl SessionInspector {
@@ -244,10 +249,16 @@ impl SessionInspector {
             classifier,
             live,
             seen,
-            info,
+            info: Serialized::new(Box::new(info)),
             ctx,
             sql_state,
+            last: None,
         }
+    }
+
+    /// Who the session is.
+    pub fn info(&self) -> &SessionInfo {
+        self.info.held()
     }
 
     /// The catalog snapshot the session decides with now (results are checked against it).
@@ -264,7 +275,7 @@ impl SessionInspector {
             return;
         }
         self.seen = generation;
-        if let Some(current) = self.inspector.current(&self.info.database) {
+        if let Some(current) = self.inspector.current(&self.info().database) {
             self.classifier = current;
         }
     }
@@ -322,60 +333,71 @@ impl SessionInspector {
         }
         let classifier = self.classifier.clone();
         let policy = self.inspector.policy.current();
-        let mut decision = match unverified {
-            None => policy.evaluate(&classified, &text, &self.ctx, classifier.catalog()),
-            Some(e) => Decision::fail_closed(format!(
-                "airlock could not compare the columns of this statement's tables with the \
-                 server's catalog, and its result would not show a column added since: {e}"
-            )),
-        };
-        if let Some(rewritten) = decision.rewritten.clone() {
-            if let Err(why) = same_shape(&classifier, &classified, &rewritten) {
-                tracing::warn!(%why, "a masked rewrite does not classify as its statement");
-                policy.mask_failed(&mut decision, &why);
+        let last = match self.last.take() {
+            Some(last)
+                if unverified.is_none()
+                    && last.holds_for(&classified.statements, &policy, &classifier) =>
+            {
+                last
             }
-        }
-        let mut params = params;
-        redact_secret_params(unit, &mut params);
-        policy.param_redaction(&decision).apply(&mut params);
-        let touches_pii =
-            policy.messages_may_quote_pii(&classified.statements, &decision, classifier.catalog());
-        let record = DecisionRecord {
-            session: &self.info,
-            protocol,
-            sql: &classified.redacted,
-            rewritten_sql: decision.rewritten.as_deref(),
-            params: &params,
-            fingerprint: &classified.fingerprint,
-            facts: &classified.statements,
-            decision: &decision,
-            outcome: None,
-        };
-        if let Some(m) = &self.inspector.metrics {
-            for f in classified.statements.iter() {
-                m.statement(f.kind, decision.action);
-            }
-        }
-        let written = self.inspector.audit.decision_of(&record).await;
-        match written {
-            Ok(id) => Decided {
-                decision,
-                id: Some(id),
-                classified,
-                params,
-                touches_pii,
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "audit write failed; refusing the statement");
-                Decided {
-                    decision: Decision::fail_closed(format!("the audit store is unavailable: {e}")),
-                    id: None,
-                    classified,
-                    params,
-                    touches_pii,
+            _ => {
+                // A decision made without the live comparison is not kept: the next run may
+                // well get the comparison.
+                let verified = unverified.is_none();
+                let (decision, touches_pii) = evaluate(
+                    &policy,
+                    &classifier,
+                    &classified,
+                    &text,
+                    &self.ctx,
+                    unverified,
+                );
+                if !verified || !LastDecision::reusable(&decision) {
+                    let facts = Part::new(&classified.statements[..]);
+                    let written = Written {
+                        inspector: &self.inspector,
+                        info: self.info.part(),
+                        protocol,
+                    };
+                    let (id, params) = written
+                        .record(
+                            unit,
+                            &policy,
+                            &classified,
+                            params,
+                            facts,
+                            &Part::new(&decision),
+                        )
+                        .await;
+                    return decided(decision, id, classified, params, touches_pii);
                 }
+                LastDecision::keep(
+                    decision,
+                    touches_pii,
+                    &classified.statements,
+                    &policy,
+                    &classifier,
+                )
             }
-        }
+        };
+        let last = self.last.insert(last);
+        let written = Written {
+            inspector: &self.inspector,
+            info: self.info.part(),
+            protocol,
+        };
+        let (id, params) = written
+            .record(
+                unit,
+                &policy,
+                &classified,
+                params,
+                last.facts(),
+                &last.decision(),
+            )
+            .await;
+        let decision = Decision::clone(&last.decision());
+        decided(decision, id, classified, params, last.touches_pii())
     }
 
     /// Audits a fastpath FunctionCall, which is always refused: it runs a function by OID
@@ -394,14 +416,14 @@ impl SessionInspector {
             )
         };
         let record = DecisionRecord {
-            session: &self.info,
+            session: self.info.part(),
             protocol: Protocol::Fastpath,
             sql: &label,
             rewritten_sql: None,
             params: &[],
             fingerprint: &label,
-            facts: &facts,
-            decision: &decision,
+            facts: Part::new(&facts),
+            decision: Part::new(&decision),
             outcome: None,
         };
         match self.inspector.audit.decision_of(&record).await {
@@ -449,7 +471,7 @@ impl SessionInspector {
         }
         Some(LiveCheck {
             inspector: self.inspector.clone(),
-            database: self.info.database.clone(),
+            database: self.info().database.clone(),
             catalog: catalog.clone(),
             live: self.live.clone(),
             tables,
@@ -489,6 +511,103 @@ impl SessionInspector {
         all.statements = Arc::new(facts);
         (Arc::new(all), texts.join(";\n"), params)
     }
+}
+
+/// Writes a unit's decision record: what one run of a decided unit adds to its decision.
+struct Written<'a> {
+    inspector: &'a Inspector,
+    info: Part<'a, SessionInfo>,
+    protocol: Protocol,
+}
+
+impl Written<'_> {
+    /// Redacts the run's parameters as the decision says and writes its record; returns the
+    /// record's id (None when the audit failed) and the parameters as recorded.
+    async fn record(
+        &self,
+        unit: &Unit,
+        policy: &Policy,
+        classified: &Classified,
+        mut params: Vec<Option<String>>,
+        facts: Part<'_, [crate::sql::Facts]>,
+        decision: &Part<'_, Decision>,
+    ) -> (Result<String, AuditError>, Vec<Option<String>>) {
+        redact_secret_params(unit, &mut params);
+        policy.param_redaction(decision).apply(&mut params);
+        if let Some(m) = &self.inspector.metrics {
+            for f in classified.statements.iter() {
+                m.statement(f.kind, decision.action);
+            }
+        }
+        let record = DecisionRecord {
+            session: self.info,
+            protocol: self.protocol,
+            sql: &classified.redacted,
+            rewritten_sql: decision.rewritten.as_deref(),
+            params: &params,
+            fingerprint: &classified.fingerprint,
+            facts,
+            decision: *decision,
+            outcome: None,
+        };
+        let written = self.inspector.audit.decision_of(&record).await;
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "audit write failed; refusing the statement");
+        }
+        (written, params)
+    }
+}
+
+/// The outcome of deciding: a unit whose record could not be written is refused.
+fn decided(
+    decision: Decision,
+    written: Result<String, AuditError>,
+    classified: Arc<Classified>,
+    params: Vec<Option<String>>,
+    touches_pii: bool,
+) -> Decided {
+    let (decision, id) = match written {
+        Ok(id) => (decision, Some(id)),
+        Err(e) => (
+            Decision::fail_closed(format!("the audit store is unavailable: {e}")),
+            None,
+        ),
+    };
+    Decided {
+        decision,
+        id,
+        classified,
+        params,
+        touches_pii,
+    }
+}
+
+/// The policy's decision for `classified`, and whether the server's messages about it may
+/// quote PII. `unverified` is why its columns could not be compared with the server's.
+fn evaluate(
+    policy: &Policy,
+    classifier: &Classifier,
+    classified: &Classified,
+    text: &str,
+    ctx: &RequestContext,
+    unverified: Option<String>,
+) -> (Decision, bool) {
+    let mut decision = match unverified {
+        None => policy.evaluate(classified, text, ctx, classifier.catalog()),
+        Some(e) => Decision::fail_closed(format!(
+            "airlock could not compare the columns of this statement's tables with the \
+             server's catalog, and its result would not show a column added since: {e}"
+        )),
+    };
+    if let Some(rewritten) = decision.rewritten.clone() {
+        if let Err(why) = same_shape(classifier, classified, &rewritten) {
+            tracing::warn!(%why, "a masked rewrite does not classify as its statement");
+            policy.mask_failed(&mut decision, &why);
+        }
+    }
+    let touches_pii =
+        policy.messages_may_quote_pii(&classified.statements, &decision, classifier.catalog());
+    (decision, touches_pii)
 }
 
 /// Bound parameters that carry secrets, redacted as the same value written as a literal would

@@ -30,7 +30,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use super::chain::{record_id, seq_in_id, RecordKind};
 use super::clock::now_micros;
 use super::record::{
-    ApprovalEntry, DecisionEntry, DecisionRecord, GatewayEvent, OutcomeEntry, SessionEvent,
+    ApprovalEntry, DecisionEntry, DecisionRecord, GatewayEvent, OutcomeEntry, Part, SessionEvent,
 };
 use super::redact::redact_passwords;
 use super::store::AuditStore;
@@ -184,9 +184,9 @@ impl AuditHandle {
             Some(Cow::Owned(rw)) => {
                 redacted_decision = Decision {
                     rewritten: Some(rw),
-                    ..e.decision.clone()
+                    ..Decision::clone(&e.decision)
                 };
-                &redacted_decision
+                Part::new(&redacted_decision)
             }
             _ => e.decision,
         };
