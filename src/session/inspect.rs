@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use parking_lot::RwLock;
 
 use super::gate::{ExtStatement, Unit, UnitDecision};
-use super::last::LastDecision;
+use super::kept::{KeptDecision, KEPT};
 use crate::audit::{
     AuditError, AuditHandle, DecisionRecord, Part, Protocol, Serialized, SessionInfo,
 };
@@ -227,7 +227,8 @@ pub struct SessionInspector {
     info: Serialized<Box<SessionInfo>>,
     ctx: RequestContext,
     sql_state: SessionSqlState,
-    last: Option<LastDecision>,
+    /// Allow and deny decisions of recent statements, oldest first (see [`super::kept`]).
+    kept: Vec<KeptDecision>,
 }
 
 impl SessionInspector {
@@ -252,7 +253,7 @@ impl SessionInspector {
             info: Serialized::new(Box::new(info)),
             ctx,
             sql_state,
-            last: None,
+            kept: Vec::new(),
         }
     }
 
@@ -333,14 +334,16 @@ impl SessionInspector {
         }
         let classifier = self.classifier.clone();
         let policy = self.inspector.policy.current();
-        let last = match self.last.take() {
-            Some(last)
-                if unverified.is_none()
-                    && last.holds_for(&classified.statements, &policy, &classifier) =>
-            {
-                last
-            }
-            _ => {
+        let hit = match unverified {
+            None => self
+                .kept
+                .iter()
+                .position(|k| k.holds_for(&classified.statements, &policy, &classifier)),
+            Some(_) => None,
+        };
+        let at = match hit {
+            Some(at) => at,
+            None => {
                 // A decision made without the live comparison is not kept: the next run may
                 // well get the comparison.
                 let verified = unverified.is_none();
@@ -352,7 +355,7 @@ impl SessionInspector {
                     &self.ctx,
                     unverified,
                 );
-                if !verified || !LastDecision::reusable(&decision) {
+                if !verified || !KeptDecision::reusable(&decision) {
                     let facts = Part::new(&classified.statements[..]);
                     let written = Written {
                         inspector: &self.inspector,
@@ -371,16 +374,21 @@ impl SessionInspector {
                         .await;
                     return decided(decision, id, classified, params, touches_pii);
                 }
-                LastDecision::keep(
+                self.kept.retain(|k| k.made_under(&policy, &classifier));
+                if self.kept.len() >= KEPT {
+                    self.kept.remove(0);
+                }
+                self.kept.push(KeptDecision::keep(
                     decision,
                     touches_pii,
                     &classified.statements,
                     &policy,
                     &classifier,
-                )
+                ));
+                self.kept.len() - 1
             }
         };
-        let last = self.last.insert(last);
+        let kept = &self.kept[at];
         let written = Written {
             inspector: &self.inspector,
             info: self.info.part(),
@@ -392,12 +400,12 @@ impl SessionInspector {
                 &policy,
                 &classified,
                 params,
-                last.facts(),
-                &last.decision(),
+                kept.facts(),
+                &kept.decision(),
             )
             .await;
-        let decision = Decision::clone(&last.decision());
-        decided(decision, id, classified, params, last.touches_pii())
+        let decision = Decision::clone(&kept.decision());
+        decided(decision, id, classified, params, kept.touches_pii())
     }
 
     /// Audits a fastpath FunctionCall, which is always refused: it runs a function by OID

@@ -16,7 +16,7 @@ pub mod gate;
 pub mod handshake;
 pub mod hold;
 pub mod inspect;
-mod last;
+mod kept;
 mod withhold;
 
 use std::net::SocketAddr;

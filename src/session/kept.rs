@@ -1,7 +1,8 @@
-//! The decision a session made last, kept for the next run of the same statement.
+//! Decisions a session made lately, kept for the next runs of the same statements.
 //!
-//! Agents and their drivers run the same statements again and again, and the classifier hands
-//! back the same shared analysis for each run (see [`crate::sql::Classified::statements`]).
+//! Agents and their drivers run the same few statements again and again (pgbench's TPC-B-like
+//! script cycles through seven), and the classifier hands back the same shared analysis for
+//! each run (see [`crate::sql::Classified::statements`]).
 //! Evaluating the policy over it again, and escaping its facts and decision into JSON again,
 //! was close to half of what a session did per statement once the classification itself was
 //! cached. Only the decision is kept, never the record: every run is still audited with its
@@ -13,8 +14,11 @@ use crate::audit::{Part, Serialized};
 use crate::policy::{Action, Decision, Policy};
 use crate::sql::{Classifier, Facts};
 
+/// How many decisions a session keeps; the oldest goes first.
+pub const KEPT: usize = 8;
+
 /// A decision that depends only on the statements' facts, with what it was made under.
-pub struct LastDecision {
+pub struct KeptDecision {
     policy: Arc<Policy>,
     classifier: Arc<Classifier>,
     facts: Serialized<Arc<Vec<Facts>>>,
@@ -22,7 +26,7 @@ pub struct LastDecision {
     touches_pii: bool,
 }
 
-impl LastDecision {
+impl KeptDecision {
     /// Whether `decision` may be reused: allow and deny follow from the facts, the policy and
     /// the catalog alone. Mask and hold decisions are not, since a mask rewrites the very
     /// text, and a hold is seen by a person anyway.
@@ -37,14 +41,20 @@ impl LastDecision {
         statements: &Arc<Vec<Facts>>,
         policy: &Arc<Policy>,
         classifier: &Arc<Classifier>,
-    ) -> LastDecision {
-        LastDecision {
+    ) -> KeptDecision {
+        KeptDecision {
             policy: policy.clone(),
             classifier: classifier.clone(),
             facts: Serialized::new(statements.clone()),
             decision: Serialized::new(Box::new(decision)),
             touches_pii,
         }
+    }
+
+    /// Whether this was decided under `policy` and `classifier`: a kept decision that was not
+    /// is of no further use, and would keep an old catalog snapshot alive.
+    pub fn made_under(&self, policy: &Arc<Policy>, classifier: &Arc<Classifier>) -> bool {
+        Arc::ptr_eq(&self.policy, policy) && Arc::ptr_eq(&self.classifier, classifier)
     }
 
     /// Whether this is the decision for `statements` under `policy` and `classifier`.
@@ -58,9 +68,7 @@ impl LastDecision {
         policy: &Arc<Policy>,
         classifier: &Arc<Classifier>,
     ) -> bool {
-        Arc::ptr_eq(self.facts.held(), statements)
-            && Arc::ptr_eq(&self.policy, policy)
-            && Arc::ptr_eq(&self.classifier, classifier)
+        Arc::ptr_eq(self.facts.held(), statements) && self.made_under(policy, classifier)
     }
 
     pub fn decision(&self) -> Part<'_, Decision> {
