@@ -334,6 +334,11 @@ impl SessionInspector {
         }
         let classifier = self.classifier.clone();
         let policy = self.inspector.policy.current();
+        let written = Written {
+            inspector: &self.inspector,
+            info: self.info.part(),
+            protocol,
+        };
         let hit = match unverified {
             None => self
                 .kept
@@ -357,11 +362,6 @@ impl SessionInspector {
                 );
                 if !verified || !KeptDecision::reusable(&decision) {
                     let facts = Part::new(&classified.statements[..]);
-                    let written = Written {
-                        inspector: &self.inspector,
-                        info: self.info.part(),
-                        protocol,
-                    };
                     let (id, params) = written
                         .record(
                             unit,
@@ -389,11 +389,6 @@ impl SessionInspector {
             }
         };
         let kept = &self.kept[at];
-        let written = Written {
-            inspector: &self.inspector,
-            info: self.info.part(),
-            protocol,
-        };
         let (id, params) = written
             .record(
                 unit,
