@@ -394,9 +394,16 @@ async fn a_repeated_statement_is_recorded_in_full_and_follows_a_policy_reload() 
         .prepare("SELECT count(*) FROM orders WHERE id > $1")
         .await
         .expect("prepare");
+    // Each run is decided as itself, however the kept decisions interleave.
     for id in [1i32, 2] {
         let row = client.query_one(&statement, &[&id]).await.expect("allowed");
         let _: i64 = row.get(0);
+        let err = client
+            .simple_query("DROP TABLE orders")
+            .await
+            .expect_err("an agent never drops");
+        let db_err = err.as_db_error().expect("a server error");
+        assert!(db_err.message().contains("agent-no-drop"), "{db_err:?}");
     }
     let runs: Vec<_> = gw
         .decisions()

@@ -87,7 +87,7 @@ impl DecisionEntry {
 /// A part of a decision record, serialized either from the value or from JSON made earlier
 /// from that same value ([`Serialized`]). A session writes the same session info, facts and
 /// decision for every run of a repeated statement; escaping them again each time was about a
-/// fifth of the work a session did per statement.
+/// quarter of the work a session did per statement.
 #[derive(Debug)]
 pub struct Part<'a, T: ?Sized> {
     value: &'a T,

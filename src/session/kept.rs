@@ -4,8 +4,8 @@
 //! script cycles through seven), and the classifier hands back the same shared analysis for
 //! each run (see [`crate::sql::Classified::statements`]).
 //! Evaluating the policy over it again, and escaping its facts and decision into JSON again,
-//! was close to half of what a session did per statement once the classification itself was
-//! cached. Only the decision is kept, never the record: every run is still audited with its
+//! was about two fifths of what a session did per statement once the classification itself
+//! was cached. Only the decision is kept, never the record: every run is still audited with its
 //! own text, parameters, time and id.
 
 use std::sync::Arc;
