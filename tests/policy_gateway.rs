@@ -277,6 +277,92 @@ fn masked_reads_return_masked_values() {
     assert_ne!(rewritten, d.1.sql);
 }
 
+/// Masked reads that differ only in a constant share one analysis, but each is rewritten with
+/// its own constant, also when the session runs one of them again and reuses its rewrite.
+#[test]
+fn a_repeated_masked_read_is_rewritten_as_itself() {
+    let db = demo_db("masked_repeat");
+    let gw = demo_gw();
+    let url = format!("{}&application_name=reporting-daily", gw.url(&db.name));
+    let read = |id: u32| format!("SELECT name, email FROM customers WHERE id = {id}");
+    // One psql session: every -c is a Query of its own on the same connection.
+    let out = psql(
+        &url,
+        &["-At", "-c", &read(1), "-c", &read(2), "-c", &read(1)],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r.split('|').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["Customer 1", "Customer 2", "Customer 1"],
+        "{rows:?}"
+    );
+    for (row, id) in rows.iter().zip([1, 2, 1]) {
+        assert!(
+            !row.contains(&format!("customer{id}@")),
+            "not masked: {row}"
+        );
+        assert!(
+            row.contains("@example.com"),
+            "the mask keeps the domain: {row}"
+        );
+    }
+    let runs: Vec<_> = gw
+        .decisions()
+        .into_iter()
+        .filter(|(_, d)| d.sql.starts_with("SELECT name, email FROM customers"))
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for (d, id) in runs.iter().zip([1, 2, 1]) {
+        assert_eq!(d.decision.action, Action::Mask, "{d:?}");
+        let rewritten = d.rewritten_sql.as_deref().expect("rewrite audited");
+        assert!(
+            rewritten.ends_with(&format!("WHERE id = {id}")),
+            "{rewritten}"
+        );
+    }
+    assert_eq!(runs[0].rewritten_sql, runs[2].rewritten_sql);
+}
+
+/// A masked prepared statement runs again and again with the rewrite made when it was
+/// decided first; every run is masked and answers for its own parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masked_prepared_statement_stays_masked_on_every_run() {
+    let db = demo_db("masked_prepared");
+    let gw = demo_gw();
+    let url = format!("{}&application_name=reporting-daily", gw.url(&db.name));
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let statement = client
+        .prepare("SELECT name, email FROM customers WHERE id = $1")
+        .await
+        .expect("prepare");
+    for id in [1i32, 2, 1, 3] {
+        let row = client.query_one(&statement, &[&id]).await.expect("masked");
+        let (name, email): (String, String) = (row.get(0), row.get(1));
+        assert_eq!(name, format!("Customer {id}"));
+        assert_eq!(email, "c***@example.com");
+    }
+    let runs: Vec<_> = gw
+        .decisions()
+        .into_iter()
+        .filter(|(_, d)| {
+            d.sql.starts_with("SELECT name, email FROM customers") && !d.params.is_empty()
+        })
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    for d in &runs {
+        assert_eq!(d.decision.action, Action::Mask, "{d:?}");
+        assert!(d.rewritten_sql.is_some(), "{d:?}");
+    }
+}
+
 #[test]
 fn every_statement_upstream_ran_was_audited_first() {
     let db = demo_db("completeness");

@@ -227,7 +227,7 @@ pub struct SessionInspector {
     info: Serialized<Box<SessionInfo>>,
     ctx: RequestContext,
     sql_state: SessionSqlState,
-    /// Allow and deny decisions of recent statements, oldest first (see [`super::kept`]).
+    /// Allow, deny and mask decisions of recent statements, oldest first (see [`super::kept`]).
     kept: Vec<KeptDecision>,
 }
 
@@ -343,7 +343,7 @@ impl SessionInspector {
             None => self
                 .kept
                 .iter()
-                .position(|k| k.holds_for(&classified.statements, &policy, &classifier)),
+                .position(|k| k.holds_for(&classified.statements, &text, &policy, &classifier)),
             Some(_) => None,
         };
         let at = match hit {
@@ -381,6 +381,7 @@ impl SessionInspector {
                 self.kept.push(KeptDecision::keep(
                     decision,
                     touches_pii,
+                    &text,
                     &classified.statements,
                     &policy,
                     &classifier,

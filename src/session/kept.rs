@@ -7,6 +7,12 @@
 //! was about two fifths of what a session did per statement once the classification itself
 //! was cached. Only the decision is kept, never the record: every run is still audited with its
 //! own text, parameters, time and id.
+//!
+//! A mask decision carries the rewritten text, which is built from the statement's own text,
+//! constants included, while statements that differ only in constants share one analysis. So
+//! a mask is kept with the exact text it rewrote, and only that text reuses it. Rewriting and
+//! checking the rewrite is the dearest thing a policy does (tens of microseconds, against about
+//! one for allow), and reports and dashboards run the same masked reads again and again.
 
 use std::sync::Arc;
 
@@ -19,6 +25,8 @@ pub const KEPT: usize = 8;
 
 /// A decision that depends only on the statements' facts, with what it was made under.
 pub struct KeptDecision {
+    /// For a mask, the text it rewrote: the only text it holds for.
+    text: Option<Box<str>>,
     policy: Arc<Policy>,
     classifier: Arc<Classifier>,
     facts: Serialized<Arc<Vec<Facts>>>,
@@ -28,21 +36,28 @@ pub struct KeptDecision {
 
 impl KeptDecision {
     /// Whether `decision` may be reused: allow and deny follow from the facts, the policy and
-    /// the catalog alone. Mask and hold decisions are not, since a mask rewrites the very
-    /// text, and a hold is seen by a person anyway.
+    /// the catalog alone, and a mask from those and the text it rewrote. A hold is not: it is
+    /// seen by a person anyway, and a mask that could not be applied is a hold.
     pub fn reusable(decision: &Decision) -> bool {
-        matches!(decision.action, Action::Allow | Action::Deny) && decision.rewritten.is_none()
+        match decision.action {
+            Action::Allow | Action::Deny => decision.rewritten.is_none(),
+            Action::Mask => decision.rewritten.is_some(),
+            Action::Hold => false,
+        }
     }
 
-    /// Keeps a [`reusable`](Self::reusable) decision with what it was made under.
+    /// Keeps a [`reusable`](Self::reusable) decision with what it was made under; `text` is
+    /// the unit's text the policy saw.
     pub fn keep(
         decision: Decision,
         touches_pii: bool,
+        text: &str,
         statements: &Arc<Vec<Facts>>,
         policy: &Arc<Policy>,
         classifier: &Arc<Classifier>,
     ) -> KeptDecision {
         KeptDecision {
+            text: (decision.action == Action::Mask).then(|| text.into()),
             policy: policy.clone(),
             classifier: classifier.clone(),
             facts: Serialized::new(statements.clone()),
@@ -57,18 +72,22 @@ impl KeptDecision {
         Arc::ptr_eq(&self.policy, policy) && Arc::ptr_eq(&self.classifier, classifier)
     }
 
-    /// Whether this is the decision for `statements` under `policy` and `classifier`.
+    /// Whether this is the decision for `statements` (whose text is `text`) under `policy` and
+    /// `classifier`.
     ///
     /// By identity: a shared analysis never changes, and this holds a reference to it, so its
     /// address cannot be reused for another. A reloaded policy or a re-read catalog is another
-    /// `Arc` and misses.
+    /// `Arc` and misses. A mask also needs the very text it rewrote.
     pub fn holds_for(
         &self,
         statements: &Arc<Vec<Facts>>,
+        text: &str,
         policy: &Arc<Policy>,
         classifier: &Arc<Classifier>,
     ) -> bool {
-        Arc::ptr_eq(self.facts.held(), statements) && self.made_under(policy, classifier)
+        Arc::ptr_eq(self.facts.held(), statements)
+            && self.text.as_deref().is_none_or(|t| t == text)
+            && self.made_under(policy, classifier)
     }
 
     pub fn decision(&self) -> Part<'_, Decision> {
