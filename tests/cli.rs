@@ -38,7 +38,7 @@ fn demo_serves_psql_and_cleans_up_on_ctrl_c() {
         .spawn()
         .expect("airlock demo");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut psql_line = None;
+    let mut psql_lines = Vec::new();
     let mut data_dir = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     for line in lines.by_ref() {
@@ -47,19 +47,35 @@ fn demo_serves_psql_and_cleans_up_on_ctrl_c() {
             data_dir = Some(line[i + 8..].trim().to_string());
         }
         if line.trim_start().starts_with("psql \"") {
-            psql_line = Some(line.trim().to_string());
+            let url = line.trim().trim_start_matches("psql ").trim_matches('"');
+            psql_lines.push(url.to_string());
+        }
+        if line.contains("Press Ctrl-C") {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "demo did not print its psql line"
-        );
+        assert!(Instant::now() < deadline, "demo did not print its banner");
     }
-    let psql_line = psql_line.expect("demo prints the psql command");
-    let url = psql_line
-        .trim_start_matches("psql ")
-        .trim_matches('"')
-        .to_string();
+    let [url, report_url] = &psql_lines[..] else {
+        panic!("demo prints two psql commands (agent, report): {psql_lines:?}");
+    };
+    // The report's connection string masks what the banner says it masks.
+    let out = psql(
+        report_url,
+        &[
+            "-At",
+            "-c",
+            "SELECT name, email, phone FROM customers ORDER BY id LIMIT 3",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().next(),
+        Some("Customer 1|c***@example.com|***0001"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("customer2@"), "{}", stdout(&out));
     let out = psql(&url, &["-At", "-c", "SELECT count(*) FROM orders"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "200");

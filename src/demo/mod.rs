@@ -122,6 +122,13 @@ Then try:
   ALTER TABLE orders ADD COLUMN note text;        -- DDL: held for approval
   DROP TABLE orders;                              -- denied: agents may not drop objects
 
+Reports see PII masked. The policy reads the application name the client connects with:
+
+  psql "postgres://{user}:{pw}@{addr}/demo?application_name=reporting"
+
+  SELECT name, email, phone FROM customers LIMIT 3;   -- masked: c***@example.com, ***0001
+  SELECT ssn FROM customers LIMIT 3;                  -- held: SSNs need two approvers
+
 Held statements wait on your connection; approve them at {admin}/approvals
 (sign in with token "alice-demo-token" or "bob-demo-token"), or with:
   airlock approvals ls --admin {admin} --token alice-demo-token
