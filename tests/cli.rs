@@ -76,12 +76,12 @@ fn demo_serves_psql_and_cleans_up_on_ctrl_c() {
         stdout(&out)
     );
     assert!(!stdout(&out).contains("customer2@"), "{}", stdout(&out));
-    let out = psql(&url, &["-At", "-c", "SELECT count(*) FROM orders"], None);
+    let out = psql(url, &["-At", "-c", "SELECT count(*) FROM orders"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "200");
     // What passes the gateway runs as a role that owns the demo schema and nothing more.
     let out = psql(
-        &url,
+        url,
         &[
             "-At",
             "-c",
