@@ -46,7 +46,10 @@ use super::chain::{seq_in_id, RecordHeader};
 use super::store::{AuditStore, Head, RawRecord, RecordIter, SealedRecord};
 use super::AuditError;
 
+mod recent;
 mod recover;
+
+use recent::RecentIds;
 
 const TREE: &str = "airlock.audit.v3";
 /// Earlier layouts, which this build does not read: one key per record, then one link key
@@ -88,7 +91,7 @@ pub struct SledStore {
     flushes: AtomicU64,
     /// Ids of recently appended records that others can link to, so an outcome arriving a
     /// batch after its decision costs no read of the tree.
-    recent: Mutex<lru::LruCache<String, u64>>,
+    recent: Mutex<RecentIds>,
     /// The newest link bucket as stored (number and value), so the next group extends it
     /// without reading it back.
     last_links: Mutex<Option<(u64, Vec<u8>)>>,
@@ -102,9 +105,6 @@ struct Indexed<'a> {
     /// The decision an outcome or approval step belongs to.
     link: Option<&'a str>,
 }
-
-/// How many linkable ids [`SledStore`] remembers.
-const RECENT_IDS: usize = 64 * 1024;
 
 fn block_key(seq: u64) -> [u8; 9] {
     let mut k = [BLOCK; 9];
@@ -256,9 +256,7 @@ impl SledStore {
             appended_seq: AtomicU64::new(last_seq),
             durable_seq: AtomicU64::new(last_seq),
             flushes: AtomicU64::new(0),
-            recent: Mutex::new(lru::LruCache::new(
-                std::num::NonZeroUsize::new(RECENT_IDS).expect("non-zero"),
-            )),
+            recent: Mutex::new(RecentIds::new()),
             last_links: Mutex::new(None),
         };
         store.complete_torn_group(last_seq)?;
@@ -346,7 +344,7 @@ impl SledStore {
             }
             match r.link {
                 Some(decision_id) => {
-                    let remembered = self.recent.lock().get(decision_id).copied();
+                    let remembered = self.recent.lock().seq_of(decision_id);
                     let decision_seq = match in_group.get(decision_id).or(remembered.as_ref()) {
                         Some(s) => Some(*s),
                         None => self.seq_of_id(decision_id)?,
@@ -390,7 +388,7 @@ impl SledStore {
         self.tree.insert(HEAD_KEY, &h[..])?;
         let mut recent = self.recent.lock();
         for (id, seq) in linkable {
-            recent.put(id.to_owned(), seq);
+            recent.remember(id, seq);
         }
         Ok(())
     }
