@@ -454,6 +454,9 @@ struct RelationEntry {
     columns: Vec<String>,
     #[serde(default)]
     view_sources: std::collections::HashMap<String, Vec<String>>,
+    /// Functions a read of the relation runs (`schema.function`): see `Relation::runs`.
+    #[serde(default)]
+    runs: Vec<String>,
 }
 
 fn default_kind() -> RelationKind {
@@ -514,6 +517,19 @@ pub fn load_catalog_file(path: &Path) -> Result<Catalog, String> {
             }
             view_sources.insert(col, refs);
         }
+        let mut runs = Vec::new();
+        for f in r.runs {
+            let Some((schema, name)) = f.split_once('.') else {
+                return Err(format!(
+                    "{}: function `{f}` run by {table} must be schema.function",
+                    path.display()
+                ));
+            };
+            runs.push(crate::sql::FunctionRef {
+                schema: schema.into(),
+                name: name.into(),
+            });
+        }
         catalog.relations.insert(
             table.clone(),
             Relation {
@@ -522,6 +538,7 @@ pub fn load_catalog_file(path: &Path) -> Result<Catalog, String> {
                 columns: r.columns,
                 view_columns: view_sources.values().flatten().cloned().collect(),
                 view_sources,
+                runs,
             },
         );
     }

@@ -30,6 +30,26 @@ pub struct Relation {
     /// view makes the server evaluate the view's filters, whose errors may quote those values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub view_columns: Vec<ColumnRef>,
+    /// Functions the server runs whenever the relation is read, though no statement reading it
+    /// names them: those a view's definition calls (directly or through an operator, and
+    /// through the views and row-security policies it reads), and those of row-level-security
+    /// policies that filter reads of a table. A read of the relation calls them. Only functions
+    /// that are not harmless on their own are listed (a policy may still declare them safe).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<FunctionRef>,
+}
+
+/// A function by schema and name; overloads are not told apart (the catalog keeps the riskiest).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FunctionRef {
+    pub schema: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for FunctionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
 }
 
 /// `pg_proc.provolatile`.

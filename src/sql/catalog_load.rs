@@ -14,13 +14,15 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+use super::catalog_runs::{attach, Q_RUNS};
 use super::depth::too_deep;
 use super::functions::FunctionPolicy;
 use super::lexer::lex;
 use super::query::analyze_query;
 use super::scope::{union_into, Acc, Ctx, Lineage};
 use super::{
-    Attributes, Catalog, ColumnRef, FunctionInfo, Relation, RelationKind, TableRef, Volatility,
+    Attributes, Catalog, ColumnRef, FunctionInfo, FunctionRef, Relation, RelationKind, TableRef,
+    Volatility,
 };
 
 /// Errors of the `sql` module.
@@ -147,7 +149,7 @@ impl Catalog {
         }))
     }
 
-    /// Read a snapshot from upstream. Issues five read-only catalog queries.
+    /// Read a snapshot from upstream. Issues six read-only catalog queries.
     pub async fn load<S: CatalogSource>(src: &mut S) -> Result<Catalog, SqlError> {
         let mut cat = Catalog::default();
         for row in rows(src, Q_PATH).await? {
@@ -168,6 +170,7 @@ impl Catalog {
                 columns: Vec::new(),
                 view_sources: HashMap::new(),
                 view_columns: Vec::new(),
+                runs: Vec::new(),
             });
             if let Some(Some(a)) = row.get(3) {
                 rel.columns.push(a.clone());
@@ -227,6 +230,19 @@ impl Catalog {
             );
         }
         resolve_views(&mut cat, defs, &deps);
+        let mut runs = Vec::new();
+        for row in rows(src, Q_RUNS).await? {
+            let t = table(
+                col(&row, 0, "functions run")?,
+                col(&row, 1, "functions run")?,
+            );
+            let f = FunctionRef {
+                schema: col(&row, 2, "functions run")?.to_owned(),
+                name: col(&row, 3, "functions run")?.to_owned(),
+            };
+            runs.push((t, f));
+        }
+        attach(&mut cat, runs, &deps);
         tracing::info!(
             relations = cat.relations.len(),
             functions = cat.functions.len(),
@@ -468,6 +484,7 @@ impl CatalogBuilder {
                 columns,
                 view_sources: sources,
                 view_columns: Vec::new(),
+                runs: Vec::new(),
             },
         );
         self
@@ -515,6 +532,22 @@ impl CatalogBuilder {
             sql.to_owned(),
         ));
         self.relation(schema, name, RelationKind::View, cols, HashMap::new())
+    }
+
+    /// Functions a read of `schema.name` runs without naming them (see [`Relation::runs`]),
+    /// as `schema.function`.
+    pub fn runs(mut self, schema: &str, name: &str, functions: &[&str]) -> Self {
+        if let Some(rel) = self.catalog.relations.get_mut(&table(schema, name)) {
+            rel.runs = functions
+                .iter()
+                .filter_map(|f| f.split_once('.'))
+                .map(|(schema, name)| FunctionRef {
+                    schema: schema.to_owned(),
+                    name: name.to_owned(),
+                })
+                .collect();
+        }
+        self
     }
 
     pub fn function(

@@ -37,6 +37,7 @@ mod analyze;
 mod cache;
 mod catalog;
 mod catalog_load;
+mod catalog_runs;
 mod classify;
 mod colname;
 mod commands;

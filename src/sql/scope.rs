@@ -606,11 +606,18 @@ pub(crate) fn relation_source(
             })
             .collect::<Vec<_>>()
     });
-    if read {
-        if let Some(rel) = cx.catalog.relation(&table) {
+    if let Some(rel) = cx.catalog.relation(&table) {
+        if read {
             for base in rel.view_sources.values().flatten() {
                 acc.read(&base.table);
             }
+        }
+        // What the server runs for this relation (a view's functions, row-security policies)
+        // is called by this statement as surely as a function it names.
+        for f in &rel.runs {
+            let parts = [f.schema.clone(), f.name.clone()];
+            let v = cx.functions.verdict(cx.catalog, cx.path, &parts);
+            acc.function(v.qualified, v.safe, false);
         }
     }
     let mut columns = columns;

@@ -233,6 +233,28 @@ fn catalog_file_loads_relations_views_and_functions() {
         .contains("schema.table.column"));
     std::fs::write(&bad, r#"{"tables": []}"#).unwrap();
     assert!(load_catalog_file(&bad).unwrap_err().contains("tables"));
+    std::fs::write(
+        &bad,
+        r#"{"relations": [{"schema": "s", "name": "v", "columns": ["a"], "runs": ["audit_me"]}]}"#,
+    )
+    .unwrap();
+    assert!(load_catalog_file(&bad)
+        .unwrap_err()
+        .contains("schema.function"));
+
+    // What a read runs, in the file: a read of the view calls it.
+    let runs = dir.path().join("runs.json");
+    std::fs::write(&runs, r#"{"relations": [{"schema": "public", "name": "v", "kind": "view", "columns": ["a"], "runs": ["public.note_row"]}]}"#).unwrap();
+    let cat = load_catalog_file(&runs).unwrap();
+    let v = cat.relation(&t("public.v")).unwrap();
+    assert_eq!(v.runs[0].to_string(), "public.note_row");
+    let facts = &crate::sql::Classifier::new(
+        std::sync::Arc::new(cat),
+        crate::sql::ClassifierOptions::default(),
+    )
+    .classify("SELECT a FROM v")
+    .statements[0];
+    assert!(facts.flags.unsafe_function, "{facts:?}");
 }
 
 fn explain_sql(sql: &str, policy: &str, app: &str) -> (i32, String, String) {

@@ -110,6 +110,7 @@ pub(crate) fn demo_catalog() -> Catalog {
                     .map(|(col, base)| (col.to_string(), base.iter().map(|b| c(b)).collect()))
                     .collect(),
                 view_columns: Vec::new(),
+                runs: Vec::new(),
             },
         );
     };

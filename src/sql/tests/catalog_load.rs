@@ -75,6 +75,15 @@ fn canned() -> Canned {
     rels.extend(rel_rows("pg_catalog", "pg_class", "r", &["oid", "relname"]));
     Canned {
         answers: vec![
+            // Functions reads run: listed first, since this query names pg_depend and pg_proc too.
+            (
+                "pg_policy",
+                Ok(vec![
+                    row(&[Some("public"), Some("contacts"), Some("public"), Some("f")]),
+                    row(&[Some("public"), Some("contacts"), Some("pg_catalog"), Some("lower")]),
+                    row(&[Some("public"), Some("customers"), Some("public"), Some("g")]),
+                ]),
+            ),
             ("current_schemas", Ok(vec![row(&[Some("app")]), row(&[Some("public")])])),
             ("pg_attribute", Ok(rels)),
             (
@@ -97,6 +106,8 @@ fn canned() -> Canned {
                     row(&[Some("public"), Some("mails"), Some("public"), Some("contacts")]),
                     row(&[Some("public"), Some("odd"), Some("public"), Some("customers")]),
                     row(&[Some("public"), Some("spend"), Some("public"), Some("orders")]),
+                    // As if its definition also read customers (which runs public.g).
+                    row(&[Some("public"), Some("spend"), Some("public"), Some("customers")]),
                     row(&[Some("public"), Some("filtered"), Some("public"), Some("customers")]),
                     row(&[Some("public"), Some("filtered_again"), Some("public"), Some("filtered")]),
                 ]),
@@ -119,7 +130,7 @@ fn canned() -> Canned {
 async fn loads_relations_views_functions_and_path() {
     let mut src = canned();
     let cat = Catalog::load(&mut src).await.expect("load");
-    assert_eq!(src.asked.len(), 5, "five catalog queries");
+    assert_eq!(src.asked.len(), 6, "six catalog queries");
     assert_eq!(cat.search_path, vec!["app", "public"]);
     let customers = cat
         .relation(&TableRef {
@@ -214,6 +225,26 @@ async fn loads_relations_views_functions_and_path() {
         "unanalyzable: every column it may reach"
     );
     assert!(touched("customers").is_empty());
+
+    // What reads run: the view's own unsafe function (not the harmless `lower`), the table's
+    // row-security function, and, for the views over them, both.
+    let runs = |name: &str| {
+        let rel = cat.relation(&TableRef {
+            schema: "public".into(),
+            name: name.into(),
+        });
+        let runs = &rel.expect(name).runs;
+        runs.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(runs("contacts"), vec!["public.f", "public.g"]);
+    assert_eq!(runs("customers"), vec!["public.g"]);
+    assert_eq!(runs("mails"), vec!["public.f", "public.g"]);
+    assert_eq!(runs("filtered_again"), vec!["public.g"]);
+    assert!(runs("orders").is_empty());
+    assert!(
+        runs("spend").is_empty(),
+        "a materialized view runs nothing when read, whatever its definition reads"
+    );
 
     // Overloads merge to the riskiest.
     let f = &cat.functions["public.f"];
@@ -398,6 +429,17 @@ CREATE SCHEMA app;
 CREATE TABLE app.customers (id int, nickname text);
 CREATE FUNCTION bump() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;
 CREATE SEQUENCE s;
+CREATE FUNCTION may_see(int) RETURNS bool LANGUAGE sql STABLE AS $$ SELECT $1 > 0 $$;
+CREATE FUNCTION same(int, int) RETURNS bool LANGUAGE sql VOLATILE AS $$ SELECT $1 = $2 $$;
+CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = same);
+CREATE TABLE guarded (id int);
+ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+CREATE POLICY see ON guarded FOR SELECT USING (may_see(id));
+CREATE POLICY put ON guarded FOR INSERT WITH CHECK (bump() > 0);
+CREATE VIEW guarded_ids AS SELECT id FROM guarded;
+CREATE TABLE items (id int, name text);
+CREATE VIEW first_item AS SELECT name FROM items WHERE id === 1;
+CREATE VIEW lowered AS SELECT lower(name) AS name, now() AS at FROM items;
 ";
 
 fn tr(s: &str, n: &str) -> TableRef {
@@ -495,8 +537,43 @@ async fn loads_from_a_real_postgres_and_classifies_with_it() {
     assert!(cat.functions["public.reveal"].security_definer);
     assert_eq!(cat.functions["public.bump"].language, "plpgsql");
 
+    // The functions reads run without naming them, as the server lists them.
+    let runs = |name: &str| {
+        let rel = cat.relation(&tr("public", name));
+        let runs = &rel.unwrap_or_else(|| panic!("{name}")).runs;
+        runs.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(runs("revealed"), vec!["public.reveal"]);
+    assert_eq!(
+        runs("guarded"),
+        vec!["public.may_see"],
+        "the INSERT policy is not a read's"
+    );
+    assert_eq!(runs("guarded_ids"), vec!["public.may_see"]);
+    assert_eq!(
+        runs("first_item"),
+        vec!["public.same"],
+        "behind an operator"
+    );
+    assert!(runs("lowered").is_empty(), "{:?}", runs("lowered"));
+    assert!(runs("customers").is_empty());
+
     let c = Classifier::new(Arc::new(cat), ClassifierOptions::default());
     let f = |sql: &str| c.classify(sql).statements[0].clone();
+    for sql in [
+        "SELECT * FROM guarded_ids",
+        "SELECT count(*) FROM guarded",
+        "SELECT name FROM first_item",
+        "SELECT secret FROM revealed",
+    ] {
+        let facts = f(sql);
+        assert!(facts.flags.unsafe_function, "{sql}: {facts:?}");
+        assert_eq!(facts.kind, Kind::Read, "{sql}");
+    }
+    assert!(f("SELECT * FROM guarded_ids")
+        .functions
+        .contains(&"public.may_see".to_string()));
+    assert!(!f("SELECT * FROM lowered").flags.unsafe_function);
     assert_eq!(
         sorted(&f("SELECT * FROM customer_contacts").output_columns),
         vec!["public.customers.email", "public.customers.name"]

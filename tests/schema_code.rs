@@ -1,0 +1,124 @@
+//! Code the schema runs behind a plain read: a view whose definition calls a function that
+//! writes, a row-level-security policy calling one. The statement names no function, but the
+//! server calls it for every row, so the gateway judges the read as a call to that function.
+
+mod common;
+
+use airlock::policy::Action;
+use common::*;
+
+/// `note_row` writes to `journal`. `noted_items` calls it, `noted_again` reads that view,
+/// `guarded` calls it from its SELECT policy; `plain_items` calls only harmless built-ins.
+const SCHEMA: &str = "
+CREATE TABLE journal (note text);
+CREATE FUNCTION note_row(int) RETURNS int LANGUAGE sql VOLATILE
+    AS $$ INSERT INTO journal VALUES ('read ' || $1) RETURNING $1 $$;
+CREATE TABLE items (id int, name text);
+INSERT INTO items VALUES (1, 'One'), (2, 'Two');
+CREATE VIEW noted_items AS SELECT note_row(id) AS id, name FROM items;
+CREATE VIEW noted_again AS SELECT name FROM noted_items;
+CREATE VIEW plain_items AS SELECT id, lower(name) AS name FROM items;
+CREATE TABLE guarded (id int);
+INSERT INTO guarded VALUES (1);
+ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+CREATE POLICY see ON guarded FOR SELECT USING (note_row(id) > 0);
+";
+
+fn journal(db: &TestDb) -> String {
+    db.exec("SELECT count(*) FROM journal").trim().to_string()
+}
+
+fn agent_sql(gw: &Gw, db: &TestDb, sql: &str) -> (String, String) {
+    let out = psql(&gw.url(&db.name), &["-At", "-c", sql], None);
+    (stdout(&out), stderr(&out))
+}
+
+/// The last audited decision on `sql`: its action and the functions its facts name.
+fn decided(gw: &Gw, sql: &str) -> (Action, Vec<String>, bool) {
+    let (_, d) = gw
+        .decisions()
+        .into_iter()
+        .rfind(|(_, d)| d.sql == sql)
+        .unwrap_or_else(|| panic!("{sql} audited"));
+    let functions = d.facts.iter().flat_map(|f| f.functions.clone()).collect();
+    let unsafe_function = d.facts.iter().any(|f| f.flags.unsafe_function);
+    (d.decision.action, functions, unsafe_function)
+}
+
+#[test]
+fn reads_that_run_a_writing_function_are_held() {
+    let db = TestDb::new("schema_code");
+    db.exec(SCHEMA);
+    // The writes are real: directly, each read leaves rows in the journal (the policy binds
+    // roles without BYPASSRLS, so it is shown as one).
+    db.exec("SELECT * FROM noted_again");
+    assert_eq!(journal(&db), "2", "the view's function ran once per row");
+    // Roles are cluster-wide: this one is named after the test's database.
+    let reader = format!("{}_reader", db.name);
+    db.exec(&format!(
+        "CREATE ROLE {reader}; GRANT SELECT ON guarded TO {reader}; \
+         GRANT INSERT ON journal TO {reader}; \
+         SET ROLE {reader}; SELECT count(*) FROM guarded; RESET ROLE"
+    ));
+    assert_eq!(journal(&db), "3", "the row-security policy's function ran");
+    db.exec("TRUNCATE journal");
+
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_deny("alice");
+    for sql in [
+        "SELECT * FROM noted_items",
+        "SELECT name FROM noted_again",
+        "SELECT count(*) FROM guarded",
+    ] {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(
+            out.is_empty() && err.contains("airlock"),
+            "{sql}: expected a refusal, got out={out:?} err={err:?}"
+        );
+        let (action, functions, unsafe_function) = decided(&gw, sql);
+        assert_eq!(action, Action::Hold, "{sql}");
+        assert!(unsafe_function, "{sql}");
+        assert!(
+            functions.contains(&"public.note_row".to_string()),
+            "{sql}: {functions:?}"
+        );
+    }
+    assert_eq!(journal(&db), "0", "nothing ran upstream");
+
+    // A view calling only harmless built-ins is still a plain read.
+    let (out, err) = agent_sql(&gw, &db, "SELECT * FROM plain_items ORDER BY id");
+    assert_eq!(out.trim_end(), "1|one\n2|two", "{err}");
+    let (action, _, unsafe_function) = decided(&gw, "SELECT * FROM plain_items ORDER BY id");
+    assert_eq!(action, Action::Allow);
+    assert!(!unsafe_function);
+}
+
+/// A function the policy declares harmless stays harmless when a view calls it.
+#[test]
+fn a_declared_function_behind_a_view_is_allowed() {
+    let db = TestDb::new("schema_code_declared");
+    db.exec(SCHEMA);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("declared.toml");
+    let shipped = std::fs::read_to_string(shipped_policy("demo.toml")).expect("demo.toml");
+    assert!(
+        !shipped.contains("[functions]"),
+        "demo.toml declares no function"
+    );
+    let declared = format!("{shipped}\n[functions]\nsafe = [\"public.note_row\"]\n");
+    std::fs::write(&policy, declared).expect("write policy");
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    gw.auto_deny("alice");
+    let sql = "SELECT name FROM noted_again ORDER BY name";
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert_eq!(out.trim_end(), "One\nTwo", "{err}");
+    let (action, functions, unsafe_function) = decided(&gw, sql);
+    assert_eq!(action, Action::Allow);
+    assert!(!unsafe_function);
+    assert!(functions.contains(&"public.note_row".to_string()));
+    assert_eq!(
+        journal(&db),
+        "2",
+        "the declared function ran, as the policy allows"
+    );
+}
