@@ -1,6 +1,11 @@
-//! Code the schema runs behind a plain read: a view whose definition calls a function that
-//! writes, a row-level-security policy calling one. The statement names no function, but the
-//! server calls it for every row, so the gateway judges the read as a call to that function.
+//! What the schema puts behind a plain read that the statement does not show.
+//!
+//! Code: a view whose definition calls a function that writes, a row-level-security policy
+//! calling one. The statement names no function, but the server calls it for every row, so
+//! the gateway judges the read as a call to that function.
+//!
+//! Relations made on the server after the gateway read its catalog, outside it: a view over
+//! PII is PII however new it is, so the gateway reads the catalog again before deciding.
 
 mod common;
 
@@ -121,4 +126,77 @@ fn a_declared_function_behind_a_view_is_allowed() {
         "2",
         "the declared function ran, as the policy allows"
     );
+}
+
+/// Views made directly on the server after the gateway read its catalog snapshot are
+/// decided with what they read and run, not as relations of unknown content.
+#[test]
+fn relations_made_outside_the_gateway_are_decided_with_what_they_are() {
+    let db = TestDb::new("schema_late");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    db.exec(SCHEMA);
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_deny("alice");
+    // The first session reads the snapshot.
+    let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM items");
+    assert_eq!(out.trim_end(), "2", "{err}");
+    let emails = db.exec("SELECT email FROM customers ORDER BY id LIMIT 1");
+    let emails = emails.trim();
+    assert!(emails.contains('@'), "{emails}");
+
+    db.exec(
+        "CREATE VIEW late_emails AS SELECT id, email FROM customers; \
+         CREATE SCHEMA late; CREATE VIEW late.contacts AS SELECT name, ssn FROM customers; \
+         CREATE VIEW late_noted AS SELECT note_row(id) AS id FROM items; \
+         CREATE TABLE late_notes (body text); INSERT INTO late_notes VALUES ('hello')",
+    );
+    for (sql, column) in [
+        ("SELECT * FROM late_emails", "public.customers.email"),
+        ("SELECT ssn FROM late.contacts", "public.customers.ssn"),
+    ] {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(
+            !out.contains(emails) && out.is_empty() && err.contains("airlock"),
+            "{sql}: expected a refusal, got out={out:?} err={err:?}"
+        );
+        let (_, d) = gw
+            .decisions()
+            .into_iter()
+            .rfind(|(_, d)| d.sql == sql)
+            .unwrap_or_else(|| panic!("{sql} audited"));
+        assert_eq!(d.decision.action, Action::Hold, "{sql}");
+        let outputs: Vec<String> = d
+            .facts
+            .iter()
+            .flat_map(|f| &f.output_columns)
+            .map(|c| c.to_string())
+            .collect();
+        assert!(outputs.contains(&column.to_string()), "{sql}: {outputs:?}");
+    }
+    // A late view that runs a writing function is held as calling it, and nothing ran.
+    let (out, err) = agent_sql(&gw, &db, "SELECT * FROM late_noted");
+    assert!(out.is_empty() && err.contains("airlock"), "{out} {err}");
+    let (action, functions, _) = decided(&gw, "SELECT * FROM late_noted");
+    assert_eq!(action, Action::Hold);
+    assert!(
+        functions.contains(&"public.note_row".to_string()),
+        "{functions:?}"
+    );
+    assert_eq!(journal(&db), "0");
+    // A late plain table is a plain read.
+    let (out, err) = agent_sql(&gw, &db, "SELECT body FROM late_notes");
+    assert_eq!(out.trim_end(), "hello", "{err}");
+    // A relation that does not exist is the server's error, not a hold.
+    let out = psql(
+        &gw.url(&db.name),
+        &[
+            "-At",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT * FROM nowhere_at_all",
+        ],
+        None,
+    );
+    assert!(stderr(&out).contains("42P01"), "{}", stderr(&out));
 }

@@ -470,7 +470,7 @@ impl SessionInspector {
             .flat_map(|f| f.live_check.iter().cloned())
             .collect();
         let catalog = self.classifier.catalog();
-        if tables.is_empty() || !catalog.read_from_server(&tables.iter().collect::<Vec<_>>()) {
+        if tables.is_empty() || !catalog.worth_comparing(&tables.iter().collect::<Vec<_>>()) {
             return None;
         }
         Some(LiveCheck {

@@ -77,7 +77,7 @@ FROM pg_catalog.pg_proc p \
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang";
 
-async fn rows<S: CatalogSource>(
+pub(super) async fn rows<S: CatalogSource>(
     src: &mut S,
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>, SqlError> {
@@ -85,7 +85,11 @@ async fn rows<S: CatalogSource>(
 }
 
 /// Column `i` of a row, which must be present and non-NULL.
-fn col<'r>(row: &'r [Option<String>], i: usize, query: &'static str) -> Result<&'r str, SqlError> {
+pub(super) fn col<'r>(
+    row: &'r [Option<String>],
+    i: usize,
+    query: &'static str,
+) -> Result<&'r str, SqlError> {
     row.get(i)
         .and_then(|v| v.as_deref())
         .ok_or_else(|| SqlError::CatalogRow {
@@ -104,51 +108,7 @@ fn table(schema: &str, name: &str) -> TableRef {
     }
 }
 
-/// The live columns of some relations, by OID (the list is filled in by [`Catalog::changed_on`]).
-const Q_LIVE_ATTRIBUTES: &str = "SELECT a.attrelid::text, a.attnum::text \
-FROM pg_catalog.pg_attribute a \
-WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid IN ";
-
 impl Catalog {
-    /// Does the server now disagree with the snapshot about the columns of any of `tables`: a
-    /// column added or dropped, or the relation dropped or replaced (its OID is gone)? One
-    /// query. Tables the snapshot holds no attribute numbers for (unknown relations, catalogs
-    /// built by hand) are not compared.
-    pub async fn changed_on<S: CatalogSource>(
-        &self,
-        src: &mut S,
-        tables: &[&TableRef],
-    ) -> Result<bool, SqlError> {
-        let known: HashMap<u32, &Attributes> = self
-            .attributes
-            .iter()
-            .filter(|(_, a)| tables.contains(&&a.table))
-            .map(|(oid, a)| (*oid, a))
-            .collect();
-        if known.is_empty() {
-            return Ok(false);
-        }
-        let oids: Vec<String> = known.keys().map(u32::to_string).collect();
-        let sql = format!("{Q_LIVE_ATTRIBUTES}({})", oids.join(", "));
-        let mut live: HashMap<u32, Vec<i16>> = HashMap::new();
-        for row in rows(src, &sql).await? {
-            let oid = col(&row, 0, "live attributes")?;
-            let num = col(&row, 1, "live attributes")?;
-            let (Ok(oid), Ok(num)) = (oid.parse::<u32>(), num.parse::<i16>()) else {
-                return Err(SqlError::CatalogRow {
-                    query: "live attributes",
-                    detail: format!("not an OID and attribute number: {oid:?}, {num:?}"),
-                });
-            };
-            live.entry(oid).or_default().push(num);
-        }
-        Ok(known.iter().any(|(oid, snap)| {
-            let mut now = live.remove(oid).unwrap_or_default();
-            now.sort_unstable();
-            now != snap.attnums
-        }))
-    }
-
     /// Read a snapshot from upstream. Issues six read-only catalog queries.
     pub async fn load<S: CatalogSource>(src: &mut S) -> Result<Catalog, SqlError> {
         let mut cat = Catalog::default();

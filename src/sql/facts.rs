@@ -153,9 +153,12 @@ pub struct Facts {
     /// Relations whose *current* columns decide what this statement returns, in a form the
     /// relay cannot check column by column against the snapshot: whole-row values
     /// (`to_json(o)`), set operations (their results name no source column), `COPY … TO`, and
-    /// names the snapshot does not know. A column added after the snapshot would flow out
-    /// unseen there, so the gateway compares these relations with the live catalog before it
-    /// decides (a plain `SELECT *` needs no such check: its row description names each column).
+    /// column names the snapshot does not know. A column added after the snapshot would flow
+    /// out unseen there, so the gateway compares these relations with the live catalog before
+    /// it decides (a plain `SELECT *` needs no such check: its row description names each
+    /// column). Relations a snapshot read from a server does not know are listed too (under
+    /// each schema of the search path, for an unqualified name): one made on the server since
+    /// may read PII or run code, so if one exists the catalog is read again first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub live_check: Vec<TableRef>,
 }

@@ -36,6 +36,7 @@
 mod analyze;
 mod cache;
 mod catalog;
+mod catalog_live;
 mod catalog_load;
 mod catalog_runs;
 mod classify;

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use super::functions::FunctionPolicy;
-use super::names::{is_sensitive_relation, is_system_schema, is_temp_schema};
+use super::names::{effective_path, is_sensitive_relation, is_system_schema, is_temp_schema};
 use super::{Catalog, ColumnRef, Flags, RelationKind, TableRef};
 
 /// Set of base columns a value may come from (small; kept in first-seen order).
@@ -583,6 +583,23 @@ pub(crate) fn relation_source(
     }
     if read {
         acc.read(&table);
+    }
+    if cx.catalog.relation(&table).is_none() && !cx.catalog.attributes.is_empty() {
+        // Made on the server since the snapshot was read (or never made: the server will say
+        // so). Its columns and what it reads or runs are unknown here, so the gateway asks the
+        // server first, under every name the server might resolve it to.
+        match parts {
+            [name] => {
+                for s in effective_path(cx.path).filter(|s| !is_temp_schema(s)) {
+                    acc.live_check(&[TableRef {
+                        schema: s.to_owned(),
+                        name: name.clone(),
+                    }]);
+                }
+            }
+            _ if !is_temp_schema(&table.schema) => acc.live_check(std::slice::from_ref(&table)),
+            _ => {}
+        }
     }
     let columns = cx.catalog.relation(&table).map(|rel| {
         let is_view = matches!(

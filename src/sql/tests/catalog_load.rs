@@ -642,7 +642,7 @@ async fn changed(cat: &Catalog, src: &mut Pg, tables: &[&TableRef]) -> bool {
 
 /// The live comparison behind statements the relay cannot check column by column: unchanged
 /// tables agree; an added or dropped column, or a table dropped and created again under the
-/// same name, disagree; tables the snapshot never read are not compared.
+/// same name, disagree; a relation the snapshot does not know disagrees once it exists.
 #[tokio::test]
 async fn changed_on_compares_the_snapshot_with_the_live_columns() {
     let (_cluster, mut src, cat) = loaded().await;
@@ -679,4 +679,33 @@ async fn changed_on_compares_the_snapshot_with_the_live_columns() {
         changed(&cat, &mut src, &[&products]).await,
         "same name and columns, another relation"
     );
+
+    // Relations the snapshot does not know: compared by existence, by exact schema and name.
+    let cat = Catalog::load(&mut src).await.expect("reload");
+    let late = tr("public", "late");
+    let odd = tr("public", "it's \\ late");
+    let elsewhere = tr("app", "late");
+    assert!(!changed(&cat, &mut src, &[&late, &odd, &elsewhere]).await);
+    src.0
+        .batch_execute("CREATE SEQUENCE late; CREATE TYPE app.late AS (x int)")
+        .await
+        .unwrap();
+    assert!(
+        !changed(&cat, &mut src, &[&late, &elsewhere]).await,
+        "a sequence or a type is no relation a snapshot holds"
+    );
+    src.0
+        .batch_execute("CREATE VIEW \"it's \\ late\" AS SELECT 1 AS one")
+        .await
+        .unwrap();
+    assert!(changed(&cat, &mut src, &[&late, &odd]).await);
+    assert!(!changed(&cat, &mut src, &[&late]).await);
+    let cat = Catalog::load(&mut src).await.expect("reload");
+    assert!(cat.relation(&odd).is_some(), "the re-read knows it");
+    assert!(!changed(&cat, &mut src, &[&odd]).await);
+    // A snapshot built by hand is never compared.
+    let hand = Catalog::builder().build();
+    assert!(!hand.worth_comparing(&[&late]));
+    assert!(cat.worth_comparing(&[&late]));
+    assert!(!hand.changed_on(&mut src, &[&odd]).await.expect("compared"));
 }

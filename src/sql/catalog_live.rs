@@ -1,0 +1,123 @@
+//! Comparing the snapshot with the server before a statement whose result the relay cannot
+//! check is decided (see [`super::Facts::live_check`]).
+//!
+//! Two kinds of staleness matter. A relation the snapshot knows may have gained or lost
+//! columns, or been replaced (its OID is gone). And a relation the snapshot does not know may
+//! have been made on the server since, outside the gateway (a DBA's `CREATE VIEW emails AS
+//! SELECT email FROM customers`): judged as unknown, its columns would be nobody's, and what
+//! its definition reads or runs would be invisible. Either way the gateway reads the catalog
+//! again and decides with it.
+
+use std::collections::HashMap;
+
+use super::catalog_load::{col, rows};
+use super::{Attributes, Catalog, CatalogSource, SqlError, TableRef};
+
+/// The live columns of some relations, by OID (the list is filled in by [`Catalog::changed_on`]).
+const Q_LIVE_ATTRIBUTES: &str = "SELECT a.attrelid::text, a.attnum::text \
+FROM pg_catalog.pg_attribute a \
+WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid IN ";
+
+/// Which of some relations exist, by schema and name (the list is filled in by
+/// [`Catalog::changed_on`]). The kinds are those a snapshot holds, so that a name the snapshot
+/// will not hold after a re-read either (a sequence, a composite type) is not "new" forever.
+const Q_RELATIONS_EXIST: &str = "SELECT n.nspname, c.relname \
+FROM pg_catalog.pg_class c \
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND (n.nspname, c.relname) IN ";
+
+/// `s` as an SQL string constant that means `s` whatever `standard_conforming_strings` says:
+/// an escape string with its backslashes and quotes doubled. The names come from the agent's
+/// SQL, so they must never end the constant early.
+fn literal(s: &str) -> String {
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+impl Catalog {
+    /// Whether [`Catalog::changed_on`] has anything to compare for `tables`: attribute numbers
+    /// of one of them, or, in a snapshot read from a server, a relation it does not know.
+    /// Catalogs built by hand or from a file are never compared.
+    pub fn worth_comparing(&self, tables: &[&TableRef]) -> bool {
+        !self.attributes.is_empty()
+            && tables
+                .iter()
+                .any(|t| !self.relations.contains_key(t) || self.read_from_server(&[t]))
+    }
+
+    /// Does the server now disagree with the snapshot about any of `tables`: a column added or
+    /// dropped, the relation dropped or replaced (its OID is gone), or a relation the snapshot
+    /// does not know now existing? At most two queries. Tables the snapshot knows without
+    /// attribute numbers are not compared, nor is anything in a catalog built by hand.
+    pub async fn changed_on<S: CatalogSource>(
+        &self,
+        src: &mut S,
+        tables: &[&TableRef],
+    ) -> Result<bool, SqlError> {
+        if self.attributes.is_empty() {
+            return Ok(false);
+        }
+        let unknown: Vec<&TableRef> = tables
+            .iter()
+            .copied()
+            .filter(|t| !self.relations.contains_key(*t) && !t.name.contains('\0'))
+            .collect();
+        if !unknown.is_empty() {
+            let pairs: Vec<String> = unknown
+                .iter()
+                .map(|t| format!("({}, {})", literal(&t.schema), literal(&t.name)))
+                .collect();
+            let sql = format!("{Q_RELATIONS_EXIST}({})", pairs.join(", "));
+            if let Some(row) = rows(src, &sql).await?.first() {
+                tracing::info!(
+                    relation = %format!("{}.{}", col(row, 0, "relations exist")?, col(row, 1, "relations exist")?),
+                    "a relation the catalog snapshot does not know exists on the server"
+                );
+                return Ok(true);
+            }
+        }
+        let known: HashMap<u32, &Attributes> = self
+            .attributes
+            .iter()
+            .filter(|(_, a)| tables.contains(&&a.table))
+            .map(|(oid, a)| (*oid, a))
+            .collect();
+        if known.is_empty() {
+            return Ok(false);
+        }
+        let oids: Vec<String> = known.keys().map(u32::to_string).collect();
+        let sql = format!("{Q_LIVE_ATTRIBUTES}({})", oids.join(", "));
+        let mut live: HashMap<u32, Vec<i16>> = HashMap::new();
+        for row in rows(src, &sql).await? {
+            let oid = col(&row, 0, "live attributes")?;
+            let num = col(&row, 1, "live attributes")?;
+            let (Ok(oid), Ok(num)) = (oid.parse::<u32>(), num.parse::<i16>()) else {
+                return Err(SqlError::CatalogRow {
+                    query: "live attributes",
+                    detail: format!("not an OID and attribute number: {oid:?}, {num:?}"),
+                });
+            };
+            live.entry(oid).or_default().push(num);
+        }
+        Ok(known.iter().any(|(oid, snap)| {
+            let mut now = live.remove(oid).unwrap_or_default();
+            now.sort_unstable();
+            now != snap.attnums
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn literals_cannot_be_ended_early() {
+        assert_eq!(literal("plain"), "E'plain'");
+        assert_eq!(literal("o'brien"), "E'o''brien'");
+        assert_eq!(literal("a\\"), "E'a\\\\'");
+        assert_eq!(
+            literal("x\\'); DROP TABLE t; --"),
+            "E'x\\\\''); DROP TABLE t; --'"
+        );
+    }
+}
