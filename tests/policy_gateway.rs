@@ -198,11 +198,7 @@ fn writes_that_copy_pii_elsewhere_are_held_and_copy_nothing() {
             err.contains("airlock") && err.contains("copying PII"),
             "{sql}: expected a refusal naming the copy, got out={out:?} err={err:?}"
         );
-        let (_, d) = gw
-            .decisions()
-            .into_iter()
-            .rfind(|(_, d)| d.sql == sql)
-            .unwrap_or_else(|| panic!("{sql} audited"));
+        let d = gw.last_decision(sql);
         assert_eq!(d.decision.action, Action::Hold, "{sql}");
         assert!(
             d.facts.iter().any(|f| !f.stored_columns.is_empty()),
@@ -747,11 +743,7 @@ fn ddl_through_the_gateway_refreshes_the_snapshot_for_the_next_session() {
 
 /// The audited facts of the last decision on `sql`.
 fn last_facts(gw: &Gw, sql: &str) -> (Action, Vec<String>) {
-    let (_, d) = gw
-        .decisions()
-        .into_iter()
-        .rfind(|(_, d)| d.sql == sql)
-        .unwrap_or_else(|| panic!("{sql} audited"));
+    let d = gw.last_decision(sql);
     let outputs = d
         .facts
         .iter()

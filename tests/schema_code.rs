@@ -40,11 +40,7 @@ fn agent_sql(gw: &Gw, db: &TestDb, sql: &str) -> (String, String) {
 
 /// The last audited decision on `sql`: its action and the functions its facts name.
 fn decided(gw: &Gw, sql: &str) -> (Action, Vec<String>, bool) {
-    let (_, d) = gw
-        .decisions()
-        .into_iter()
-        .rfind(|(_, d)| d.sql == sql)
-        .unwrap_or_else(|| panic!("{sql} audited"));
+    let d = gw.last_decision(sql);
     let functions = d.facts.iter().flat_map(|f| f.functions.clone()).collect();
     let unsafe_function = d.facts.iter().any(|f| f.flags.unsafe_function);
     (d.decision.action, functions, unsafe_function)
@@ -159,11 +155,7 @@ fn relations_made_outside_the_gateway_are_decided_with_what_they_are() {
             !out.contains(emails) && out.is_empty() && err.contains("airlock"),
             "{sql}: expected a refusal, got out={out:?} err={err:?}"
         );
-        let (_, d) = gw
-            .decisions()
-            .into_iter()
-            .rfind(|(_, d)| d.sql == sql)
-            .unwrap_or_else(|| panic!("{sql} audited"));
+        let d = gw.last_decision(sql);
         assert_eq!(d.decision.action, Action::Hold, "{sql}");
         let outputs: Vec<String> = d
             .facts

@@ -190,6 +190,15 @@ impl Gw {
             .collect()
     }
 
+    /// The last decision entry on exactly `sql`; panics when there is none.
+    pub fn last_decision(&self, sql: &str) -> airlock::audit::DecisionEntry {
+        self.decisions()
+            .into_iter()
+            .rfind(|(_, d)| d.sql == sql)
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| panic!("{sql} audited"))
+    }
+
     /// Decision entries, in order.
     pub fn decisions(&self) -> Vec<(airlock::audit::Record, airlock::audit::DecisionEntry)> {
         self.audit_records()
