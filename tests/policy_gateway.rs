@@ -23,12 +23,6 @@ fn demo_gw() -> Gw {
     gw
 }
 
-/// Runs one statement as the agent; (stdout, stderr).
-fn agent_sql(gw: &Gw, db: &TestDb, sql: &str) -> (String, String) {
-    let out = psql(&gw.url(&db.name), &["-At", "-c", sql], None);
-    (stdout(&out), stderr(&out))
-}
-
 #[test]
 fn held_statements_have_no_side_effect_upstream() {
     let db = demo_db("held_effects");
@@ -595,15 +589,6 @@ async fn agent_client(gw: &Gw, db: &TestDb) -> tokio_postgres::Client {
         .expect("connect");
     tokio::spawn(conn);
     client
-}
-
-/// Runs one statement as the agent with SQLSTATEs in the error text.
-fn verbose_sql(gw: &Gw, db: &TestDb, sql: &str) -> std::process::Output {
-    psql(
-        &gw.url(&db.name),
-        &["-At", "-v", "VERBOSITY=verbose", "-c", sql],
-        None,
-    )
 }
 
 /// An allowed `SELECT *` of a table that gained a column after the catalog snapshot: the

@@ -33,11 +33,6 @@ fn journal(db: &TestDb) -> String {
     db.exec("SELECT count(*) FROM journal").trim().to_string()
 }
 
-fn agent_sql(gw: &Gw, db: &TestDb, sql: &str) -> (String, String) {
-    let out = psql(&gw.url(&db.name), &["-At", "-c", sql], None);
-    (stdout(&out), stderr(&out))
-}
-
 /// The last audited decision on `sql`: its action and the functions its facts name.
 fn decided(gw: &Gw, sql: &str) -> (Action, Vec<String>, bool) {
     let d = gw.last_decision(sql);
@@ -179,16 +174,6 @@ fn relations_made_outside_the_gateway_are_decided_with_what_they_are() {
     let (out, err) = agent_sql(&gw, &db, "SELECT body FROM late_notes");
     assert_eq!(out.trim_end(), "hello", "{err}");
     // A relation that does not exist is the server's error, not a hold.
-    let out = psql(
-        &gw.url(&db.name),
-        &[
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-c",
-            "SELECT * FROM nowhere_at_all",
-        ],
-        None,
-    );
+    let out = verbose_sql(&gw, &db, "SELECT * FROM nowhere_at_all");
     assert!(stderr(&out).contains("42P01"), "{}", stderr(&out));
 }

@@ -259,6 +259,21 @@ impl Drop for Gw {
     }
 }
 
+/// Runs one statement as the agent through `gw` with psql; (stdout, stderr).
+pub fn agent_sql(gw: &Gw, db: &TestDb, sql: &str) -> (String, String) {
+    let out = psql(&gw.url(&db.name), &["-At", "-c", sql], None);
+    (stdout(&out), stderr(&out))
+}
+
+/// As [`agent_sql`] with `VERBOSITY=verbose`, so errors show their SQLSTATE.
+pub fn verbose_sql(gw: &Gw, db: &TestDb, sql: &str) -> std::process::Output {
+    psql(
+        &gw.url(&db.name),
+        &["-At", "-v", "VERBOSITY=verbose", "-c", sql],
+        None,
+    )
+}
+
 /// A file under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
