@@ -100,12 +100,6 @@ impl Catalog {
         self.relations.get(t)
     }
 
-    /// Does the snapshot hold attribute numbers for any of `tables` (so that
-    /// [`Catalog::changed_on`] has something to compare)?
-    pub fn read_from_server(&self, tables: &[&TableRef]) -> bool {
-        self.attributes.values().any(|a| tables.contains(&&a.table))
-    }
-
     /// The relation and attribute number of a result column (as a RowDescription names it)
     /// that the snapshot does not know although it knows the relation: a column added after the
     /// snapshot was read. Expressions (OID 0), system columns (attnum ≤ 0) and relations the
