@@ -584,24 +584,42 @@ pub(crate) fn relation_source(
     if read {
         acc.read(&table);
     }
-    if cx.catalog.relation(&table).is_none() && !cx.catalog.attributes.is_empty() {
-        // Made on the server since the snapshot was read (or never made: the server will say
-        // so). Its columns and what it reads or runs are unknown here, so the gateway asks the
-        // server first, under every name the server might resolve it to.
-        match parts {
-            [name] => {
-                for s in effective_path(cx.path).filter(|s| !is_temp_schema(s)) {
-                    acc.live_check(&[TableRef {
-                        schema: s.to_owned(),
-                        name: name.clone(),
-                    }]);
+    let rel = cx.catalog.relation(&table);
+    match rel {
+        None if !cx.catalog.attributes.is_empty() => {
+            // Made on the server since the snapshot was read (or never made: the server will
+            // say so). Its columns and what it reads or runs are unknown here, so the gateway
+            // asks the server first, under every name the server might resolve it to.
+            match parts {
+                [name] => {
+                    for s in effective_path(cx.path).filter(|s| !is_temp_schema(s)) {
+                        acc.live_check(&[TableRef {
+                            schema: s.to_owned(),
+                            name: name.clone(),
+                        }]);
+                    }
+                }
+                _ if !is_temp_schema(&table.schema) => acc.live_check(std::slice::from_ref(&table)),
+                _ => {}
+            }
+        }
+        None => {}
+        Some(rel) => {
+            if read {
+                for base in rel.view_sources.values().flatten() {
+                    acc.read(&base.table);
                 }
             }
-            _ if !is_temp_schema(&table.schema) => acc.live_check(std::slice::from_ref(&table)),
-            _ => {}
+            // What the server runs for this relation (a view's functions, row-security
+            // policies) is called by this statement as surely as a function it names.
+            for f in &rel.runs {
+                let parts = [f.schema.clone(), f.name.clone()];
+                let v = cx.functions.verdict(cx.catalog, cx.path, &parts);
+                acc.function(v.qualified, v.safe, false);
+            }
         }
     }
-    let columns = cx.catalog.relation(&table).map(|rel| {
+    let mut columns = rel.map(|rel| {
         let is_view = matches!(
             rel.kind,
             RelationKind::View | RelationKind::MaterializedView
@@ -623,21 +641,6 @@ pub(crate) fn relation_source(
             })
             .collect::<Vec<_>>()
     });
-    if let Some(rel) = cx.catalog.relation(&table) {
-        if read {
-            for base in rel.view_sources.values().flatten() {
-                acc.read(&base.table);
-            }
-        }
-        // What the server runs for this relation (a view's functions, row-security policies)
-        // is called by this statement as surely as a function it names.
-        for f in &rel.runs {
-            let parts = [f.schema.clone(), f.name.clone()];
-            let v = cx.functions.verdict(cx.catalog, cx.path, &parts);
-            acc.function(v.qualified, v.safe, false);
-        }
-    }
-    let mut columns = columns;
     if let (Some(cols), Some((_, renames))) = (columns.as_mut(), alias) {
         rename(cols, renames);
     }
