@@ -64,11 +64,18 @@ pub(crate) fn truncate_identifier(name: &mut String) {
     }
 }
 
-/// Fold every part of a dotted name; `None` if a part is not a plain identifier.
+/// Fold every part of a dotted name; `None` if a part is not a plain identifier. sqlparser
+/// also takes `'…'` (and other dialects' quotes) where a name goes (`COPY 'x' TO STDOUT`);
+/// PostgreSQL does not, and such a "name" is a string constant, which the fingerprint does not
+/// keep: it must not become a relation the cached facts would then name.
 pub(crate) fn fold_name(name: &ObjectName) -> Option<Vec<String>> {
     name.0
         .iter()
-        .map(|p| p.as_ident().map(fold))
+        .map(|p| {
+            p.as_ident()
+                .filter(|id| matches!(id.quote_style, None | Some('"')))
+                .map(fold)
+        })
         .collect::<Option<Vec<_>>>()
 }
 

@@ -354,6 +354,9 @@ const CASES: &[Case] = &[
     Case { sql: "COPY customers TO STDOUT", kind: Export, read: &["customers"], out: CUSTOMERS_ALL, label: Some("COPY TO STDOUT"), ..D },
     Case { sql: "COPY customers (id, email) TO STDOUT WITH (FORMAT csv, HEADER)", kind: Export, read: &["customers"], out: &["customers.id", "customers.email"], ..D },
     Case { sql: "COPY products TO STDOUT", kind: Export, read: &["products"], out: PRODUCTS_ALL, ..D },
+    // A string where PostgreSQL wants a name: a syntax error there, never a relation here.
+    Case { sql: "COPY 'customers' TO STDOUT", kind: Unknown, ..D },
+    Case { sql: "EXPLAIN COPY 'zz''q' TO STDOUT", kind: Unknown, ..D },
     Case { sql: "COPY (SELECT email FROM customers) TO STDOUT", kind: Export, read: &["customers"], out: &["customers.email"], ..D },
     Case { sql: "COPY (SELECT * FROM customer_contacts) TO STDOUT (FORMAT binary)", kind: Export, read: &["customer_contacts", "customers"], out: &["customers.name", "customers.email"], ..D },
     Case { sql: "COPY products FROM STDIN", kind: Write, written: &["products"], label: Some("COPY FROM STDIN"), ..D },
