@@ -6,6 +6,9 @@
 //!
 //! Relations made on the server after the gateway read its catalog, outside it: a view over
 //! PII is PII however new it is, so the gateway reads the catalog again before deciding.
+//!
+//! Operators and types: `a ~~~ b` calls the function behind a user-defined operator, and
+//! converting a value to a domain (a cast, a declared parameter type) runs its CHECK.
 
 mod common;
 
@@ -176,4 +179,113 @@ fn relations_made_outside_the_gateway_are_decided_with_what_they_are() {
     // A relation that does not exist is the server's error, not a hold.
     let out = verbose_sql(&gw, &db, "SELECT * FROM nowhere_at_all");
     assert!(stderr(&out).contains("42P01"), "{}", stderr(&out));
+}
+
+/// `~~~` and the CHECK of `noted_text` call functions that write to the journal.
+const CODE_SCHEMA: &str = "
+CREATE FUNCTION note_pair(text, text) RETURNS bool LANGUAGE sql VOLATILE
+    AS $$ INSERT INTO journal VALUES ('op ' || $1) RETURNING true $$;
+CREATE OPERATOR ~~~ (LEFTARG = text, RIGHTARG = text, FUNCTION = note_pair);
+CREATE FUNCTION note_text(text) RETURNS bool LANGUAGE sql VOLATILE
+    AS $$ INSERT INTO journal VALUES ('check ' || $1) RETURNING true $$;
+CREATE DOMAIN noted_text AS text CHECK (note_text(VALUE));
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_and_types_that_run_a_writing_function_are_held() {
+    let db = TestDb::new("schema_code_ops");
+    db.exec(SCHEMA);
+    db.exec(CODE_SCHEMA);
+    // The writes are real: directly, each statement leaves a row in the journal.
+    db.exec("SELECT name FROM items WHERE name ~~~ 'One'");
+    assert_eq!(
+        journal(&db),
+        "2",
+        "the operator's function ran once per row"
+    );
+    db.exec("SELECT 'x'::noted_text");
+    assert_eq!(journal(&db), "3", "the domain's CHECK ran");
+    db.exec("TRUNCATE journal");
+    let oid: u32 = db
+        .exec("SELECT 'noted_text'::regtype::oid")
+        .trim()
+        .parse()
+        .expect("domain OID");
+
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_deny("alice");
+    for (sql, called) in [
+        (
+            "SELECT name FROM items WHERE name ~~~ 'One'",
+            "public.note_pair",
+        ),
+        (
+            "SELECT count(*) FROM items WHERE (name)~~~(name)",
+            "public.note_pair",
+        ),
+        ("SELECT 'x'::noted_text", "public.note_text"),
+        (
+            "SELECT CAST(name AS public.noted_text) FROM items",
+            "public.note_text",
+        ),
+        (
+            "SELECT * FROM json_to_record('{\"a\": \"x\"}') AS r(a noted_text)",
+            "public.note_text",
+        ),
+        ("PREPARE p(noted_text) AS SELECT $1", "public.note_text"),
+    ] {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert!(
+            out.is_empty() && err.contains("airlock"),
+            "{sql}: expected a refusal, got out={out:?} err={err:?}"
+        );
+        let (action, functions, unsafe_function) = decided(&gw, sql);
+        assert_eq!(action, Action::Hold, "{sql}");
+        assert!(unsafe_function, "{sql}");
+        assert!(
+            functions.contains(&called.to_string()),
+            "{sql}: {functions:?}"
+        );
+    }
+
+    // A parameter declared as the domain by OID in the Parse message: binding converts it.
+    let (client, conn) = tokio_postgres::connect(&gw.url(&db.name), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let domain = tokio_postgres::types::Type::new(
+        "noted_text".into(),
+        oid,
+        tokio_postgres::types::Kind::Domain(tokio_postgres::types::Type::TEXT),
+        "public".into(),
+    );
+    let sql = "SELECT $1 IS NOT NULL";
+    let refused = client.prepare_typed(sql, &[domain]).await;
+    assert!(refused.is_err(), "a domain-typed parameter was let through");
+    let (action, functions, _) = decided(&gw, sql);
+    assert_eq!(action, Action::Hold);
+    assert!(
+        functions.contains(&"public.note_text".to_string()),
+        "{functions:?}"
+    );
+    // The same text with a built-in parameter type is a plain read.
+    let stmt = client
+        .prepare_typed(sql, &[tokio_postgres::types::Type::TEXT])
+        .await
+        .expect("a text parameter is allowed");
+    let row = client.query_one(&stmt, &[&"x"]).await.expect("runs");
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(journal(&db), "0", "nothing ran upstream");
+
+    // Built-in operators and types stay plain reads.
+    for sql in [
+        "SELECT name FROM items WHERE name ~~ 'O%' ORDER BY id",
+        "SELECT name::text FROM items WHERE name <> 'Two'::text ORDER BY id",
+    ] {
+        let (out, err) = agent_sql(&gw, &db, sql);
+        assert_eq!(out.trim_end(), "One", "{sql}: {err}");
+        let (action, _, unsafe_function) = decided(&gw, sql);
+        assert_eq!(action, Action::Allow, "{sql}");
+        assert!(!unsafe_function, "{sql}");
+    }
 }

@@ -438,6 +438,12 @@ struct CatalogFile {
     relations: Vec<RelationEntry>,
     #[serde(default)]
     functions: Vec<FunctionEntry>,
+    /// Operator name → functions writing it calls (`schema.function`): see `Catalog::operators`.
+    #[serde(default)]
+    operators: std::collections::HashMap<String, Vec<String>>,
+    /// `schema.type` → functions converting to it runs: see `Catalog::types`.
+    #[serde(default)]
+    types: std::collections::HashMap<String, Vec<String>>,
 }
 
 fn default_search_path() -> Vec<String> {
@@ -517,19 +523,7 @@ pub fn load_catalog_file(path: &Path) -> Result<Catalog, String> {
             }
             view_sources.insert(col, refs);
         }
-        let mut runs = Vec::new();
-        for f in r.runs {
-            let Some((schema, name)) = f.split_once('.') else {
-                return Err(format!(
-                    "{}: function `{f}` run by {table} must be schema.function",
-                    path.display()
-                ));
-            };
-            runs.push(crate::sql::FunctionRef {
-                schema: schema.into(),
-                name: name.into(),
-            });
-        }
+        let runs = function_refs(path, &r.runs, &format!("run by {table}"))?;
         catalog.relations.insert(
             table.clone(),
             Relation {
@@ -554,5 +548,40 @@ pub fn load_catalog_file(path: &Path) -> Result<Catalog, String> {
             },
         );
     }
+    for (op, fs) in file.operators {
+        let fs = function_refs(path, &fs, &format!("behind operator {op}"))?;
+        catalog.operators.insert(op, fs);
+    }
+    for (ty, fs) in file.types {
+        if ty.split_once('.').is_none() {
+            return Err(format!(
+                "{}: type `{ty}` must be schema.type",
+                path.display()
+            ));
+        }
+        let fs = function_refs(path, &fs, &format!("run by a conversion to {ty}"))?;
+        catalog.types.insert(ty, fs);
+    }
     Ok(catalog)
+}
+
+/// `schema.function` names as function references; `what` says where they stand, for errors.
+fn function_refs(
+    path: &Path,
+    names: &[String],
+    what: &str,
+) -> Result<Vec<crate::sql::FunctionRef>, String> {
+    names
+        .iter()
+        .map(|f| match f.split_once('.') {
+            Some((schema, name)) => Ok(crate::sql::FunctionRef {
+                schema: schema.into(),
+                name: name.into(),
+            }),
+            None => Err(format!(
+                "{}: function `{f}` {what} must be schema.function",
+                path.display()
+            )),
+        })
+        .collect()
 }

@@ -490,6 +490,7 @@ impl SessionInspector {
     ) -> (Arc<Classified>, String, Vec<Option<String>>) {
         if let [only] = statements {
             let c = classifier.classify_in_session(&mut self.sql_state, &only.text);
+            let c = classifier.with_parameter_types(c, &only.types);
             return (c, only.text.clone(), only.params.clone());
         }
         let mut facts: Vec<crate::sql::Facts> = Vec::new();
@@ -502,6 +503,7 @@ impl SessionInspector {
         let mut params = Vec::new();
         for s in statements {
             let c = classifier.classify_in_session(&mut self.sql_state, &s.text);
+            let c = classifier.with_parameter_types(c, &s.types);
             facts.extend(c.statements.iter().cloned());
             if !all.fingerprint.is_empty() {
                 all.fingerprint.push_str(";\n");

@@ -15,6 +15,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::coverage::unread;
 use super::depth::too_deep;
+use super::implied::{add_calls, operator_calls};
 use super::label::{fetch_cursor, token_kind, token_label};
 use super::lexer::{lex, Lexed, Tok, TokKind};
 use super::scope::Ctx;
@@ -233,12 +234,21 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
         _ => return unparsed(),
     };
     cx.marks.clear();
-    let (mut facts, effect) = classify_statement(cx, &stmt, &Source { text: sql, toks });
+    let (mut facts, mut effect) = classify_statement(cx, &stmt, &Source { text: sql, toks });
     if facts.kind != Kind::Unknown && unread(&stmt, &cx.marks) {
         facts = Facts::unknown(format!(
             "{} (a clause the classifier does not read)",
             facts.label
         ));
+    }
+    // The operators a statement writes call their functions wherever they stand, and a
+    // prepared statement's operators run at each EXECUTE.
+    let calls = operator_calls(cx, sql, toks);
+    add_calls(&mut facts, &calls);
+    match &mut effect {
+        Effect::Prepare { inner, .. } => add_calls(inner, &calls),
+        Effect::Execute { params, .. } => add_calls(params, &calls),
+        _ => {}
     }
     cx.marks.clear();
     (facts, effect, true)

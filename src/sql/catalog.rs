@@ -91,6 +91,22 @@ pub struct Catalog {
     pub attributes: HashMap<u32, Attributes>,
     /// `schema.name` → info.
     pub functions: HashMap<String, FunctionInfo>,
+    /// Operator name → the functions behind user-defined operators of that name that a
+    /// statement may reach by writing the operator: every such operator whose name no built-in
+    /// operator has, and volatile ones of any name (see `catalog_runs::Q_OPERATORS`). Only
+    /// functions that are not harmless on their own are listed.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub operators: HashMap<String, Vec<FunctionRef>>,
+    /// `schema.type` → the functions converting a value to that type runs: CHECK constraints
+    /// of a domain, input functions and casts, through the domains, arrays, ranges and
+    /// composite types it is made of (see `catalog_runs::Q_TYPES`). Only types with such a
+    /// function that is not harmless on its own are listed.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub types: HashMap<String, Vec<FunctionRef>>,
+    /// OID → `schema.type`, for the types in [`Catalog::types`]: a Parse message declares its
+    /// parameters' types by OID, and binding a value converts it.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub type_oids: HashMap<u32, String>,
     /// The upstream's default search_path, already resolved (`$user` substituted).
     pub search_path: Vec<String>,
 }

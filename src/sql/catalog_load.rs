@@ -14,7 +14,7 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use super::catalog_runs::{attach, Q_RUNS};
+use super::catalog_runs::{attach, conversions, operators, TypeRow, Q_OPERATORS, Q_RUNS, Q_TYPES};
 use super::depth::too_deep;
 use super::functions::FunctionPolicy;
 use super::lexer::lex;
@@ -109,7 +109,7 @@ fn table(schema: &str, name: &str) -> TableRef {
 }
 
 impl Catalog {
-    /// Read a snapshot from upstream. Issues six read-only catalog queries.
+    /// Read a snapshot from upstream. Issues eight read-only catalog queries.
     pub async fn load<S: CatalogSource>(src: &mut S) -> Result<Catalog, SqlError> {
         let mut cat = Catalog::default();
         for row in rows(src, Q_PATH).await? {
@@ -203,9 +203,39 @@ impl Catalog {
             runs.push((t, f));
         }
         attach(&mut cat, runs, &deps);
+        let fref = |row: &[Option<String>], i: usize, what: &'static str| {
+            Ok::<_, SqlError>(FunctionRef {
+                schema: col(row, i, what)?.to_owned(),
+                name: col(row, i + 1, what)?.to_owned(),
+            })
+        };
+        let mut ops = Vec::new();
+        for row in rows(src, Q_OPERATORS).await? {
+            ops.push((
+                col(&row, 0, "operators")?.to_owned(),
+                fref(&row, 1, "operators")?,
+            ));
+        }
+        operators(&mut cat, ops);
+        let mut types = Vec::new();
+        for row in rows(src, Q_TYPES).await? {
+            let oid = col(&row, 5, "types")?;
+            types.push(TypeRow {
+                ty: fref(&row, 0, "types")?,
+                oid: oid.parse().map_err(|_| SqlError::CatalogRow {
+                    query: "types",
+                    detail: format!("type OID {oid:?} is not a number"),
+                })?,
+                is_part: col(&row, 2, "types")? == "part",
+                other: fref(&row, 3, "types")?,
+            });
+        }
+        conversions(&mut cat, types);
         tracing::info!(
             relations = cat.relations.len(),
             functions = cat.functions.len(),
+            operators = cat.operators.len(),
+            types = cat.types.len(),
             search_path = ?cat.search_path,
             "catalog snapshot loaded"
         );

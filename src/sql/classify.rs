@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::analyze::{analyze_text, Analysis};
 use super::cache::Cache;
 use super::functions::FunctionPolicy;
+use super::implied::{add_calls, judged};
 use super::lexer::{lex, Lexed};
 use super::scope::Ctx;
 use super::secret::redact;
@@ -148,6 +149,38 @@ impl Classifier {
         }
         resolve_in_session(state, &self.catalog.search_path, |path| {
             self.entry(sql, path)
+        })
+    }
+
+    /// `classified` for a statement whose parameters the client declared as `types` (OIDs, as
+    /// a Parse message gives them): binding a value converts it to its type, which runs the
+    /// type's code (a domain's CHECK constraint), so the statement calls what that runs. The
+    /// same analysis when no declared type runs anything, which is the common case.
+    pub fn with_parameter_types(
+        &self,
+        classified: Arc<Classified>,
+        types: &[u32],
+    ) -> Arc<Classified> {
+        if self.catalog.type_oids.is_empty() {
+            return classified;
+        }
+        let cat = &self.catalog;
+        let runs = types
+            .iter()
+            .filter_map(|t| cat.type_oids.get(t))
+            .filter_map(|name| cat.types.get(name))
+            .flatten();
+        let calls = judged(&self.knobs.functions, cat, runs);
+        if calls.is_empty() {
+            return classified;
+        }
+        let mut facts = Vec::clone(&classified.statements);
+        for f in &mut facts {
+            add_calls(f, &calls);
+        }
+        Arc::new(Classified {
+            statements: Arc::new(facts),
+            ..Classified::clone(&classified)
         })
     }
 

@@ -12,6 +12,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, Query, Statement, Visit, Visitor};
 
+use super::implied::names_user_type;
+
 /// The nodes of the statement being classified that the analysis read, by address (the tree
 /// does not move while it is analyzed). A list, sorted once for the search: marking is on the
 /// path of every uncached statement, and most have a handful of nodes.
@@ -41,13 +43,16 @@ impl Marks {
     }
 }
 
-/// Expressions that can read or do something: a call, a column, or (through its query) a
-/// subquery. Literals and operators only combine what these give.
+/// Expressions that can read or do something: a call, a column, (through its query) a
+/// subquery, or a conversion to a type that is not a built-in (a domain's CHECK may call a
+/// function). Literals and built-in operators only combine what these give.
 pub(crate) fn is_marked_kind(e: &Expr) -> bool {
-    matches!(
-        e,
-        Expr::Function(_) | Expr::Identifier(_) | Expr::CompoundIdentifier(_)
-    )
+    match e {
+        Expr::Function(_) | Expr::Identifier(_) | Expr::CompoundIdentifier(_) => true,
+        Expr::Cast { data_type, .. } => names_user_type(data_type),
+        Expr::TypedString(ts) => names_user_type(&ts.data_type),
+        _ => false,
+    }
 }
 
 /// Whether the part of `stmt` the analysis answers for holds a call, column or query it did

@@ -6,12 +6,13 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Value, Visit, Visitor,
-    WindowType,
+    DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Value, Visit,
+    Visitor, WindowType,
 };
 
 use super::coverage::is_marked_kind;
 use super::functions::is_info_function;
+use super::implied::conversion_calls;
 use super::names::{fold, fold_name, is_utf8_encoding};
 use super::query::analyze_query;
 use super::scope::{union_into, unique, Acc, Ctx, Env, Lineage, NotationCall, OutCol, Resolution};
@@ -293,6 +294,14 @@ impl Walker<'_, '_, '_> {
             .function("pg_catalog.set_config".to_owned(), safe, false);
     }
 
+    /// A value converted to a type (`x::t`, `CAST(x AS t)`, `t 'x'`): whatever the conversion
+    /// runs is called (see `implied`).
+    fn conversion(&mut self, ty: &DataType) {
+        for c in conversion_calls(self.cx, ty) {
+            self.acc.function(c.qualified, c.safe, false);
+        }
+    }
+
     fn subquery(&mut self, q: &Query) -> Vec<OutCol> {
         analyze_query(self.cx, Some(self.env), q, self.acc)
     }
@@ -343,6 +352,8 @@ impl Visitor for Walker<'_, '_, '_> {
                 }
             }
             Expr::Function(f) => self.function(f, e),
+            Expr::Cast { data_type, .. } => self.conversion(data_type),
+            Expr::TypedString(ts) => self.conversion(&ts.data_type),
             Expr::Wildcard(_) => {
                 let (cols, uids) = self.env.star();
                 let lin = unique(cols.iter().flat_map(|c| &c.lineage));

@@ -8,6 +8,7 @@ use sqlparser::ast::{
 
 use super::expr::walk;
 use super::functions::is_info_function;
+use super::implied::conversion_calls;
 use super::names::{fold, fold_name, relation_parts};
 use super::query::analyze_query;
 use super::scope::{relation_source, rename, union_into, Acc, Ctx, Env, Lineage, OutCol, Source};
@@ -194,12 +195,36 @@ fn table_sample(cx: &Ctx<'_>, env: &Env<'_>, acc: &mut Acc, sample: &Option<Tabl
     walk(cx, env, acc, &t.seed);
 }
 
+/// Column definitions in an alias (`json_to_record(j) AS r(a checked_text)`) convert each
+/// value to their type: whatever that runs is called.
+fn alias_conversions(cx: &Ctx<'_>, tf: &TableFactor, acc: &mut Acc) {
+    let alias = match tf {
+        TableFactor::Table { alias, .. }
+        | TableFactor::Derived { alias, .. }
+        | TableFactor::Function { alias, .. }
+        | TableFactor::TableFunction { alias, .. }
+        | TableFactor::UNNEST { alias, .. }
+        | TableFactor::NestedJoin { alias, .. } => alias.as_ref(),
+        _ => None,
+    };
+    for ty in alias
+        .into_iter()
+        .flat_map(|a| &a.columns)
+        .filter_map(|c| c.data_type.as_ref())
+    {
+        for c in conversion_calls(cx, ty) {
+            acc.function(c.qualified, c.safe, false);
+        }
+    }
+}
+
 pub(crate) fn analyze_factor(
     cx: &Ctx<'_>,
     env: &Env<'_>,
     tf: &TableFactor,
     acc: &mut Acc,
 ) -> Vec<Source> {
+    alias_conversions(cx, tf, acc);
     match tf {
         TableFactor::Table {
             name,

@@ -51,6 +51,7 @@ mod facts;
 mod flags;
 mod from;
 mod functions;
+mod implied;
 mod label;
 mod lexer;
 mod names;

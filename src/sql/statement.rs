@@ -13,6 +13,7 @@ use super::commands::{
 };
 use super::dml::analyze_dml;
 use super::expr::walk;
+use super::implied::{add_calls, conversion_calls};
 use super::label::token_label;
 use super::lexer::Tok;
 use super::names::{fold, fold_name, is_temp_schema, system_write_kind};
@@ -293,11 +294,17 @@ pub(crate) fn classify_statement(
             _ => none(Facts::unknown("DECLARE")),
         },
         Statement::Prepare {
-            name, statement, ..
+            name,
+            data_types,
+            statement,
         } => {
-            let (inner, effect) = classify_statement(cx, statement, src);
+            let (mut inner, effect) = classify_statement(cx, statement, src);
             if effect != Effect::None {
                 return none(Facts::unknown("PREPARE of a session command"));
+            }
+            // Each EXECUTE converts its parameters to the declared types.
+            for ty in data_types {
+                add_calls(&mut inner, &conversion_calls(cx, ty));
             }
             let facts = Facts {
                 label: format!("PREPARE {}", inner.label),

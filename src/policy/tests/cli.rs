@@ -255,6 +255,47 @@ fn catalog_file_loads_relations_views_and_functions() {
     .classify("SELECT a FROM v")
     .statements[0];
     assert!(facts.flags.unsafe_function, "{facts:?}");
+
+    // Operators and types, in the file: writing the operator, or converting to the type
+    // (directly or as an array), calls what is behind it.
+    let code = dir.path().join("code.json");
+    std::fs::write(
+        &code,
+        r#"{"operators": {"~~~": ["public.note_pair"]}, "types": {"public.checked": ["public.note_one"]}}"#,
+    )
+    .unwrap();
+    let classifier = crate::sql::Classifier::new(
+        std::sync::Arc::new(load_catalog_file(&code).unwrap()),
+        crate::sql::ClassifierOptions::default(),
+    );
+    for (sql, called) in [
+        ("SELECT 'a' ~~~ 'b'", "public.note_pair"),
+        ("SELECT '{x}'::checked[]", "public.note_one"),
+        ("SELECT CAST('x' AS public.checked)", "public.note_one"),
+    ] {
+        let facts = &classifier.classify(sql).statements[0];
+        assert!(facts.flags.unsafe_function, "{sql}: {facts:?}");
+        assert_eq!(facts.functions, [called], "{sql}");
+    }
+    let plain = &classifier
+        .classify("SELECT 'a' ~~ 'b', 'x'::text")
+        .statements[0];
+    assert!(!plain.flags.unsafe_function, "{plain:?}");
+    for (text, what) in [
+        (
+            r#"{"operators": {"~~~": ["note_pair"]}}"#,
+            "behind operator ~~~",
+        ),
+        (r#"{"types": {"checked": ["public.f"]}}"#, "schema.type"),
+        (
+            r#"{"types": {"public.checked": ["f"]}}"#,
+            "conversion to public.checked",
+        ),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let e = load_catalog_file(&bad).unwrap_err();
+        assert!(e.contains(what), "{text}: {e}");
+    }
 }
 
 fn explain_sql(sql: &str, policy: &str, app: &str) -> (i32, String, String) {

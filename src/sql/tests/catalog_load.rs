@@ -75,7 +75,31 @@ fn canned() -> Canned {
     rels.extend(rel_rows("pg_catalog", "pg_class", "r", &["oid", "relname"]));
     Canned {
         answers: vec![
-            // Functions reads run: listed first, since this query names pg_depend and pg_proc too.
+            // Operators and conversions: listed first, since they name pg_proc and pg_depend.
+            (
+                "oprname",
+                Ok(vec![
+                    row(&[Some("~~~"), Some("public"), Some("f")]),
+                    row(&[Some("~~~"), Some("public"), Some("g")]),
+                    row(&[Some("<%"), Some("pg_catalog"), Some("lower")]),
+                ]),
+            ),
+            (
+                "typinput",
+                Ok(vec![
+                    // checked2 → checked → text; holder is made of checked2[].
+                    row(&[Some("public"), Some("checked"), Some("part"), Some("pg_catalog"), Some("text"), Some("16401")]),
+                    row(&[Some("public"), Some("checked2"), Some("part"), Some("public"), Some("checked"), Some("16402")]),
+                    row(&[Some("public"), Some("holder"), Some("part"), Some("public"), Some("_checked2"), Some("16403")]),
+                    row(&[Some("public"), Some("_checked2"), Some("part"), Some("public"), Some("checked2"), Some("16404")]),
+                    row(&[Some("public"), Some("plain"), Some("part"), Some("pg_catalog"), Some("int4"), Some("16405")]),
+                    row(&[Some("public"), Some("checked"), Some("code"), Some("public"), Some("f"), Some("16401")]),
+                    // A cast to checked2 calling a user function.
+                    row(&[Some("public"), Some("checked2"), Some("code"), Some("public"), Some("g"), Some("16402")]),
+                    row(&[Some("public"), Some("calm"), Some("code"), Some("pg_catalog"), Some("lower"), Some("16406")]),
+                ]),
+            ),
+            // Functions reads run: listed before those naming pg_depend and pg_proc only.
             (
                 "pg_policy",
                 Ok(vec![
@@ -130,7 +154,7 @@ fn canned() -> Canned {
 async fn loads_relations_views_functions_and_path() {
     let mut src = canned();
     let cat = Catalog::load(&mut src).await.expect("load");
-    assert_eq!(src.asked.len(), 6, "six catalog queries");
+    assert_eq!(src.asked.len(), 8, "eight catalog queries");
     assert_eq!(cat.search_path, vec!["app", "public"]);
     let customers = cat
         .relation(&TableRef {
@@ -244,6 +268,30 @@ async fn loads_relations_views_functions_and_path() {
     assert!(
         runs("spend").is_empty(),
         "a materialized view runs nothing when read, whatever its definition reads"
+    );
+
+    // Operators: each function behind a name, harmless ones dropped (with the name).
+    let ops = |name: &str| {
+        let fs = cat.operators.get(name).into_iter().flatten();
+        fs.map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(ops("~~~"), vec!["public.f", "public.g"]);
+    assert!(!cat.operators.contains_key("<%"), "lower is harmless");
+    // Conversions: through domains, arrays and composites, down to the cast to text.
+    let conv = |name: &str| {
+        let fs = cat.types.get(name).into_iter().flatten();
+        fs.map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(conv("public.checked"), vec!["public.f"]);
+    assert_eq!(conv("public.checked2"), vec!["public.f", "public.g"]);
+    assert_eq!(conv("public.holder"), conv("public.checked2"));
+    assert!(conv("public.plain").is_empty());
+    assert!(conv("public.calm").is_empty(), "lower is harmless");
+    assert_eq!(cat.type_oids[&16402], "public.checked2");
+    assert_eq!(
+        cat.type_oids.len(),
+        4,
+        "only types whose conversion runs something"
     );
 
     // Overloads merge to the riskiest.
@@ -440,6 +488,18 @@ CREATE VIEW guarded_ids AS SELECT id FROM guarded;
 CREATE TABLE items (id int, name text);
 CREATE VIEW first_item AS SELECT name FROM items WHERE id === 1;
 CREATE VIEW lowered AS SELECT lower(name) AS name, now() AS at FROM items;
+CREATE FUNCTION pair_ok(text, text) RETURNS bool LANGUAGE sql VOLATILE AS $$ SELECT $1 = $2 $$;
+CREATE OPERATOR ~~~ (LEFTARG = text, RIGHTARG = text, FUNCTION = pair_ok);
+CREATE TYPE tag AS (v text);
+CREATE FUNCTION tag_eq(tag, tag) RETURNS bool LANGUAGE sql IMMUTABLE AS $$ SELECT $1.v = $2.v $$;
+CREATE OPERATOR = (LEFTARG = tag, RIGHTARG = tag, FUNCTION = tag_eq);
+CREATE FUNCTION tag_join(tag, tag) RETURNS tag LANGUAGE sql VOLATILE AS $$ SELECT $1 $$;
+CREATE OPERATOR + (LEFTARG = tag, RIGHTARG = tag, FUNCTION = tag_join);
+CREATE FUNCTION ok_text(text) RETURNS bool LANGUAGE sql STABLE AS $$ SELECT length($1) < 10 $$;
+CREATE DOMAIN short_text AS text CHECK (ok_text(VALUE));
+CREATE DOMAIN shorter AS short_text;
+CREATE DOMAIN tidy AS text CHECK (length(VALUE) < 5);
+CREATE TYPE card AS (label shorter[], n int);
 ";
 
 fn tr(s: &str, n: &str) -> TableRef {
@@ -558,6 +618,27 @@ async fn loads_from_a_real_postgres_and_classifies_with_it() {
     assert!(runs("lowered").is_empty(), "{:?}", runs("lowered"));
     assert!(runs("customers").is_empty());
 
+    // Operators a statement may reach by name: those no built-in shares the name of, and a
+    // volatile one of a shared name; not the immutable `=` of a user type.
+    let ops = |name: &str| {
+        let fs = cat.operators.get(name).into_iter().flatten();
+        fs.map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(ops("~~~"), vec!["public.pair_ok"]);
+    assert_eq!(ops("==="), vec!["public.same"]);
+    assert_eq!(ops("+"), vec!["public.tag_join"]);
+    assert!(ops("=").is_empty(), "{:?}", cat.operators);
+    // Conversions: a domain's CHECK, through a domain over it and a composite of its arrays.
+    let conv = |name: &str| {
+        let fs = cat.types.get(name).into_iter().flatten();
+        fs.map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(conv("public.short_text"), vec!["public.ok_text"]);
+    assert_eq!(conv("public.shorter"), vec!["public.ok_text"]);
+    assert_eq!(conv("public.card"), vec!["public.ok_text"]);
+    assert!(conv("public.tidy").is_empty(), "length is harmless");
+    assert!(conv("public.tag").is_empty());
+
     let c = Classifier::new(Arc::new(cat), ClassifierOptions::default());
     let f = |sql: &str| c.classify(sql).statements[0].clone();
     for sql in [
@@ -573,6 +654,39 @@ async fn loads_from_a_real_postgres_and_classifies_with_it() {
     assert!(f("SELECT * FROM guarded_ids")
         .functions
         .contains(&"public.may_see".to_string()));
+    for (sql, called) in [
+        ("SELECT 'a' ~~~ 'b'", "public.pair_ok"),
+        ("SELECT name FROM items WHERE name~~~'x'", "public.pair_ok"),
+        ("SELECT id + 1 FROM items", "public.tag_join"),
+        ("SELECT 'x'::shorter", "public.ok_text"),
+        (
+            "SELECT CAST(name AS public.short_text) FROM items",
+            "public.ok_text",
+        ),
+        ("SELECT ROW(ARRAY['x'], 1)::card", "public.ok_text"),
+        (
+            "SELECT * FROM json_to_record('{}') AS r(a shorter)",
+            "public.ok_text",
+        ),
+    ] {
+        let facts = f(sql);
+        assert!(facts.flags.unsafe_function, "{sql}: {facts:?}");
+        assert!(
+            facts.functions.contains(&called.to_string()),
+            "{sql}: {facts:?}"
+        );
+    }
+    // A name sqlparser cannot read is held unread.
+    assert_eq!(
+        f("SELECT name FROM items WHERE id === 1").kind,
+        Kind::Unknown
+    );
+    for sql in [
+        "SELECT 'x'::tidy",
+        "SELECT name FROM items WHERE name = 'a'",
+    ] {
+        assert!(!f(sql).flags.unsafe_function, "{sql}: {:?}", f(sql));
+    }
     assert!(!f("SELECT * FROM lowered").flags.unsafe_function);
     assert_eq!(
         sorted(&f("SELECT * FROM customer_contacts").output_columns),
