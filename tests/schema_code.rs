@@ -44,6 +44,22 @@ fn decided(gw: &Gw, sql: &str) -> (Action, Vec<String>, bool) {
     (d.decision.action, functions, unsafe_function)
 }
 
+/// `sql`, sent by the agent, is refused, and audited as a hold calling `function`.
+fn held_as_calling(gw: &Gw, db: &TestDb, sql: &str, function: &str) {
+    let (out, err) = agent_sql(gw, db, sql);
+    assert!(
+        out.is_empty() && err.contains("airlock"),
+        "{sql}: expected a refusal, got out={out:?} err={err:?}"
+    );
+    let (action, functions, unsafe_function) = decided(gw, sql);
+    assert_eq!(action, Action::Hold, "{sql}");
+    assert!(unsafe_function, "{sql}");
+    assert!(
+        functions.contains(&function.to_string()),
+        "{sql}: {functions:?}"
+    );
+}
+
 #[test]
 fn reads_that_run_a_writing_function_are_held() {
     let db = TestDb::new("schema_code");
@@ -69,18 +85,7 @@ fn reads_that_run_a_writing_function_are_held() {
         "SELECT name FROM noted_again",
         "SELECT count(*) FROM guarded",
     ] {
-        let (out, err) = agent_sql(&gw, &db, sql);
-        assert!(
-            out.is_empty() && err.contains("airlock"),
-            "{sql}: expected a refusal, got out={out:?} err={err:?}"
-        );
-        let (action, functions, unsafe_function) = decided(&gw, sql);
-        assert_eq!(action, Action::Hold, "{sql}");
-        assert!(unsafe_function, "{sql}");
-        assert!(
-            functions.contains(&"public.note_row".to_string()),
-            "{sql}: {functions:?}"
-        );
+        held_as_calling(&gw, &db, sql, "public.note_row");
     }
     assert_eq!(journal(&db), "0", "nothing ran upstream");
 
@@ -164,14 +169,7 @@ fn relations_made_outside_the_gateway_are_decided_with_what_they_are() {
         assert!(outputs.contains(&column.to_string()), "{sql}: {outputs:?}");
     }
     // A late view that runs a writing function is held as calling it, and nothing ran.
-    let (out, err) = agent_sql(&gw, &db, "SELECT * FROM late_noted");
-    assert!(out.is_empty() && err.contains("airlock"), "{out} {err}");
-    let (action, functions, _) = decided(&gw, "SELECT * FROM late_noted");
-    assert_eq!(action, Action::Hold);
-    assert!(
-        functions.contains(&"public.note_row".to_string()),
-        "{functions:?}"
-    );
+    held_as_calling(&gw, &db, "SELECT * FROM late_noted", "public.note_row");
     assert_eq!(journal(&db), "0");
     // A late plain table is a plain read.
     let (out, err) = agent_sql(&gw, &db, "SELECT body FROM late_notes");
@@ -234,18 +232,7 @@ async fn operators_and_types_that_run_a_writing_function_are_held() {
         ),
         ("PREPARE p(noted_text) AS SELECT $1", "public.note_text"),
     ] {
-        let (out, err) = agent_sql(&gw, &db, sql);
-        assert!(
-            out.is_empty() && err.contains("airlock"),
-            "{sql}: expected a refusal, got out={out:?} err={err:?}"
-        );
-        let (action, functions, unsafe_function) = decided(&gw, sql);
-        assert_eq!(action, Action::Hold, "{sql}");
-        assert!(unsafe_function, "{sql}");
-        assert!(
-            functions.contains(&called.to_string()),
-            "{sql}: {functions:?}"
-        );
+        held_as_calling(&gw, &db, sql, called);
     }
 
     // A parameter declared as the domain by OID in the Parse message: binding converts it.

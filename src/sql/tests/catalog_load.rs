@@ -51,6 +51,11 @@ fn col(t: &str, c: &str) -> ColumnRef {
     }
 }
 
+/// Functions as `schema.name`, none for a missing entry.
+fn names(fs: Option<&Vec<crate::sql::FunctionRef>>) -> Vec<String> {
+    fs.into_iter().flatten().map(ToString::to_string).collect()
+}
+
 fn canned() -> Canned {
     let mut rels = Vec::new();
     rels.extend(rel_rows(
@@ -271,17 +276,11 @@ async fn loads_relations_views_functions_and_path() {
     );
 
     // Operators: each function behind a name, harmless ones dropped (with the name).
-    let ops = |name: &str| {
-        let fs = cat.operators.get(name).into_iter().flatten();
-        fs.map(ToString::to_string).collect::<Vec<_>>()
-    };
+    let ops = |name: &str| names(cat.operators.get(name));
     assert_eq!(ops("~~~"), vec!["public.f", "public.g"]);
     assert!(!cat.operators.contains_key("<%"), "lower is harmless");
     // Conversions: through domains, arrays and composites, down to the cast to text.
-    let conv = |name: &str| {
-        let fs = cat.types.get(name).into_iter().flatten();
-        fs.map(ToString::to_string).collect::<Vec<_>>()
-    };
+    let conv = |name: &str| names(cat.types.get(name));
     assert_eq!(conv("public.checked"), vec!["public.f"]);
     assert_eq!(conv("public.checked2"), vec!["public.f", "public.g"]);
     assert_eq!(conv("public.holder"), conv("public.checked2"));
@@ -620,19 +619,13 @@ async fn loads_from_a_real_postgres_and_classifies_with_it() {
 
     // Operators a statement may reach by name: those no built-in shares the name of, and a
     // volatile one of a shared name; not the immutable `=` of a user type.
-    let ops = |name: &str| {
-        let fs = cat.operators.get(name).into_iter().flatten();
-        fs.map(ToString::to_string).collect::<Vec<_>>()
-    };
+    let ops = |name: &str| names(cat.operators.get(name));
     assert_eq!(ops("~~~"), vec!["public.pair_ok"]);
     assert_eq!(ops("==="), vec!["public.same"]);
     assert_eq!(ops("+"), vec!["public.tag_join"]);
     assert!(ops("=").is_empty(), "{:?}", cat.operators);
     // Conversions: a domain's CHECK, through a domain over it and a composite of its arrays.
-    let conv = |name: &str| {
-        let fs = cat.types.get(name).into_iter().flatten();
-        fs.map(ToString::to_string).collect::<Vec<_>>()
-    };
+    let conv = |name: &str| names(cat.types.get(name));
     assert_eq!(conv("public.short_text"), vec!["public.ok_text"]);
     assert_eq!(conv("public.shorter"), vec!["public.ok_text"]);
     assert_eq!(conv("public.card"), vec!["public.ok_text"]);
