@@ -276,3 +276,37 @@ async fn operators_and_types_that_run_a_writing_function_are_held() {
         assert!(!unsafe_function, "{sql}");
     }
 }
+
+/// An operator and a domain made directly on the server after the gateway read its catalog
+/// snapshot are decided with what they run; names that exist nowhere get the server's errors.
+#[test]
+fn operators_and_types_made_outside_the_gateway_are_decided_with_what_they_run() {
+    let db = TestDb::new("schema_code_late_ops");
+    db.exec(SCHEMA);
+    let gw = Gw::start(|c| c.policy.path = shipped_policy("demo.toml"));
+    gw.auto_deny("alice");
+    // The first session reads the snapshot.
+    let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM items");
+    assert_eq!(out.trim_end(), "2", "{err}");
+
+    db.exec(CODE_SCHEMA);
+    held_as_calling(
+        &gw,
+        &db,
+        "SELECT name FROM items WHERE name ~~~ 'One'",
+        "public.note_pair",
+    );
+    held_as_calling(&gw, &db, "SELECT 'x'::noted_text", "public.note_text");
+    assert_eq!(journal(&db), "0", "nothing ran upstream");
+
+    // An operator or type nobody made is the server's error, not a hold.
+    for (sql, code) in [
+        ("SELECT 1 WHERE 'a' <<~>> 'b'", "42883"),
+        ("SELECT 'x'::no_such_type", "42704"),
+    ] {
+        let out = verbose_sql(&gw, &db, sql);
+        assert!(stderr(&out).contains(code), "{sql}: {}", stderr(&out));
+        let d = gw.last_decision(sql);
+        assert_eq!(d.decision.action, Action::Allow, "{sql}");
+    }
+}

@@ -220,8 +220,8 @@ async fn approved_if_unchanged(check: &LiveCheck, request: &str) -> HoldVerdict 
         Err(e) => refused(
             sqlstate::INSUFFICIENT_PRIVILEGE,
             format!(
-                "airlock: request {request} was approved, but the columns of {} could not be \
-                 compared with the server's catalog ({e}); nothing ran",
+                "airlock: request {request} was approved, but {} could not be compared with \
+                 the server's catalog ({e}); nothing ran",
                 check.tables()
             ),
             "Run the statement again once the server accepts connections.",

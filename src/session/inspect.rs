@@ -178,6 +178,8 @@ pub struct LiveCheck {
     catalog: Arc<Catalog>,
     live: Arc<dyn LiveCatalog>,
     tables: Vec<crate::sql::TableRef>,
+    /// Operators and types the snapshot does not hold ([`crate::sql::Facts::live_names`]).
+    names: Vec<crate::sql::LiveName>,
 }
 
 impl LiveCheck {
@@ -187,8 +189,9 @@ impl LiveCheck {
     pub async fn run(&self) -> Result<Option<Arc<Classifier>>, String> {
         let live = &self.live;
         let tables: Vec<&crate::sql::TableRef> = self.tables.iter().collect();
+        let names: Vec<&crate::sql::LiveName> = self.names.iter().collect();
         let mut conn = live.open().await?;
-        let result = match self.catalog.changed_on(&mut conn, &tables).await {
+        let result = match self.catalog.changed_on(&mut conn, &tables, &names).await {
             Ok(false) => Ok(None),
             Ok(true) => match Catalog::load(&mut conn).await {
                 Ok(fresh) => {
@@ -206,10 +209,11 @@ impl LiveCheck {
         result
     }
 
-    /// The tables compared, for messages.
+    /// The tables compared and the names looked up, for messages.
     pub fn tables(&self) -> String {
-        let names: Vec<String> = self.tables.iter().map(|t| t.to_string()).collect();
-        names.join(", ")
+        let tables = self.tables.iter().map(|t| t.to_string());
+        let names = self.names.iter().map(|n| n.to_string());
+        tables.chain(names).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -469,8 +473,18 @@ impl SessionInspector {
             .iter()
             .flat_map(|f| f.live_check.iter().cloned())
             .collect();
+        let names: Vec<crate::sql::LiveName> = classified
+            .statements
+            .iter()
+            .flat_map(|f| f.live_names.iter().cloned())
+            .collect();
         let catalog = self.classifier.catalog();
-        if tables.is_empty() || !catalog.worth_comparing(&tables.iter().collect::<Vec<_>>()) {
+        if (tables.is_empty() && names.is_empty())
+            || !catalog.worth_comparing(
+                &tables.iter().collect::<Vec<_>>(),
+                &names.iter().collect::<Vec<_>>(),
+            )
+        {
             return None;
         }
         Some(LiveCheck {
@@ -479,6 +493,7 @@ impl SessionInspector {
             catalog: catalog.clone(),
             live: self.live.clone(),
             tables,
+            names,
         })
     }
 
@@ -601,8 +616,9 @@ fn evaluate(
     let mut decision = match unverified {
         None => policy.evaluate(classified, text, ctx, classifier.catalog()),
         Some(e) => Decision::fail_closed(format!(
-            "airlock could not compare the columns of this statement's tables with the \
-             server's catalog, and its result would not show a column added since: {e}"
+            "airlock could not compare the columns of this statement's tables (or look up \
+             the operators and types it names) with the server's catalog, and its result \
+             would not show a column added since: {e}"
         )),
     };
     if let Some(rewritten) = decision.rewritten.clone() {

@@ -15,7 +15,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::coverage::unread;
 use super::depth::too_deep;
-use super::implied::{add_calls, operator_calls};
+use super::implied::{add_implied, operators};
 use super::label::{fetch_cursor, token_kind, token_label};
 use super::lexer::{lex, Lexed, Tok, TokKind};
 use super::scope::Ctx;
@@ -243,11 +243,11 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
     }
     // The operators a statement writes call their functions wherever they stand, and a
     // prepared statement's operators run at each EXECUTE.
-    let calls = operator_calls(cx, sql, toks);
-    add_calls(&mut facts, &calls);
+    let implied = operators(cx, sql, toks);
+    add_implied(&mut facts, &implied);
     match &mut effect {
-        Effect::Prepare { inner, .. } => add_calls(inner, &calls),
-        Effect::Execute { params, .. } => add_calls(params, &calls),
+        Effect::Prepare { inner, .. } => add_implied(inner, &implied),
+        Effect::Execute { params, .. } => add_implied(params, &implied),
         _ => {}
     }
     cx.marks.clear();

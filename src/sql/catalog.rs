@@ -1,7 +1,7 @@
 //! A snapshot of the upstream catalog: what `*` expands to, what a view exposes, and what a
 //! function may do. Read from upstream at start and on reload; tests build one by hand.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,14 @@ pub struct Catalog {
     /// parameters' types by OID, and binding a value converts it.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub type_oids: HashMap<u32, String>,
+    /// Every operator name the server had, built-in or not. Empty for catalogs built by hand or
+    /// from a file: names are then not looked up (see [`super::Facts::live_names`]).
+    #[serde(default, skip_serializing_if = "HashSet::is_empty")]
+    pub operator_names: HashSet<String>,
+    /// Every type the server had, built-in or not (outside temporary schemas), by schema and
+    /// name.
+    #[serde(default, skip_serializing_if = "HashSet::is_empty")]
+    pub type_names: HashSet<TableRef>,
     /// The upstream's default search_path, already resolved (`$user` substituted).
     pub search_path: Vec<String>,
 }

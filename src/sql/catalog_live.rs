@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use super::catalog_load::{col, rows};
-use super::{Attributes, Catalog, CatalogSource, SqlError, TableRef};
+use super::{Attributes, Catalog, CatalogSource, LiveName, SqlError, TableRef};
 
 /// The live columns of some relations, by OID (the list is filled in by [`Catalog::changed_on`]).
 const Q_LIVE_ATTRIBUTES: &str = "SELECT a.attrelid::text, a.attnum::text \
@@ -26,6 +26,27 @@ FROM pg_catalog.pg_class c \
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND (n.nspname, c.relname) IN ";
 
+/// Every operator name, and every type by schema and name, for the snapshot (see
+/// [`super::Facts::live_names`]).
+pub(super) const Q_NAMES: &str = "SELECT DISTINCT 'operator', '', o.oprname \
+FROM pg_catalog.pg_operator o \
+UNION ALL \
+SELECT 'type', n.nspname, t.typname \
+FROM pg_catalog.pg_type t \
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+WHERE n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
+
+/// Which of some operator names exist (the list is filled in by [`Catalog::changed_on`]).
+const Q_OPERATORS_EXIST: &str =
+    "SELECT o.oprname FROM pg_catalog.pg_operator o WHERE o.oprname IN ";
+
+/// Which of some types exist, by schema and name (the list is filled in by
+/// [`Catalog::changed_on`]).
+const Q_TYPES_EXIST: &str = "SELECT n.nspname, t.typname \
+FROM pg_catalog.pg_type t \
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+WHERE (n.nspname, t.typname) IN ";
+
 /// `s` as an SQL string constant that means `s` whatever `standard_conforming_strings` says:
 /// an escape string with its backslashes and quotes doubled. The names come from the agent's
 /// SQL, so they must never end the constant early.
@@ -34,27 +55,35 @@ fn literal(s: &str) -> String {
 }
 
 impl Catalog {
-    /// Whether [`Catalog::changed_on`] has anything to compare for `tables`: attribute numbers
-    /// of one of them, or, in a snapshot read from a server, a relation it does not know.
-    /// Catalogs built by hand or from a file are never compared.
-    pub fn worth_comparing(&self, tables: &[&TableRef]) -> bool {
+    /// Whether [`Catalog::changed_on`] has anything to compare for `tables` and `names`:
+    /// attribute numbers of one of the tables, or, in a snapshot read from a server, a relation
+    /// it does not know or any name to look up. Catalogs built by hand or from a file are never
+    /// compared.
+    pub fn worth_comparing(&self, tables: &[&TableRef], names: &[&LiveName]) -> bool {
         !self.attributes.is_empty()
-            && tables.iter().any(|t| {
-                !self.relations.contains_key(*t) || self.attributes.values().any(|a| a.table == **t)
-            })
+            && (!names.is_empty()
+                || tables.iter().any(|t| {
+                    !self.relations.contains_key(*t)
+                        || self.attributes.values().any(|a| a.table == **t)
+                }))
     }
 
     /// Does the server now disagree with the snapshot about any of `tables`: a column added or
     /// dropped, the relation dropped or replaced (its OID is gone), or a relation the snapshot
-    /// does not know now existing? At most two queries. Tables the snapshot knows without
-    /// attribute numbers are not compared, nor is anything in a catalog built by hand.
+    /// does not know now existing? Or does one of `names`, which it does not hold, exist now?
+    /// At most four queries. Tables the snapshot knows without attribute numbers are not
+    /// compared, nor is anything in a catalog built by hand.
     pub async fn changed_on<S: CatalogSource>(
         &self,
         src: &mut S,
         tables: &[&TableRef],
+        names: &[&LiveName],
     ) -> Result<bool, SqlError> {
         if self.attributes.is_empty() {
             return Ok(false);
+        }
+        if self.names_exist(src, names).await? {
+            return Ok(true);
         }
         let unknown: Vec<&TableRef> = tables
             .iter()
@@ -103,6 +132,44 @@ impl Catalog {
             now.sort_unstable();
             now != snap.attnums
         }))
+    }
+}
+
+impl Catalog {
+    /// Whether one of `names` (operators and types the snapshot does not hold) exists now.
+    async fn names_exist<S: CatalogSource>(
+        &self,
+        src: &mut S,
+        names: &[&LiveName],
+    ) -> Result<bool, SqlError> {
+        let mut operators = Vec::new();
+        let mut types = Vec::new();
+        for n in names {
+            match n {
+                LiveName::Operator(o) if !self.operator_names.contains(o) => {
+                    operators.push(literal(o));
+                }
+                LiveName::Type(t) if !self.type_names.contains(t) => {
+                    types.push(format!("({}, {})", literal(&t.schema), literal(&t.name)));
+                }
+                _ => {}
+            }
+        }
+        for (list, query) in [(operators, Q_OPERATORS_EXIST), (types, Q_TYPES_EXIST)] {
+            if list.is_empty() {
+                continue;
+            }
+            let sql = format!("{query}({})", list.join(", "));
+            if let Some(row) = rows(src, &sql).await?.first() {
+                let found: Vec<&str> = row.iter().flatten().map(String::as_str).collect();
+                tracing::info!(
+                    name = %found.join("."),
+                    "an operator or type the catalog snapshot does not know exists on the server"
+                );
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

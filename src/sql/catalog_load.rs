@@ -14,6 +14,7 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+use super::catalog_live::Q_NAMES;
 use super::catalog_runs::{attach, conversions, operators, TypeRow, Q_OPERATORS, Q_RUNS, Q_TYPES};
 use super::depth::too_deep;
 use super::functions::FunctionPolicy;
@@ -109,7 +110,7 @@ fn table(schema: &str, name: &str) -> TableRef {
 }
 
 impl Catalog {
-    /// Read a snapshot from upstream. Issues eight read-only catalog queries.
+    /// Read a snapshot from upstream. Issues nine read-only catalog queries.
     pub async fn load<S: CatalogSource>(src: &mut S) -> Result<Catalog, SqlError> {
         let mut cat = Catalog::default();
         for row in rows(src, Q_PATH).await? {
@@ -231,6 +232,15 @@ impl Catalog {
             });
         }
         conversions(&mut cat, types);
+        for row in rows(src, Q_NAMES).await? {
+            let name = col(&row, 2, "names")?.to_owned();
+            if col(&row, 0, "names")? == "operator" {
+                cat.operator_names.insert(name);
+            } else {
+                let schema = col(&row, 1, "names")?;
+                cat.type_names.insert(table(schema, &name));
+            }
+        }
         tracing::info!(
             relations = cat.relations.len(),
             functions = cat.functions.len(),

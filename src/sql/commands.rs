@@ -249,6 +249,7 @@ pub(crate) fn wrap_explain(inner: Facts, analyze: bool) -> Facts {
             output_columns: Vec::new(),
             // Only the plan comes back: no value of the statement's rows.
             live_check: Vec::new(),
+            live_names: Vec::new(),
             flags: Flags {
                 explain_analyze: true,
                 ..inner.flags
@@ -276,6 +277,7 @@ pub(crate) fn wrap_explain(inner: Facts, analyze: bool) -> Facts {
             output_columns: Vec::new(),
             stored_columns: Vec::new(),
             live_check: Vec::new(),
+            live_names: Vec::new(),
             functions: inner.functions,
             flags: Flags {
                 unsafe_function: inner.flags.unsafe_function,

@@ -12,7 +12,7 @@ use sqlparser::ast::{
 
 use super::coverage::is_marked_kind;
 use super::functions::is_info_function;
-use super::implied::conversion_calls;
+use super::implied::conversions;
 use super::names::{fold, fold_name, is_utf8_encoding};
 use super::query::analyze_query;
 use super::scope::{union_into, unique, Acc, Ctx, Env, Lineage, NotationCall, OutCol, Resolution};
@@ -297,9 +297,7 @@ impl Walker<'_, '_, '_> {
     /// A value converted to a type (`x::t`, `CAST(x AS t)`, `t 'x'`): whatever the conversion
     /// runs is called (see `implied`).
     fn conversion(&mut self, ty: &DataType) {
-        for c in conversion_calls(self.cx, ty) {
-            self.acc.function(c.qualified, c.safe, false);
-        }
+        self.acc.implied(conversions(self.cx, ty));
     }
 
     fn subquery(&mut self, q: &Query) -> Vec<OutCol> {

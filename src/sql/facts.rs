@@ -161,6 +161,30 @@ pub struct Facts {
     /// may read PII or run code, so if one exists the catalog is read again first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub live_check: Vec<TableRef>,
+    /// Operators and types the statement names that the snapshot does not hold at all, built-in
+    /// or not. Either the server has none (the statement fails there) or one was made since the
+    /// snapshot, whose code nobody has judged: the gateway asks the server first, as for
+    /// relations in [`Facts::live_check`], and reads the catalog again if one exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_names: Vec<LiveName>,
+}
+
+/// An operator or type name to look up on the server (see [`Facts::live_names`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveName {
+    Operator(String),
+    /// A type, by schema and name.
+    Type(TableRef),
+}
+
+impl std::fmt::Display for LiveName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LiveName::Operator(o) => write!(f, "operator {o}"),
+            LiveName::Type(t) => write!(f, "type {t}"),
+        }
+    }
 }
 
 impl Facts {
@@ -177,6 +201,7 @@ impl Facts {
             functions: Vec::new(),
             flags: Flags::default(),
             live_check: Vec::new(),
+            live_names: Vec::new(),
         }
     }
 }

@@ -8,7 +8,7 @@ use sqlparser::ast::{
 
 use super::expr::walk;
 use super::functions::is_info_function;
-use super::implied::conversion_calls;
+use super::implied::conversions;
 use super::names::{fold, fold_name, relation_parts};
 use super::query::analyze_query;
 use super::scope::{relation_source, rename, union_into, Acc, Ctx, Env, Lineage, OutCol, Source};
@@ -212,9 +212,7 @@ fn alias_conversions(cx: &Ctx<'_>, tf: &TableFactor, acc: &mut Acc) {
         .flat_map(|a| &a.columns)
         .filter_map(|c| c.data_type.as_ref())
     {
-        for c in conversion_calls(cx, ty) {
-            acc.function(c.qualified, c.safe, false);
-        }
+        acc.implied(conversions(cx, ty));
     }
 }
 

@@ -16,7 +16,7 @@ use super::functions::{FunctionPolicy, FunctionVerdict};
 use super::lexer::{Tok, TokKind};
 use super::names::{effective_path, fold_name};
 use super::scope::Ctx;
-use super::{Catalog, Facts, FunctionRef};
+use super::{Catalog, Facts, FunctionRef, LiveName, TableRef};
 
 /// The characters whose presence lets an operator name end in `+` or `-` (scan.l).
 const NON_SQL_OP_CHARS: &[u8] = b"~!@#^&|`?%";
@@ -47,19 +47,48 @@ pub(crate) fn scanned_operators(run: &str) -> Vec<&str> {
     names
 }
 
-/// The calls behind the user-defined operators written in `toks`, judged by the policy.
-pub(crate) fn operator_calls(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> Vec<FunctionVerdict> {
-    if cx.catalog.operators.is_empty() {
-        return Vec::new();
+/// What a statement's own text implies it calls, and the names it uses that the snapshot does
+/// not hold (see [`Facts::live_names`]).
+#[derive(Debug, Default)]
+pub(crate) struct Implied {
+    pub calls: Vec<FunctionVerdict>,
+    pub unknown: Vec<LiveName>,
+}
+
+/// The calls behind the user-defined operators written in `toks`, judged by the policy, and
+/// the operator names the snapshot does not hold.
+pub(crate) fn operators(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> Implied {
+    let cat = cx.catalog;
+    if cat.operators.is_empty() && cat.operator_names.is_empty() {
+        return Implied::default();
     }
-    let ops = &cx.catalog.operators;
-    let behind = toks
+    let names: Vec<&str> = toks
         .iter()
-        .filter(|t| t.kind == TokKind::Op)
+        .filter(|t| t.kind == TokKind::Op && t.text(sql).bytes().all(is_operator_char))
         .flat_map(|t| scanned_operators(t.text(sql)))
-        .filter_map(|name| ops.get(name))
-        .flatten();
-    judged(cx.functions, cx.catalog, behind)
+        .filter(|name| *name != "=>")
+        .map(|name| if name == "!=" { "<>" } else { name })
+        .collect();
+    let behind = names.iter().filter_map(|n| cat.operators.get(*n)).flatten();
+    let mut unknown = Vec::new();
+    if !cat.operator_names.is_empty() {
+        for n in names.iter().filter(|n| !cat.operator_names.contains(**n)) {
+            let name = LiveName::Operator((*n).to_owned());
+            if !unknown.contains(&name) {
+                unknown.push(name);
+            }
+        }
+    }
+    Implied {
+        calls: judged(cx.functions, cat, behind),
+        unknown,
+    }
+}
+
+/// The characters operator names are made of (scan.l's `op_chars`). `=>` (a named argument)
+/// and runs with `:` in them (`::`, `:=`) are syntax, not operators.
+fn is_operator_char(c: u8) -> bool {
+    b"~!@#^&|`?+-*/%<>=".contains(&c)
 }
 
 /// The policy's verdicts on calls to `functions`, once each.
@@ -81,26 +110,44 @@ pub(crate) fn judged<'f>(
 
 /// The calls converting a value to `ty` makes, judged by the policy. An unqualified name
 /// counts under every schema of the search path that has it: the first one is PostgreSQL's
-/// choice, but a type the snapshot does not list may stand before it.
-pub(crate) fn conversion_calls(cx: &Ctx<'_>, ty: &DataType) -> Vec<FunctionVerdict> {
-    if cx.catalog.types.is_empty() {
-        return Vec::new();
+/// choice, but a type the snapshot does not list may stand before it. A type name sqlparser
+/// does not know as a built-in that the snapshot does not hold under any of those schemas is
+/// to be looked up on the server.
+pub(crate) fn conversions(cx: &Ctx<'_>, ty: &DataType) -> Implied {
+    let cat = cx.catalog;
+    if cat.types.is_empty() && cat.type_names.is_empty() {
+        return Implied::default();
     }
     let Some(parts) = type_name(ty) else {
-        return Vec::new();
+        return Implied::default();
     };
-    let keys: Vec<String> = match parts.as_slice() {
+    let candidates: Vec<TableRef> = match parts.as_slice() {
         [name] => effective_path(cx.path)
-            .map(|s| format!("{s}.{name}"))
+            .map(|s| TableRef {
+                schema: s.to_owned(),
+                name: name.clone(),
+            })
             .collect(),
-        [.., schema, name] => vec![format!("{schema}.{name}")],
+        [.., schema, name] => vec![TableRef {
+            schema: schema.clone(),
+            name: name.clone(),
+        }],
         [] => Vec::new(),
     };
-    let runs = keys
+    let runs = candidates
         .iter()
-        .filter_map(|k| cx.catalog.types.get(k))
+        .filter_map(|t| cat.types.get(&t.to_string()))
         .flatten();
-    judged(cx.functions, cx.catalog, runs)
+    let calls = judged(cx.functions, cat, runs);
+    let unknown = if !cat.type_names.is_empty()
+        && names_user_type(ty)
+        && !candidates.iter().any(|t| cat.type_names.contains(t))
+    {
+        candidates.into_iter().map(LiveName::Type).collect()
+    } else {
+        Vec::new()
+    };
+    Implied { calls, unknown }
 }
 
 /// Whether a type in a cast must be read by the analysis (see `coverage`): any the catalog
@@ -110,6 +157,16 @@ pub(crate) fn names_user_type(ty: &DataType) -> bool {
         DataType::Custom(..) => true,
         DataType::Array(elem) => element(elem).is_some_and(names_user_type),
         _ => false,
+    }
+}
+
+/// Records what `implied` found in `facts`, as the analysis records a call it reads.
+pub(crate) fn add_implied(facts: &mut Facts, implied: &Implied) {
+    add_calls(facts, &implied.calls);
+    for n in &implied.unknown {
+        if !facts.live_names.contains(n) {
+            facts.live_names.push(n.clone());
+        }
     }
 }
 

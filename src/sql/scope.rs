@@ -112,6 +112,8 @@ pub(crate) struct Acc {
     pub touched: Vec<usize>,
     /// See [`super::Facts::live_check`].
     pub live_check: Vec<TableRef>,
+    /// See [`super::Facts::live_names`].
+    pub live_names: Vec<super::LiveName>,
     /// See [`super::Facts::stored_columns`].
     pub stored: Vec<ColumnRef>,
     next_uid: usize,
@@ -195,6 +197,17 @@ impl Acc {
             self.reads_user_relation = true;
         }
         push_unique(&mut self.tables_read, t.clone());
+    }
+
+    /// What a statement implies without naming it (see `implied`): calls, and names to look
+    /// up on the server.
+    pub fn implied(&mut self, implied: super::implied::Implied) {
+        for c in implied.calls {
+            self.function(c.qualified, c.safe, false);
+        }
+        for n in implied.unknown {
+            push_unique(&mut self.live_names, n);
+        }
     }
 
     /// The relations behind `tables` (base tables of a lineage, or the relations themselves)

@@ -13,7 +13,7 @@ use super::commands::{
 };
 use super::dml::analyze_dml;
 use super::expr::walk;
-use super::implied::{add_calls, conversion_calls};
+use super::implied::{add_implied, conversions};
 use super::label::token_label;
 use super::lexer::Tok;
 use super::names::{fold, fold_name, is_temp_schema, system_write_kind};
@@ -96,6 +96,7 @@ pub(crate) fn build(kind: Kind, label: impl Into<String>, acc: Acc, output: &[Ou
         functions: acc.functions,
         flags: acc.flags,
         live_check: acc.live_check,
+        live_names: acc.live_names,
     }
 }
 
@@ -304,7 +305,7 @@ pub(crate) fn classify_statement(
             }
             // Each EXECUTE converts its parameters to the declared types.
             for ty in data_types {
-                add_calls(&mut inner, &conversion_calls(cx, ty));
+                add_implied(&mut inner, &conversions(cx, ty));
             }
             let facts = Facts {
                 label: format!("PREPARE {}", inner.label),

@@ -6,8 +6,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use super::super::{
-    Catalog, CatalogSource, Classifier, ClassifierOptions, ColumnRef, Kind, RelationKind, SqlError,
-    TableRef, Volatility,
+    Catalog, CatalogSource, Classifier, ClassifierOptions, ColumnRef, Kind, LiveName, RelationKind,
+    SqlError, TableRef, Volatility,
 };
 use super::sorted;
 
@@ -80,7 +80,15 @@ fn canned() -> Canned {
     rels.extend(rel_rows("pg_catalog", "pg_class", "r", &["oid", "relname"]));
     Canned {
         answers: vec![
-            // Operators and conversions: listed first, since they name pg_proc and pg_depend.
+            // Every operator and type name: first, since it names oprname too.
+            (
+                "'operator'",
+                Ok(vec![
+                    row(&[Some("operator"), Some(""), Some("~~~")]),
+                    row(&[Some("type"), Some("public"), Some("checked")]),
+                ]),
+            ),
+            // Operators and conversions: listed before those naming pg_proc and pg_depend.
             (
                 "oprname",
                 Ok(vec![
@@ -159,7 +167,7 @@ fn canned() -> Canned {
 async fn loads_relations_views_functions_and_path() {
     let mut src = canned();
     let cat = Catalog::load(&mut src).await.expect("load");
-    assert_eq!(src.asked.len(), 8, "eight catalog queries");
+    assert_eq!(src.asked.len(), 9, "nine catalog queries");
     assert_eq!(cat.search_path, vec!["app", "public"]);
     let customers = cat
         .relation(&TableRef {
@@ -287,6 +295,11 @@ async fn loads_relations_views_functions_and_path() {
     assert!(conv("public.plain").is_empty());
     assert!(conv("public.calm").is_empty(), "lower is harmless");
     assert_eq!(cat.type_oids[&16402], "public.checked2");
+    assert!(cat.operator_names.contains("~~~"));
+    assert!(cat.type_names.contains(&TableRef {
+        schema: "public".into(),
+        name: "checked".into(),
+    }));
     assert_eq!(
         cat.type_oids.len(),
         4,
@@ -674,6 +687,24 @@ async fn loads_from_a_real_postgres_and_classifies_with_it() {
         f("SELECT name FROM items WHERE id === 1").kind,
         Kind::Unknown
     );
+    // Names the snapshot does not hold are to be looked up: an unqualified type under each
+    // schema of the path.
+    let late = f("SELECT 'a' <<~>> 'b', 'x'::late_domain, 'y'::public.gone");
+    assert_eq!(
+        late.live_names,
+        [
+            LiveName::Type(tr("pg_catalog", "late_domain")),
+            LiveName::Type(tr("public", "late_domain")),
+            LiveName::Type(tr("public", "gone")),
+            LiveName::Operator("<<~>>".into()),
+        ]
+    );
+    // Known names, built-in or not, and syntax that only looks like an operator, are not.
+    let known = f(
+        "SELECT 'a' ~~~ 'b', 1 + -2, 1 != 2, 'x'::shorter, 'items'::regclass, \
+         id::int, (ARRAY[1])[1:1], pg_catalog.round(1.5, s => 0) FROM items",
+    );
+    assert!(known.live_names.is_empty(), "{:?}", known.live_names);
     for sql in [
         "SELECT 'x'::tidy",
         "SELECT name FROM items WHERE name = 'a'",
@@ -744,7 +775,11 @@ async fn the_server_splits_text_where_the_classifier_does() {
 }
 
 async fn changed(cat: &Catalog, src: &mut Pg, tables: &[&TableRef]) -> bool {
-    cat.changed_on(src, tables).await.expect("compared")
+    cat.changed_on(src, tables, &[]).await.expect("compared")
+}
+
+async fn names_changed(cat: &Catalog, src: &mut Pg, names: &[&LiveName]) -> bool {
+    cat.changed_on(src, &[], names).await.expect("compared")
 }
 
 /// The live comparison behind statements the relay cannot check column by column: unchanged
@@ -812,7 +847,32 @@ async fn changed_on_compares_the_snapshot_with_the_live_columns() {
     assert!(!changed(&cat, &mut src, &[&odd]).await);
     // A snapshot built by hand is never compared.
     let hand = Catalog::builder().build();
-    assert!(!hand.worth_comparing(&[&late]));
-    assert!(cat.worth_comparing(&[&late]));
-    assert!(!hand.changed_on(&mut src, &[&odd]).await.expect("compared"));
+    assert!(!hand.worth_comparing(&[&late], &[]));
+    assert!(cat.worth_comparing(&[&late], &[]));
+    assert!(!hand
+        .changed_on(&mut src, &[&odd], &[])
+        .await
+        .expect("compared"));
+
+    // Operators and types the snapshot does not hold: compared by existence, and only when a
+    // statement names them.
+    let op = LiveName::Operator("<<~>>".into());
+    let ty = LiveName::Type(tr("public", "late domain"));
+    let elsewhere_ty = LiveName::Type(tr("app", "late domain"));
+    assert!(!names_changed(&cat, &mut src, &[&op, &ty]).await);
+    assert!(cat.worth_comparing(&[], &[&op]));
+    assert!(!hand.worth_comparing(&[], &[&op]));
+    src.0
+        .batch_execute(
+            "CREATE DOMAIN \"late domain\" AS text; \
+             CREATE OPERATOR <<~>> (LEFTARG = text, RIGHTARG = text, FUNCTION = texteq)",
+        )
+        .await
+        .unwrap();
+    assert!(names_changed(&cat, &mut src, &[&ty]).await);
+    assert!(!names_changed(&cat, &mut src, &[&elsewhere_ty]).await);
+    assert!(names_changed(&cat, &mut src, &[&op]).await);
+    let cat = Catalog::load(&mut src).await.expect("reload");
+    assert!(cat.operator_names.contains("<<~>>"), "the re-read knows it");
+    assert!(!names_changed(&cat, &mut src, &[&op, &ty]).await);
 }
