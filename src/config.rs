@@ -136,6 +136,11 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout_secs: u64,
     /// Run on a connection before it is reused, to drop session state.
     pub reset_query: String,
+    /// How often, in milliseconds, each database's schema is compared with the catalog
+    /// snapshot (one cheap query on a connection of its own); a difference makes the gateway
+    /// read the catalog again. Catches changes made on the server outside the gateway that
+    /// nothing else reveals, such as a view redefined in place. 0 turns it off.
+    pub catalog_poll_ms: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -150,6 +155,7 @@ impl Default for UpstreamConfig {
             pool_max_idle: 32,
             pool_idle_timeout_secs: 60,
             reset_query: "DISCARD ALL".into(),
+            catalog_poll_ms: 5000,
         }
     }
 }

@@ -310,3 +310,53 @@ fn operators_and_types_made_outside_the_gateway_are_decided_with_what_they_run()
         assert_eq!(d.decision.action, Action::Allow, "{sql}");
     }
 }
+
+/// A view redefined in place on the server, with the same column names but now calling a
+/// writing function, shows in no result: the schema watch notices the catalog changed and has
+/// it read again, and the read is then judged as calling the function.
+#[test]
+fn a_view_redefined_in_place_is_seen_by_the_schema_watch() {
+    let db = TestDb::new("schema_code_watch");
+    db.exec(SCHEMA);
+    let gw = Gw::start(|c| {
+        c.policy.path = shipped_policy("demo.toml");
+        c.upstream.catalog_poll_ms = 50;
+    });
+    gw.auto_deny("alice");
+    let sql = "SELECT name FROM plain_items ORDER BY id";
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert_eq!(out.trim_end(), "one\ntwo", "{err}");
+    let inspector = &gw.gateway.inspector;
+    let first = inspector.current(&db.name).expect("a snapshot");
+
+    db.exec(
+        "CREATE OR REPLACE VIEW plain_items AS SELECT id, note_row(id)::text AS name FROM items",
+    );
+    // The watcher re-reads in the background: wait until the gateway hands out a snapshot
+    // in which the view runs the function.
+    let view = airlock::sql::TableRef {
+        schema: "public".into(),
+        name: "plain_items".into(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let runs = inspector.current(&db.name).and_then(|c| {
+            let rel = c.catalog().relation(&view).cloned();
+            rel.map(|r| r.runs)
+        });
+        if runs.is_some_and(|r| r.iter().any(|f| f.name == "note_row")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schema watch did not read the catalog again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!std::sync::Arc::ptr_eq(
+        &first,
+        &inspector.current(&db.name).expect("a snapshot")
+    ));
+    held_as_calling(&gw, &db, sql, "public.note_row");
+    assert_eq!(journal(&db), "0", "nothing ran upstream");
+}

@@ -35,6 +35,8 @@ pub struct Inspector {
     /// Databases whose catalog is being re-read in the background: one re-read at a time, however
     /// often a client retries a refused statement meanwhile.
     rereading: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// Databases whose schema is watched for changes (see `session::watch`): one watcher each.
+    watching: parking_lot::Mutex<std::collections::HashSet<String>>,
     pub policy: Arc<PolicyStore>,
     pub audit: AuditHandle,
     /// Counters for /metrics (statements by kind and decision).
@@ -51,6 +53,7 @@ impl Inspector {
             classifiers: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             rereading: parking_lot::Mutex::new(std::collections::HashSet::new()),
+            watching: parking_lot::Mutex::new(std::collections::HashSet::new()),
             policy,
             audit,
             metrics,
@@ -119,6 +122,15 @@ impl Inspector {
 
     pub fn reread_done(&self, database: &str) {
         self.rereading.lock().remove(database);
+    }
+
+    /// Claims the watching of `database`'s schema: false when it is watched already.
+    pub fn begin_watch(&self, database: &str) -> bool {
+        self.watching.lock().insert(database.to_owned())
+    }
+
+    pub fn watch_done(&self, database: &str) {
+        self.watching.lock().remove(database);
     }
 
     /// Forgets every catalog snapshot: the next session of each database reads a new one.

@@ -17,6 +17,7 @@ pub mod handshake;
 pub mod hold;
 pub mod inspect;
 mod kept;
+mod schema_watch;
 mod withhold;
 
 use std::net::SocketAddr;
@@ -289,6 +290,7 @@ impl Session {
                 return;
             }
         };
+        schema_watch::ensure(&gw, &database, &startup.upstream_params);
         let info = crate::audit::SessionInfo {
             session_id: self.id.clone(),
             client_addr: self.peer.to_string(),

@@ -115,6 +115,11 @@ pub struct Catalog {
     /// name.
     #[serde(default, skip_serializing_if = "HashSet::is_empty")]
     pub type_names: HashSet<TableRef>,
+    /// The server's catalog fingerprint, read before the rest of the snapshot (so a change
+    /// made while it was read shows as a difference later, never the other way round). None
+    /// for catalogs built by hand or from a file. See [`Catalog::version_on`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The upstream's default search_path, already resolved (`$user` substituted).
     pub search_path: Vec<String>,
 }

@@ -47,6 +47,29 @@ FROM pg_catalog.pg_type t \
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
 WHERE (n.nspname, t.typname) IN ";
 
+/// A fingerprint of the catalog rows a snapshot is built from: per catalog, how many rows and
+/// the sum of their inserting transaction ids. A row inserted, updated or deleted changes it
+/// (`CREATE OR REPLACE VIEW` rewrites its `pg_rewrite` row); VACUUM and ANALYZE update
+/// `pg_class` in place and do not. Temporary objects are left out, as the snapshot leaves them
+/// out: sessions making temporary tables must not make the gateway re-read its catalog.
+/// Columns are left out too: the relay and the live comparison already check them.
+const Q_VERSION: &str = "SELECT pg_catalog.concat_ws(' ', \
+(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_namespace \
+ WHERE nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'), \
+(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_class \
+ WHERE relpersistence <> 't'), \
+(SELECT count(*) || ':' || coalesce(sum(r.xmin::text::bigint), 0) FROM pg_catalog.pg_rewrite r \
+ JOIN pg_catalog.pg_class c ON c.oid = r.ev_class WHERE c.relpersistence <> 't'), \
+(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_proc), \
+(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_policy), \
+(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_operator), \
+(SELECT count(*) || ':' || coalesce(sum(t.xmin::text::bigint), 0) FROM pg_catalog.pg_type t \
+ JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+ WHERE n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'), \
+(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_constraint \
+ WHERE contypid <> 0), \
+(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_cast))";
+
 /// `s` as an SQL string constant that means `s` whatever `standard_conforming_strings` says:
 /// an escape string with its backslashes and quotes doubled. The names come from the agent's
 /// SQL, so they must never end the constant early.
@@ -136,6 +159,16 @@ impl Catalog {
 }
 
 impl Catalog {
+    /// The server's catalog fingerprint now (see [`Catalog::version`]).
+    pub async fn version_on<S: CatalogSource>(src: &mut S) -> Result<String, SqlError> {
+        let rows = rows(src, Q_VERSION).await?;
+        let row = rows.first().ok_or_else(|| SqlError::CatalogRow {
+            query: "catalog version",
+            detail: "no row".into(),
+        })?;
+        Ok(col(row, 0, "catalog version")?.to_owned())
+    }
+
     /// Whether one of `names` (operators and types the snapshot does not hold) exists now.
     async fn names_exist<S: CatalogSource>(
         &self,

@@ -110,9 +110,12 @@ fn table(schema: &str, name: &str) -> TableRef {
 }
 
 impl Catalog {
-    /// Read a snapshot from upstream. Issues nine read-only catalog queries.
+    /// Read a snapshot from upstream. Issues ten read-only catalog queries.
     pub async fn load<S: CatalogSource>(src: &mut S) -> Result<Catalog, SqlError> {
-        let mut cat = Catalog::default();
+        let mut cat = Catalog {
+            version: Some(Catalog::version_on(src).await?),
+            ..Catalog::default()
+        };
         for row in rows(src, Q_PATH).await? {
             cat.search_path
                 .push(col(&row, 0, "search_path")?.to_owned());

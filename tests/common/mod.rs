@@ -115,6 +115,8 @@ impl Gw {
         cfg.audit.path = audit_dir.path().join("audit");
         cfg.policy.path = fixture("relay-policy.toml");
         cfg.admin.listen = String::new();
+        // Tests that want the schema watch (and its connections) turn it on.
+        cfg.upstream.catalog_poll_ms = 0;
         tweak(&mut cfg);
         cfg.validate().expect("valid test config");
         // The gateway gets its own runtime on its own thread, so tests may be sync or async.

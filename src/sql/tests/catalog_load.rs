@@ -80,7 +80,9 @@ fn canned() -> Canned {
     rels.extend(rel_rows("pg_catalog", "pg_class", "r", &["oid", "relname"]));
     Canned {
         answers: vec![
-            // Every operator and type name: first, since it names oprname too.
+            // The fingerprint: first, since it names most catalogs.
+            ("concat_ws", Ok(vec![row(&[Some("3:1234 7:5678")])])),
+            // Every operator and type name: before those naming oprname too.
             (
                 "'operator'",
                 Ok(vec![
@@ -167,7 +169,8 @@ fn canned() -> Canned {
 async fn loads_relations_views_functions_and_path() {
     let mut src = canned();
     let cat = Catalog::load(&mut src).await.expect("load");
-    assert_eq!(src.asked.len(), 9, "nine catalog queries");
+    assert_eq!(src.asked.len(), 10, "ten catalog queries");
+    assert_eq!(cat.version.as_deref(), Some("3:1234 7:5678"));
     assert_eq!(cat.search_path, vec!["app", "public"]);
     let customers = cat
         .relation(&TableRef {
@@ -875,4 +878,41 @@ async fn changed_on_compares_the_snapshot_with_the_live_columns() {
     let cat = Catalog::load(&mut src).await.expect("reload");
     assert!(cat.operator_names.contains("<<~>>"), "the re-read knows it");
     assert!(!names_changed(&cat, &mut src, &[&op, &ty]).await);
+}
+
+async fn version_now(src: &mut Pg) -> String {
+    Catalog::version_on(src).await.expect("version")
+}
+
+/// The fingerprint the schema watch compares: the one read with the snapshot until the schema
+/// changes; temporary objects, VACUUM and ANALYZE leave it alone.
+#[tokio::test]
+async fn the_catalog_version_moves_with_the_schema_only() {
+    let (_cluster, mut src, cat) = loaded().await;
+    let version = cat.version.clone().expect("read with the snapshot");
+    assert_eq!(version_now(&mut src).await, version);
+    for sql in [
+        "CREATE TEMP TABLE scratch (a int, b text)",
+        "CREATE TEMP VIEW scratch_v AS SELECT a FROM scratch",
+        "INSERT INTO orders (total) VALUES (5)",
+        "VACUUM ANALYZE orders",
+        "ANALYZE customers",
+    ] {
+        src.0.batch_execute(sql).await.unwrap();
+    }
+    assert_eq!(
+        version_now(&mut src).await,
+        version,
+        "temporary objects and statistics"
+    );
+    for ddl in [
+        "CREATE OR REPLACE VIEW customer_contacts AS SELECT name, ssn AS email FROM customers",
+        "CREATE OR REPLACE FUNCTION bump() RETURNS int LANGUAGE sql VOLATILE AS $$ SELECT 2 $$",
+        "ALTER DOMAIN tidy ADD CHECK (ok_text(VALUE))",
+        "CREATE SCHEMA later",
+    ] {
+        let before = version_now(&mut src).await;
+        src.0.batch_execute(ddl).await.unwrap();
+        assert_ne!(version_now(&mut src).await, before, "{ddl}");
+    }
 }
