@@ -213,7 +213,7 @@ async fn approved_if_unchanged(check: &LiveCheck, request: &str) -> HoldVerdict 
             format!(
                 "airlock: {} changed on the server while request {request} waited for \
                  approval, so the approver did not see every column it returns; nothing ran",
-                check.tables()
+                check.subjects()
             ),
             "Run the statement again: it will be decided with the current columns.",
         ),
@@ -222,7 +222,7 @@ async fn approved_if_unchanged(check: &LiveCheck, request: &str) -> HoldVerdict 
             format!(
                 "airlock: request {request} was approved, but {} could not be compared with \
                  the server's catalog ({e}); nothing ran",
-                check.tables()
+                check.subjects()
             ),
             "Run the statement again once the server accepts connections.",
         ),

@@ -221,8 +221,8 @@ impl LiveCheck {
         result
     }
 
-    /// The tables compared and the names looked up, for messages.
-    pub fn tables(&self) -> String {
+    /// What is compared (tables) and looked up (operators, types), for messages.
+    pub fn subjects(&self) -> String {
         let tables = self.tables.iter().map(|t| t.to_string());
         let names = self.names.iter().map(|n| n.to_string());
         tables.chain(names).collect::<Vec<_>>().join(", ")
