@@ -360,3 +360,69 @@ fn a_view_redefined_in_place_is_seen_by_the_schema_watch() {
     held_as_calling(&gw, &db, sql, "public.note_row");
     assert_eq!(journal(&db), "0", "nothing ran upstream");
 }
+
+#[test]
+fn user_in_a_search_path_is_the_upstream_roles_schema() {
+    let db = TestDb::new("schema_user");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    // A schema named after the role the gateway logs in as, holding an `orders` over SSNs,
+    // and a database whose default path leaves it out: only a path naming `$user` reads it.
+    let role = db.exec("SELECT current_user");
+    let role = role.trim();
+    db.exec(&format!(
+        "CREATE SCHEMA \"{role}\"; \
+         CREATE VIEW \"{role}\".orders AS SELECT id, ssn AS total FROM public.customers; \
+         ALTER DATABASE {} SET search_path = public",
+        db.name
+    ));
+    let ssn = db.exec("SELECT ssn FROM customers ORDER BY id LIMIT 1");
+    let ssn = ssn.trim().to_owned();
+    assert!(!ssn.is_empty());
+    // The demo policy, with search_path among the settings an agent may change.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    text.push_str("\n[session]\nallowed_settings = [\"search_path\", \"application_name\"]\n");
+    std::fs::write(&policy, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    gw.auto_deny("alice");
+    // Without the SET, `orders` is the public table; the SET itself is allowed.
+    let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
+    assert_eq!(out.trim_end(), "200", "{err}");
+    let (out, err) = agent_sql(
+        &gw,
+        &db,
+        "SET search_path = public; SELECT count(*) FROM orders",
+    );
+    assert_eq!(out.trim_end(), "SET\n200", "{err}");
+    // Directly, the same text reads the SSNs.
+    let sql = r#"SET search_path = "$user", public; SELECT * FROM orders"#;
+    assert!(
+        db.exec(sql).contains(&ssn),
+        "the role's view is what the server reads"
+    );
+    let (out, err) = agent_sql(&gw, &db, sql);
+    assert!(
+        !out.contains(&ssn) && out.is_empty() && err.contains("airlock"),
+        "expected a refusal, got out={out:?} err={err:?}"
+    );
+    let d = gw.last_decision(sql);
+    assert_eq!(d.decision.action, Action::Hold);
+    let read: Vec<String> = d
+        .facts
+        .iter()
+        .flat_map(|f| &f.tables_read)
+        .map(|t| t.to_string())
+        .collect();
+    assert!(read.contains(&format!("{role}.orders")), "{read:?}");
+    let outputs: Vec<String> = d
+        .facts
+        .iter()
+        .flat_map(|f| &f.output_columns)
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        outputs.contains(&"public.customers.ssn".to_string()),
+        "{outputs:?}"
+    );
+}

@@ -122,6 +122,11 @@ pub struct Catalog {
     pub version: Option<String>,
     /// The upstream's default search_path, already resolved (`$user` substituted).
     pub search_path: Vec<String>,
+    /// The role the gateway's upstream connections run as, which `$user` stands for in a
+    /// search_path a session sets. None for catalogs built by hand or from a file: `$user`
+    /// then names no schema, as it does for a role without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl Catalog {

@@ -44,8 +44,11 @@ pub trait CatalogSource {
     ) -> impl Future<Output = Result<Vec<Vec<Option<String>>>, String>> + Send;
 }
 
-const Q_PATH: &str =
-    "SELECT s FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS t(s, n) ORDER BY n";
+/// The effective search_path, and the role `$user` stands for in a path a session sets. One
+/// row even when the path is empty, so the role is always read.
+const Q_PATH: &str = "SELECT CURRENT_USER::text, t.s FROM (VALUES (1)) AS one(x) \
+     LEFT JOIN unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS t(s, n) ON true \
+     ORDER BY t.n";
 
 const Q_RELATIONS: &str = "SELECT n.nspname, c.relname, c.relkind::text, a.attname, \
 c.oid::text, a.attnum::text \
@@ -117,8 +120,10 @@ impl Catalog {
             ..Catalog::default()
         };
         for row in rows(src, Q_PATH).await? {
-            cat.search_path
-                .push(col(&row, 0, "search_path")?.to_owned());
+            cat.user = Some(col(&row, 0, "search_path")?.to_owned());
+            if let Some(Some(schema)) = row.get(1) {
+                cat.search_path.push(schema.clone());
+            }
         }
         for row in rows(src, Q_RELATIONS).await? {
             let t = table(col(&row, 0, "relations")?, col(&row, 1, "relations")?);

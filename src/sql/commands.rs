@@ -44,7 +44,11 @@ fn encoding_values_are_utf8(values: &[Expr]) -> bool {
     }
 }
 
-fn search_path_values(values: &[Expr]) -> Option<Vec<String>> {
+/// The schemas a `SET search_path` names, in order; None for `DEFAULT`. An entry `$user`
+/// (however written: `"$user"`, `'$user'`) is the session's role, as the server reads it each
+/// time it looks a name up: left as it was, it would name no schema, and a table in the
+/// role's own schema would be judged as the one of that name further down the path.
+fn search_path_values(values: &[Expr], user: Option<&str>) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for v in values {
         match v {
@@ -61,6 +65,13 @@ fn search_path_values(values: &[Expr]) -> Option<Vec<String>> {
                 _ => out.push(v.value.to_string()),
             },
             other => out.push(other.to_string()),
+        }
+    }
+    if let Some(user) = user {
+        for s in &mut out {
+            if s == "$user" {
+                user.clone_into(s);
+            }
         }
     }
     Some(out)
@@ -86,7 +97,7 @@ pub(crate) fn set_statement(cx: &Ctx<'_>, set: &Set) -> (Facts, Effect) {
             }
             let facts = build(kind, format!("SET {}", safe_name(&name)), acc, &[]);
             let effect = if name == "search_path" {
-                match search_path_values(values) {
+                match search_path_values(values, cx.catalog.user.as_deref()) {
                     Some(p) => Effect::SetSearchPath(p),
                     None => Effect::ResetSearchPath,
                 }

@@ -44,7 +44,8 @@ pub struct SessionSqlState {
     /// PREPARE the server refused still counts, so that EXECUTE is judged by the riskiest thing
     /// the name could mean).
     pub prepared: HashMap<String, Vec<Candidate>>,
-    /// The search_path of the session's latest SET/RESET, `$user` omitted.
+    /// The search_path of the session's latest SET/RESET, `$user` read as the upstream role
+    /// ([`Catalog::user`]).
     pub search_path: Vec<String>,
     /// Other paths the server may still be using (an earlier SET was refused or failed).
     /// Names resolve against `search_path` and each of these; the results are merged.

@@ -123,7 +123,13 @@ fn canned() -> Canned {
                     row(&[Some("public"), Some("customers"), Some("public"), Some("g")]),
                 ]),
             ),
-            ("current_schemas", Ok(vec![row(&[Some("app")]), row(&[Some("public")])])),
+            (
+                "current_schemas",
+                Ok(vec![
+                    row(&[Some("agent"), Some("app")]),
+                    row(&[Some("agent"), Some("public")]),
+                ]),
+            ),
             ("pg_attribute", Ok(rels)),
             (
                 "pg_get_viewdef",
@@ -172,6 +178,7 @@ async fn loads_relations_views_functions_and_path() {
     assert_eq!(src.asked.len(), 10, "ten catalog queries");
     assert_eq!(cat.version.as_deref(), Some("3:1234 7:5678"));
     assert_eq!(cat.search_path, vec!["app", "public"]);
+    assert_eq!(cat.user.as_deref(), Some("agent"));
     let customers = cat
         .relation(&TableRef {
             schema: "public".into(),
@@ -543,6 +550,12 @@ async fn loads_from_a_real_postgres_and_classifies_with_it() {
         vec!["public"],
         "$user has no schema; public remains"
     );
+    let role = src
+        .0
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(cat.user.as_deref(), Some(role.get::<_, &str>(0)));
     assert_eq!(
         cat.relation(&tr("public", "customers"))
             .expect("customers")

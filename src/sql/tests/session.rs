@@ -183,6 +183,39 @@ fn search_path_changes_resolution_for_the_rest_of_the_session() {
 }
 
 #[test]
+fn user_in_a_search_path_is_the_upstream_role() {
+    // The server reads `$user` as the role's name whenever it looks a name up; the gateway
+    // knows the role from the catalog snapshot.
+    let mut catalog = super::demo_catalog();
+    catalog.user = Some("app".into());
+    let c = Classifier::new(std::sync::Arc::new(catalog), Default::default());
+    for set in [
+        r#"SET search_path = "$user", public"#,
+        "SET search_path TO '$user', public",
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        c.classify_in_session(&mut s, set);
+        assert_eq!(s.search_path, vec!["app", "public"], "{set}");
+        s.confirm_search_path(s.search_path.clone());
+        let r = c.classify_in_session(&mut s, "SELECT * FROM customers");
+        assert_eq!(
+            sorted(&r.statements[0].tables_read),
+            vec!["app.customers"],
+            "{set}"
+        );
+    }
+    // Only the whole entry: a schema whose name merely contains it is itself.
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, r#"SET search_path = "$user_x", public"#);
+    assert_eq!(s.search_path, vec!["$user_x", "public"]);
+    // A catalog that does not know the role (built by hand) leaves the entry naming nothing.
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, r#"SET search_path = "$user", public"#);
+    assert_eq!(s.search_path, vec!["$user", "public"]);
+}
+
+#[test]
 fn too_many_unconfirmed_search_paths_hold_everything() {
     let c = classifier();
     let mut s = SessionSqlState::new(c.catalog());
