@@ -426,3 +426,39 @@ fn user_in_a_search_path_is_the_upstream_roles_schema() {
         "{outputs:?}"
     );
 }
+
+#[test]
+fn a_session_with_more_temporary_relations_than_it_can_track_is_held() {
+    // A policy that lets the agent make temporary objects (DDL allowed) but holds what it
+    // cannot classify.
+    let db = TestDb::new("schema_temp");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let ssn = db.exec("SELECT ssn FROM customers ORDER BY id LIMIT 1");
+    let ssn = ssn.trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    assert!(text.contains("ddl = \"hold\""));
+    std::fs::write(&policy, text.replace("ddl = \"hold\"", "ddl = \"allow\"")).unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    gw.auto_deny("alice");
+    // One session: 70 temporary tables, then a temporary `products` over SSNs, which
+    // shadows the public one for an unqualified name.
+    let mut script = String::new();
+    for i in 0..70 {
+        script.push_str(&format!("CREATE TEMP TABLE scratch_{i} (x int);\n"));
+    }
+    script.push_str("CREATE TEMP VIEW products AS SELECT id, ssn AS name FROM customers;\n");
+    script.push_str("SELECT name FROM products;\n");
+    let out = psql(&gw.url(&db.name), &["-At"], Some(&script));
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert!(
+        !out.contains(&ssn) && err.contains("airlock"),
+        "expected the read to be refused: out={out:?} err={err:?}"
+    );
+    let d = gw.last_decision("SELECT name FROM products;");
+    assert_eq!(d.decision.action, Action::Hold);
+    // The same without the temporary view reads the public table: the tables were made.
+    let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM products");
+    assert_eq!(out.trim_end(), "20", "{err}");
+}

@@ -44,11 +44,12 @@ fn encoding_values_are_utf8(values: &[Expr]) -> bool {
     }
 }
 
-/// The schemas a `SET search_path` names, in order; None for `DEFAULT`. An entry `$user`
-/// (however written: `"$user"`, `'$user'`) is the session's role, as the server reads it each
-/// time it looks a name up: left as it was, it would name no schema, and a table in the
-/// role's own schema would be judged as the one of that name further down the path.
-fn search_path_values(values: &[Expr], user: Option<&str>) -> Option<Vec<String>> {
+/// The schemas a `SET search_path` names, in order, and whether one was `$user`; None for
+/// `DEFAULT`. An entry `$user` (however written: `"$user"`, `'$user'`) is the session's role,
+/// as the server reads it each time it looks a name up: left as it was, it would name no
+/// schema, and a table in the role's own schema would be judged as the one of that name
+/// further down the path.
+fn search_path_values(values: &[Expr], user: Option<&str>) -> Option<(Vec<String>, bool)> {
     let mut out = Vec::new();
     for v in values {
         match v {
@@ -67,6 +68,7 @@ fn search_path_values(values: &[Expr], user: Option<&str>) -> Option<Vec<String>
             other => out.push(other.to_string()),
         }
     }
+    let names_user = out.iter().any(|s| s == "$user");
     if let Some(user) = user {
         for s in &mut out {
             if s == "$user" {
@@ -74,7 +76,7 @@ fn search_path_values(values: &[Expr], user: Option<&str>) -> Option<Vec<String>
             }
         }
     }
-    Some(out)
+    Some((out, names_user))
 }
 
 pub(crate) fn set_statement(cx: &Ctx<'_>, set: &Set) -> (Facts, Effect) {
@@ -98,7 +100,7 @@ pub(crate) fn set_statement(cx: &Ctx<'_>, set: &Set) -> (Facts, Effect) {
             let facts = build(kind, format!("SET {}", safe_name(&name)), acc, &[]);
             let effect = if name == "search_path" {
                 match search_path_values(values, cx.catalog.user.as_deref()) {
-                    Some(p) => Effect::SetSearchPath(p),
+                    Some((path, names_user)) => Effect::SetSearchPath { path, names_user },
                     None => Effect::ResetSearchPath,
                 }
             } else {

@@ -50,8 +50,13 @@ pub struct SessionSqlState {
     /// Other paths the server may still be using (an earlier SET was refused or failed).
     /// Names resolve against `search_path` and each of these; the results are merged.
     pub other_search_paths: Vec<Vec<String>>,
-    /// Too many uncertain SETs: every statement is `unknown` until the path is confirmed.
+    /// Too many uncertain SETs, or `$user` with a role change: every statement is `unknown`
+    /// until the path is confirmed.
     pub search_path_lost: bool,
+    /// A path naming `$user` was set in this session.
+    user_path: bool,
+    /// A role statement (`SET ROLE`, …) was classified in this session.
+    role_changed: bool,
     /// Names the session may have given relations in its temporary schema (a CREATE the
     /// server refused counts, and one dropped since stays): PostgreSQL resolves an unqualified
     /// relation name there first, and the catalog snapshot knows nothing of them.
@@ -222,6 +227,9 @@ impl SessionSqlState {
     /// A text with no session effects was classified: its statements may still end the
     /// transaction or run code that replaces cursors.
     pub(crate) fn observe(&mut self, statements: &[Facts]) {
+        if statements.iter().any(|f| f.kind == Kind::Role) {
+            self.role_changes();
+        }
         if self.readable.is_empty() {
             return;
         }
@@ -239,6 +247,24 @@ impl SessionSqlState {
     fn defer(&mut self, make: impl FnOnce(u64) -> Deferred) {
         let upto = self.next_stamp();
         self.deferred.push(make(upto));
+    }
+
+    /// A path naming `$user` was set: the gateway read it as the upstream role. After a role
+    /// change (an approved `SET ROLE`) the server reads it as another role, which the state
+    /// does not follow: either order loses the path, and every statement is held.
+    fn path_names_user(&mut self) {
+        self.user_path = true;
+        if self.role_changed {
+            self.search_path_lost = true;
+        }
+    }
+
+    /// A role statement was classified (it may yet run): see [`Self::path_names_user`].
+    fn role_changes(&mut self) {
+        self.role_changed = true;
+        if self.user_path {
+            self.search_path_lost = true;
+        }
     }
 
     fn switch_search_path(&mut self, new: Vec<String>) {
@@ -378,7 +404,10 @@ pub(crate) fn resolve_in_session(
     };
     let mut entries = entries_for(state);
     let primary = entries[0].clone();
-    if entries.len() == 1 && primary.effects.is_none() {
+    // Nothing to apply or merge: the shared analysis as it is, unless the state is lost and
+    // every statement must come out unknown (below).
+    let lost = state.search_path_lost || state.temp_lost;
+    if entries.len() == 1 && primary.effects.is_none() && !lost {
         state.observe(&primary.classified.statements);
         return primary.classified.clone();
     }
@@ -395,6 +424,9 @@ pub(crate) fn resolve_in_session(
             merge(&all)
         };
         let lost = state.search_path_lost || state.temp_lost;
+        if facts.kind == Kind::Role {
+            state.role_changes();
+        }
         let effect = entries[0].effects.as_ref().and_then(|e| e.get(i)).cloned();
         let before = state.candidates();
         // A DECLARE takes its name after its own facts were checked (see below).
@@ -446,8 +478,11 @@ pub(crate) fn resolve_in_session(
                 state.readable.fetch(&name);
                 out.push(facts);
             }
-            Effect::SetSearchPath(p) => {
-                state.switch_search_path(p);
+            Effect::SetSearchPath { path, names_user } => {
+                if names_user {
+                    state.path_names_user();
+                }
+                state.switch_search_path(path);
                 out.push(facts);
             }
             Effect::ResetSearchPath => {

@@ -51,7 +51,12 @@ pub(crate) enum Effect {
     /// its query, so such a FETCH is not a plain read; nor is one of a name a DECLARE no
     /// longer vouches for (see [`super::cursors`]).
     Fetch(String),
-    SetSearchPath(Vec<String>),
+    /// `SET search_path`; `names_user` when an entry was `$user` (already replaced by the
+    /// upstream role, which a role change in the session would make wrong).
+    SetSearchPath {
+        path: Vec<String>,
+        names_user: bool,
+    },
     ResetSearchPath,
     DiscardAll,
     /// `CREATE TEMP TABLE name …` and the like: the name may now be a relation of the

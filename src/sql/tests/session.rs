@@ -216,6 +216,61 @@ fn user_in_a_search_path_is_the_upstream_role() {
 }
 
 #[test]
+fn user_in_a_search_path_with_a_role_change_holds_everything() {
+    let mut catalog = super::demo_catalog();
+    catalog.user = Some("app".into());
+    let c = Classifier::new(std::sync::Arc::new(catalog), Default::default());
+    // Either order, in one text or two: after `SET ROLE`, `$user` is a role the state does
+    // not know. The path naming the role outright is not affected.
+    for texts in [
+        &[r#"SET search_path = "$user", public"#, "SET ROLE other"][..],
+        &["SET ROLE other", r#"SET search_path = "$user", public"#],
+        &[r#"SET ROLE other; SET search_path = "$user""#],
+        // The same path as the default: no other path to merge with.
+        &[r#"SET search_path = "$user""#, "RESET ROLE"],
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        for t in texts {
+            c.classify_in_session(&mut s, t);
+        }
+        let f = &c
+            .classify_in_session(&mut s, "SELECT id FROM orders")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Unknown, "{texts:?}: {}", f.label);
+    }
+    for texts in [
+        &["SET search_path = app, public", "SET ROLE other"][..],
+        &[
+            r#"SET search_path = "$user", public"#,
+            "SET application_name = 'x'",
+        ],
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        for t in texts {
+            c.classify_in_session(&mut s, t);
+        }
+        let f = &c
+            .classify_in_session(&mut s, "SELECT id FROM orders")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Read, "{texts:?}: {}", f.label);
+    }
+}
+
+#[test]
+fn too_many_temporary_relations_hold_everything() {
+    let c = classifier();
+    let mut s = SessionSqlState::new(c.catalog());
+    for i in 0..70 {
+        c.classify_in_session(&mut s, &format!("CREATE TEMP TABLE t{i} (x int)"));
+    }
+    assert!(s.temp_lost);
+    let f = &c
+        .classify_in_session(&mut s, "SELECT id FROM orders")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
+}
+
+#[test]
 fn too_many_unconfirmed_search_paths_hold_everything() {
     let c = classifier();
     let mut s = SessionSqlState::new(c.catalog());
