@@ -60,6 +60,35 @@ fn held_as_calling(gw: &Gw, db: &TestDb, sql: &str, function: &str) {
     );
 }
 
+/// What the facts of `d` name, as `schema.table` and `schema.table.column` strings.
+fn tables_read(d: &airlock::audit::DecisionEntry) -> Vec<String> {
+    d.facts
+        .iter()
+        .flat_map(|f| &f.tables_read)
+        .map(|t| t.to_string())
+        .collect()
+}
+
+fn output_columns(d: &airlock::audit::DecisionEntry) -> Vec<String> {
+    d.facts
+        .iter()
+        .flat_map(|f| &f.output_columns)
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// A gateway with the demo policy as `edit` changes it (alice denies every hold); the
+/// directory holds the policy file.
+fn demo_gateway(edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, Gw) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    std::fs::write(&policy, edit(text)).unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    gw.auto_deny("alice");
+    (dir, gw)
+}
+
 #[test]
 fn reads_that_run_a_writing_function_are_held() {
     let db = TestDb::new("schema_code");
@@ -160,12 +189,7 @@ fn relations_made_outside_the_gateway_are_decided_with_what_they_are() {
         );
         let d = gw.last_decision(sql);
         assert_eq!(d.decision.action, Action::Hold, "{sql}");
-        let outputs: Vec<String> = d
-            .facts
-            .iter()
-            .flat_map(|f| &f.output_columns)
-            .map(|c| c.to_string())
-            .collect();
+        let outputs = output_columns(&d);
         assert!(outputs.contains(&column.to_string()), "{sql}: {outputs:?}");
     }
     // A late view that runs a writing function is held as calling it, and nothing ran.
@@ -379,13 +403,9 @@ fn user_in_a_search_path_is_the_upstream_roles_schema() {
     let ssn = ssn.trim().to_owned();
     assert!(!ssn.is_empty());
     // The demo policy, with search_path among the settings an agent may change.
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    let mut text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
-    text.push_str("\n[session]\nallowed_settings = [\"search_path\", \"application_name\"]\n");
-    std::fs::write(&policy, text).unwrap();
-    let gw = Gw::start(|c| c.policy.path = policy.clone());
-    gw.auto_deny("alice");
+    let (_dir, gw) = demo_gateway(|text| {
+        text + "\n[session]\nallowed_settings = [\"search_path\", \"application_name\"]\n"
+    });
     // Without the SET, `orders` is the public table; the SET itself is allowed.
     let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
     assert_eq!(out.trim_end(), "200", "{err}");
@@ -408,19 +428,9 @@ fn user_in_a_search_path_is_the_upstream_roles_schema() {
     );
     let d = gw.last_decision(sql);
     assert_eq!(d.decision.action, Action::Hold);
-    let read: Vec<String> = d
-        .facts
-        .iter()
-        .flat_map(|f| &f.tables_read)
-        .map(|t| t.to_string())
-        .collect();
+    let read = tables_read(&d);
     assert!(read.contains(&format!("{role}.orders")), "{read:?}");
-    let outputs: Vec<String> = d
-        .facts
-        .iter()
-        .flat_map(|f| &f.output_columns)
-        .map(|c| c.to_string())
-        .collect();
+    let outputs = output_columns(&d);
     assert!(
         outputs.contains(&"public.customers.ssn".to_string()),
         "{outputs:?}"
@@ -435,13 +445,10 @@ fn a_session_with_more_temporary_relations_than_it_can_track_is_held() {
     db.exec(airlock::demo::DEMO_SCHEMA);
     let ssn = db.exec("SELECT ssn FROM customers ORDER BY id LIMIT 1");
     let ssn = ssn.trim().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    let text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
-    assert!(text.contains("ddl = \"hold\""));
-    std::fs::write(&policy, text.replace("ddl = \"hold\"", "ddl = \"allow\"")).unwrap();
-    let gw = Gw::start(|c| c.policy.path = policy.clone());
-    gw.auto_deny("alice");
+    let (_dir, gw) = demo_gateway(|text| {
+        assert!(text.contains("ddl = \"hold\""));
+        text.replace("ddl = \"hold\"", "ddl = \"allow\"")
+    });
     // One session: 70 temporary tables, then a temporary `products` over SSNs, which
     // shadows the public one for an unqualified name.
     let mut script = String::new();

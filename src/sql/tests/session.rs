@@ -215,6 +215,17 @@ fn user_in_a_search_path_is_the_upstream_role() {
     assert_eq!(s.search_path, vec!["$user", "public"]);
 }
 
+/// The facts of `SELECT id FROM orders` in a new session after `texts`.
+fn orders_after(c: &Classifier, texts: &[impl AsRef<str>]) -> super::super::Facts {
+    let mut s = SessionSqlState::new(c.catalog());
+    for t in texts {
+        c.classify_in_session(&mut s, t.as_ref());
+    }
+    c.classify_in_session(&mut s, "SELECT id FROM orders")
+        .statements[0]
+        .clone()
+}
+
 #[test]
 fn user_in_a_search_path_with_a_role_change_holds_everything() {
     let mut catalog = super::demo_catalog();
@@ -229,13 +240,7 @@ fn user_in_a_search_path_with_a_role_change_holds_everything() {
         // The same path as the default: no other path to merge with.
         &[r#"SET search_path = "$user""#, "RESET ROLE"],
     ] {
-        let mut s = SessionSqlState::new(c.catalog());
-        for t in texts {
-            c.classify_in_session(&mut s, t);
-        }
-        let f = &c
-            .classify_in_session(&mut s, "SELECT id FROM orders")
-            .statements[0];
+        let f = orders_after(&c, texts);
         assert_eq!(f.kind, Kind::Unknown, "{texts:?}: {}", f.label);
     }
     for texts in [
@@ -245,13 +250,7 @@ fn user_in_a_search_path_with_a_role_change_holds_everything() {
             "SET application_name = 'x'",
         ],
     ] {
-        let mut s = SessionSqlState::new(c.catalog());
-        for t in texts {
-            c.classify_in_session(&mut s, t);
-        }
-        let f = &c
-            .classify_in_session(&mut s, "SELECT id FROM orders")
-            .statements[0];
+        let f = orders_after(&c, texts);
         assert_eq!(f.kind, Kind::Read, "{texts:?}: {}", f.label);
     }
 }
@@ -259,14 +258,10 @@ fn user_in_a_search_path_with_a_role_change_holds_everything() {
 #[test]
 fn too_many_temporary_relations_hold_everything() {
     let c = classifier();
-    let mut s = SessionSqlState::new(c.catalog());
-    for i in 0..70 {
-        c.classify_in_session(&mut s, &format!("CREATE TEMP TABLE t{i} (x int)"));
-    }
-    assert!(s.temp_lost);
-    let f = &c
-        .classify_in_session(&mut s, "SELECT id FROM orders")
-        .statements[0];
+    let texts: Vec<String> = (0..70)
+        .map(|i| format!("CREATE TEMP TABLE t{i} (x int)"))
+        .collect();
+    let f = orders_after(&c, &texts);
     assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
 }
 
