@@ -469,3 +469,35 @@ fn a_session_with_more_temporary_relations_than_it_can_track_is_held() {
     let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM products");
     assert_eq!(out.trim_end(), "20", "{err}");
 }
+
+#[test]
+fn a_temporary_view_renamed_to_a_catalog_name_is_held() {
+    let db = TestDb::new("schema_rename");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
+    let ssn = ssn.trim().to_owned();
+    let (_dir, gw) = demo_gateway(|text| text.replace("ddl = \"hold\"", "ddl = \"allow\""));
+    // `upper(ssn)` is an expression: its result column names no table, so only the decision
+    // stands between the SSNs and the agent. sqlparser reads `ALTER TABLE … RENAME` but not
+    // `ALTER VIEW … RENAME`.
+    for rename in [
+        "ALTER TABLE x RENAME TO products",
+        "ALTER VIEW x RENAME TO products",
+    ] {
+        let script = format!(
+            "CREATE TEMP VIEW x AS SELECT id, upper(ssn) AS name FROM customers;\n\
+             {rename};\nSELECT name FROM products;\n"
+        );
+        let out = psql(&gw.url(&db.name), &["-At"], Some(&script));
+        let (out, err) = (stdout(&out), stderr(&out));
+        assert!(
+            !out.contains(&ssn) && err.contains("airlock"),
+            "{rename}: expected the read to be refused: out={out:?} err={err:?}"
+        );
+        let d = gw.last_decision("SELECT name FROM products;");
+        assert_eq!(d.decision.action, Action::Hold, "{rename}");
+    }
+    // In a session of its own, `products` is the catalog's table.
+    let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM products");
+    assert_eq!(out.trim_end(), "20", "{err}");
+}

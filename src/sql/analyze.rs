@@ -16,7 +16,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use super::coverage::unread;
 use super::depth::too_deep;
 use super::implied::{add_implied, operators};
-use super::label::{fetch_cursor, token_kind, token_label};
+use super::label::{last_name, token_kind, token_label};
 use super::lexer::{lex, Lexed, Tok, TokKind};
 use super::scope::Ctx;
 use super::secret::{redact, redact_raw, redact_statements};
@@ -190,10 +190,12 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
         let (mut kind, flags) = token_kind(sql, toks);
         let mut effect = Effect::None;
         if first.text(sql).eq_ignore_ascii_case("fetch") {
-            match fetch_cursor(sql, toks) {
+            match last_name(sql, toks) {
                 Some(name) => effect = Effect::Fetch(name),
                 None => kind = Kind::Unknown,
             }
+        } else if !cx.temp.is_empty() {
+            effect = renaming(sql, toks);
         }
         (
             Facts {
@@ -252,6 +254,23 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
     }
     cx.marks.clear();
     (facts, effect, true)
+}
+
+/// What an unread statement may do to the session's temporary relations: `… RENAME TO name`
+/// may give one of them that name (sqlparser reads neither `ALTER VIEW` nor `ALTER SEQUENCE`
+/// renames), so the name is taken as temporary; any other RENAME may have done it under a
+/// name that cannot be told from the tokens.
+fn renaming(sql: &str, toks: &[Tok]) -> Effect {
+    let is = |t: &Tok, w: &str| t.kind == TokKind::Word && t.text(sql).eq_ignore_ascii_case(w);
+    let Some(at) = toks.iter().position(|t| is(t, "rename")) else {
+        return Effect::None;
+    };
+    match &toks[at + 1..] {
+        [to, _] if is(to, "to") => {
+            last_name(sql, toks).map_or(Effect::TempUnknown, Effect::CreateTemp)
+        }
+        _ => Effect::TempUnknown,
+    }
 }
 
 /// The parts of a statement that decide what runs: identifiers/keywords (with their text) and

@@ -195,10 +195,11 @@ pub(crate) fn token_kind(text: &str, toks: &[Tok]) -> (Kind, Flags) {
     (kind, flags)
 }
 
-/// The cursor a `FETCH` read from its tokens alone names (its last token), folded as the
-/// server folds it; `None` when that is not an identifier this can read for certain, and the
-/// statement is then held like anything else not understood.
-pub(crate) fn fetch_cursor(text: &str, toks: &[Tok]) -> Option<String> {
+/// The name a statement read from its tokens alone ends with (the cursor of a `FETCH`, the new
+/// name of a `RENAME TO`), folded as the server folds it; `None` when its last token is not an
+/// identifier this can read for certain, and the statement is then held like anything else
+/// not understood.
+pub(crate) fn last_name(text: &str, toks: &[Tok]) -> Option<String> {
     let last = toks.last()?;
     let raw = last.text(text);
     let mut name = match last.kind {

@@ -493,6 +493,10 @@ pub(crate) fn resolve_in_session(
                 state.create_temp(name);
                 out.push(facts);
             }
+            Effect::TempUnknown => {
+                state.temp_lost = true;
+                out.push(facts);
+            }
             Effect::DiscardAll => {
                 state.readable.close(None);
                 state.defer(|upto| Deferred::DiscardAll { upto });

@@ -3,8 +3,9 @@
 //! is held rather than guessed at.
 
 use sqlparser::ast::{
-    CloseCursor, CreateTableLikeKind, DeclareType, DescribeAlias, DiscardObject, Expr, ObjectName,
-    ObjectType, Query, Reset, SetExpr, Statement,
+    AlterIndexOperation, AlterTableOperation, CloseCursor, CreateTableLikeKind, DeclareType,
+    DescribeAlias, DiscardObject, Expr, ObjectName, ObjectType, Query, RenameTableNameKind, Reset,
+    SetExpr, Statement,
 };
 
 use super::commands::{
@@ -62,6 +63,9 @@ pub(crate) enum Effect {
     /// `CREATE TEMP TABLE name …` and the like: the name may now be a relation of the
     /// session's temporary schema, which shadows any other of that name.
     CreateTemp(String),
+    /// A statement sqlparser cannot read renames something while the session has temporary
+    /// relations (`ALTER VIEW … RENAME …`): which name now shadows the catalog is not known.
+    TempUnknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +192,20 @@ pub(crate) fn classify_query(cx: &Ctx<'_>, q: &Query) -> Facts {
 /// The temporary relation a CREATE of `name` makes, if it makes one (see [`temp_created`]).
 fn creates_temp(cx: &Ctx<'_>, name: &ObjectName, temporary: bool) -> Option<TableRef> {
     temp_created(cx, &fold_name(name)?, temporary)
+}
+
+/// The temporary relation `RENAME TO new` makes when `old` may be one of the session's: the
+/// new name shadows the catalog's relation of that name from then on, as a CREATE would.
+fn renamed_temp(cx: &Ctx<'_>, old: &ObjectName, new: &ObjectName) -> Option<TableRef> {
+    let old = fold_name(old)?;
+    if !is_temp_schema(&cx.relation(&old).schema) {
+        return None;
+    }
+    let name = fold_name(new)?.pop()?;
+    Some(TableRef {
+        schema: "pg_temp".into(),
+        name,
+    })
 }
 
 /// Facts with the effect of creating `temp`, when there is one.
@@ -565,7 +583,22 @@ pub(crate) fn classify_statement(
         Statement::AlterTable(at) => {
             let mut acc = Acc::default();
             ddl_targets(cx, &mut acc, &[&at.name]);
-            none(build(Kind::Ddl, src.label(), acc, &[]))
+            let new_name = at.operations.iter().find_map(|op| match op {
+                AlterTableOperation::RenameTable {
+                    table_name: RenameTableNameKind::To(n) | RenameTableNameKind::As(n),
+                } => Some(n),
+                _ => None,
+            });
+            let temp = new_name.and_then(|n| renamed_temp(cx, &at.name, n));
+            with_temp(build(Kind::Ddl, src.label(), acc, &[]), temp)
+        }
+        Statement::AlterIndex {
+            name,
+            operation: AlterIndexOperation::RenameIndex { index_name },
+        } => {
+            // PostgreSQL renames any relation this way, a table or a view included.
+            let temp = renamed_temp(cx, name, index_name);
+            with_temp(simple(Kind::Ddl, src.label()), temp)
         }
         Statement::Comment { .. }
         | Statement::CreateSchema { .. }
@@ -591,7 +624,6 @@ pub(crate) fn classify_statement(
         | Statement::DropOperatorClass(_)
         | Statement::CreateTextSearch(_)
         | Statement::AlterSchema(_)
-        | Statement::AlterIndex { .. }
         | Statement::AlterView { .. }
         | Statement::AlterFunction(_)
         | Statement::AlterType(_)

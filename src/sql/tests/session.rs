@@ -266,6 +266,53 @@ fn too_many_temporary_relations_hold_everything() {
 }
 
 #[test]
+fn a_temporary_relation_renamed_to_a_catalog_name_shadows_it() {
+    let c = classifier();
+    let made = "CREATE TEMP VIEW x AS SELECT id, ssn AS name FROM customers";
+    // Read by sqlparser: the new name is the session's from then on.
+    for rename in [
+        "ALTER TABLE x RENAME TO products",
+        "ALTER TABLE IF EXISTS pg_temp.x RENAME TO products",
+        "ALTER INDEX x RENAME TO products",
+        // Not read by sqlparser: the new name is taken from the tokens.
+        "ALTER VIEW x RENAME TO products",
+        "ALTER VIEW IF EXISTS x RENAME TO \"products\"",
+        "ALTER SEQUENCE x RENAME TO products",
+        "ALTER MATERIALIZED VIEW x RENAME TO products",
+    ] {
+        let f = orders_after(&c, &[made, rename]);
+        assert_eq!(f.kind, Kind::Read, "{rename}: other names are unaffected");
+        let mut s = SessionSqlState::new(c.catalog());
+        c.classify_in_session(&mut s, made);
+        c.classify_in_session(&mut s, rename);
+        let f = &c
+            .classify_in_session(&mut s, "SELECT name FROM products")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Unknown, "{rename}: {}", f.label);
+    }
+    // A RENAME whose new name the tokens do not end with: nothing can be resolved.
+    let f = orders_after(&c, &[made, "ALTER VIEW x RENAME COLUMN name TO nom"]);
+    assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
+    // Without temporary relations, or renaming the catalog's own, a rename shadows nothing.
+    for texts in [
+        &[
+            "ALTER VIEW x RENAME TO orders2",
+            "ALTER VIEW x RENAME COLUMN a TO b",
+        ][..],
+        &[made, "ALTER TABLE public.customers RENAME TO orders2"],
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        for t in texts {
+            c.classify_in_session(&mut s, t);
+        }
+        let f = &c
+            .classify_in_session(&mut s, "SELECT name FROM products")
+            .statements[0];
+        assert_eq!(f.kind, Kind::Read, "{texts:?}: {}", f.label);
+    }
+}
+
+#[test]
 fn too_many_unconfirmed_search_paths_hold_everything() {
     let c = classifier();
     let mut s = SessionSqlState::new(c.catalog());
