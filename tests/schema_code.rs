@@ -501,3 +501,46 @@ fn a_temporary_view_renamed_to_a_catalog_name_is_held() {
     let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM products");
     assert_eq!(out.trim_end(), "20", "{err}");
 }
+
+#[test]
+fn a_temporary_view_made_under_a_path_the_gateway_is_unsure_of_is_held() {
+    let db = TestDb::new("schema_tmp_path");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
+    let ssn = ssn.trim().to_owned();
+    let (_dir, gw) = demo_gateway(|text| {
+        text.replace("ddl = \"hold\"", "ddl = \"allow\"")
+            + "\n[session]\nallowed_settings = [\"search_path\", \"application_name\"]\n"
+    });
+    let create = "CREATE VIEW products AS SELECT id, upper(ssn) AS name FROM customers;\n\
+                  SELECT name FROM products;\n";
+    for path in [
+        // The rolled-back SET leaves `pg_temp` leading the server's path, so the unqualified
+        // CREATE makes a temporary view; the gateway cannot know which SET stands.
+        "SET search_path = pg_temp, public;\nBEGIN;\nSET search_path = public;\nROLLBACK;\n",
+        // `nosuch` does not exist and the session's temporary schema does (the table made
+        // first): the server creates in `pg_temp`, the first schema of the path that exists.
+        "CREATE TEMP TABLE warm (x int);\nSET search_path = nosuch, pg_temp, public;\n",
+    ] {
+        let script = format!("{path}{create}");
+        let direct = psql(&db.direct_url(), &["-At"], Some(&script));
+        assert!(
+            stdout(&direct).contains(&ssn),
+            "{path}: directly, the view is temporary and read: {}",
+            stderr(&direct)
+        );
+        let out = psql(&gw.url(&db.name), &["-At"], Some(&script));
+        let (out, err) = (stdout(&out), stderr(&out));
+        assert!(
+            !out.contains(&ssn) && err.contains("airlock"),
+            "{path}: expected the read to be refused: out={out:?} err={err:?}"
+        );
+        assert_eq!(
+            gw.last_decision("SELECT name FROM products;")
+                .decision
+                .action,
+            Action::Hold,
+            "{path}"
+        );
+    }
+}

@@ -186,6 +186,15 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
         return (Facts::unknown("empty statement"), Effect::None, false);
     };
     let text = &sql[first.start..last.end];
+    // A statement this does not read may still rename one of the session's temporary
+    // relations, if it is approved and runs.
+    let renames = || {
+        if cx.temp.is_empty() {
+            Effect::None
+        } else {
+            renaming(sql, toks)
+        }
+    };
     let unparsed = || {
         let (mut kind, flags) = token_kind(sql, toks);
         let mut effect = Effect::None;
@@ -194,8 +203,8 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
                 Some(name) => effect = Effect::Fetch(name),
                 None => kind = Kind::Unknown,
             }
-        } else if !cx.temp.is_empty() {
-            effect = renaming(sql, toks);
+        } else {
+            effect = renames();
         }
         (
             Facts {
@@ -215,7 +224,7 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
                 "{} (expression nested too deeply to inspect)",
                 token_label(sql, toks)
             )),
-            Effect::None,
+            renames(),
             false,
         );
     }
@@ -226,7 +235,7 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
     if !skeletons_agree(sql, toks, &sp_toks) {
         return (
             Facts::unknown(format!("{} (ambiguous tokens)", token_label(sql, toks))),
-            Effect::None,
+            renames(),
             false,
         );
     }

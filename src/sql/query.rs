@@ -331,12 +331,14 @@ pub(crate) fn analyze_select(
 }
 
 /// The relation a `CREATE [TEMP] …` (or `SELECT … INTO [TEMP]`) of `parts` makes in the
-/// session's temporary schema, if it does: asked for as TEMP, named in `pg_temp`, or
-/// unqualified while `pg_temp` leads the search path.
+/// session's temporary schema, if it may: asked for as TEMP, named in `pg_temp`, or
+/// unqualified while `pg_temp` is anywhere in the search path. The server creates in the
+/// first schema of its path that exists, and schemas listed before `pg_temp` may not
+/// (`SET search_path = nosuch, pg_temp, public`), which the snapshot cannot tell for certain.
 pub(crate) fn temp_created(cx: &Ctx<'_>, parts: &[String], temporary: bool) -> Option<TableRef> {
     let name = match parts {
         [.., schema, name] if is_temp_schema(schema) => name,
-        [name] if temporary || cx.path.first().is_some_and(|s| is_temp_schema(s)) => name,
+        [name] if temporary || cx.path.iter().any(|s| is_temp_schema(s)) => name,
         _ => return None,
     };
     Some(TableRef {

@@ -504,6 +504,16 @@ pub(crate) fn resolve_in_session(
                 out.push(facts);
             }
         }
+        // Under another path the server may have, the same statement may make a temporary
+        // relation (an unqualified CREATE while `pg_temp` leads that path) or lose track of
+        // them: what any path's reading does to the temporary names counts.
+        for e in &entries[1..] {
+            match e.effects.as_ref().and_then(|x| x.get(i)) {
+                Some(Effect::CreateTemp(name)) => state.create_temp(name.clone()),
+                Some(Effect::TempUnknown) => state.temp_lost = true,
+                _ => {}
+            }
+        }
         if lost {
             if let Some(last) = out.last_mut() {
                 let flags = last.flags.clone();

@@ -194,18 +194,25 @@ fn creates_temp(cx: &Ctx<'_>, name: &ObjectName, temporary: bool) -> Option<Tabl
     temp_created(cx, &fold_name(name)?, temporary)
 }
 
-/// The temporary relation `RENAME TO new` makes when `old` may be one of the session's: the
-/// new name shadows the catalog's relation of that name from then on, as a CREATE would.
-fn renamed_temp(cx: &Ctx<'_>, old: &ObjectName, new: &ObjectName) -> Option<TableRef> {
-    let old = fold_name(old)?;
+/// What `RENAME TO new` does to the session's temporary relations: when `old` may be one of
+/// them, the new name shadows the catalog's relation of that name from then on, as a CREATE
+/// would. A name that cannot be folded (the statement is held for it anyway, but may be
+/// approved) loses the temporary names rather than guess.
+fn renamed_temp(cx: &Ctx<'_>, old: &ObjectName, new: &ObjectName) -> Effect {
+    let Some(old) = fold_name(old) else {
+        return if cx.temp.is_empty() {
+            Effect::None
+        } else {
+            Effect::TempUnknown
+        };
+    };
     if !is_temp_schema(&cx.relation(&old).schema) {
-        return None;
+        return Effect::None;
     }
-    let name = fold_name(new)?.pop()?;
-    Some(TableRef {
-        schema: "pg_temp".into(),
-        name,
-    })
+    match fold_name(new).and_then(|mut parts| parts.pop()) {
+        Some(name) => Effect::CreateTemp(name),
+        None => Effect::TempUnknown,
+    }
 }
 
 /// Facts with the effect of creating `temp`, when there is one.
@@ -589,16 +596,18 @@ pub(crate) fn classify_statement(
                 } => Some(n),
                 _ => None,
             });
-            let temp = new_name.and_then(|n| renamed_temp(cx, &at.name, n));
-            with_temp(build(Kind::Ddl, src.label(), acc, &[]), temp)
+            let effect = new_name.map_or(Effect::None, |n| renamed_temp(cx, &at.name, n));
+            (build(Kind::Ddl, src.label(), acc, &[]), effect)
         }
         Statement::AlterIndex {
             name,
             operation: AlterIndexOperation::RenameIndex { index_name },
         } => {
             // PostgreSQL renames any relation this way, a table or a view included.
-            let temp = renamed_temp(cx, name, index_name);
-            with_temp(simple(Kind::Ddl, src.label()), temp)
+            (
+                simple(Kind::Ddl, src.label()),
+                renamed_temp(cx, name, index_name),
+            )
         }
         Statement::Comment { .. }
         | Statement::CreateSchema { .. }

@@ -290,8 +290,35 @@ fn a_temporary_relation_renamed_to_a_catalog_name_shadows_it() {
             .statements[0];
         assert_eq!(f.kind, Kind::Unknown, "{rename}: {}", f.label);
     }
-    // A RENAME whose new name the tokens do not end with: nothing can be resolved.
-    let f = orders_after(&c, &[made, "ALTER VIEW x RENAME COLUMN name TO nom"]);
+    // A RENAME whose new name cannot be read: nothing can be resolved.
+    for rename in [
+        "ALTER VIEW x RENAME COLUMN name TO nom",
+        "ALTER TABLE x RENAME TO U&\"pr\\006Fducts\"",
+        "ALTER VIEW x RENAME TO U&\"pr\\006Fducts\"",
+    ] {
+        let f = orders_after(&c, &[made, rename]);
+        assert_eq!(f.kind, Kind::Unknown, "{rename}: {}", f.label);
+    }
+    // A CREATE that makes a temporary relation under only one of the paths the server may
+    // have (a SET that a ROLLBACK may have undone) counts.
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "SET search_path = pg_temp, public");
+    c.classify_in_session(&mut s, "SET search_path = public");
+    c.classify_in_session(
+        &mut s,
+        "CREATE VIEW products AS SELECT id, ssn AS name FROM customers",
+    );
+    let f = &c
+        .classify_in_session(&mut s, "SELECT name FROM products")
+        .statements[0];
+    assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
+    // Nor need `pg_temp` lead the path: the server creates in the first schema that exists.
+    let mut s = SessionSqlState::new(c.catalog());
+    c.classify_in_session(&mut s, "SET search_path = nosuch, pg_temp, public");
+    c.classify_in_session(&mut s, "CREATE VIEW products AS SELECT 1 AS name");
+    let f = &c
+        .classify_in_session(&mut s, "SELECT name FROM products")
+        .statements[0];
     assert_eq!(f.kind, Kind::Unknown, "{}", f.label);
     // Without temporary relations, or renaming the catalog's own, a rename shadows nothing.
     for texts in [
