@@ -544,3 +544,30 @@ fn a_temporary_view_made_under_a_path_the_gateway_is_unsure_of_is_held() {
         );
     }
 }
+
+#[test]
+fn a_statement_prepared_before_a_temporary_view_shadows_its_table_is_held() {
+    let db = TestDb::new("schema_prep_temp");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
+    let ssn = ssn.trim().to_owned();
+    let (_dir, gw) = demo_gateway(|text| text.replace("ddl = \"hold\"", "ddl = \"allow\""));
+    // The session's first temporary object changes its search path, so the server analyses
+    // `q` again at EXECUTE and finds the temporary view.
+    let script = "PREPARE q AS SELECT name FROM products;\n\
+                  CREATE TEMP VIEW products AS SELECT id, upper(ssn) AS name FROM customers;\n\
+                  EXECUTE q;\n";
+    let direct = psql(&db.direct_url(), &["-At"], Some(script));
+    assert!(
+        stdout(&direct).contains(&ssn),
+        "directly, EXECUTE reads the temporary view: {}",
+        stderr(&direct)
+    );
+    let out = psql(&gw.url(&db.name), &["-At"], Some(script));
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert!(
+        !out.contains(&ssn) && err.contains("airlock"),
+        "expected EXECUTE to be refused: out={out:?} err={err:?}"
+    );
+    assert_eq!(gw.last_decision("EXECUTE q;").decision.action, Action::Hold);
+}

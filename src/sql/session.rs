@@ -85,6 +85,11 @@ pub struct Candidate {
     /// When it was (last) classified; see [`Deferred`].
     pub stamp: u64,
     pub facts: Facts,
+    /// The paths its names were resolved under ([`SessionSqlState::candidates`]). The server
+    /// analyses a prepared statement again at EXECUTE when its search path has changed since
+    /// (making the session's first temporary object changes it too), so these facts only
+    /// hold for an EXECUTE while every path the server may have is one of these.
+    pub paths: Vec<Vec<String>>,
 }
 
 /// An effect waiting for the server to confirm it ran. `upto` is the state's stamp when it was
@@ -282,26 +287,40 @@ impl SessionSqlState {
         }
     }
 
-    fn prepare(&mut self, name: &str, facts: Facts) {
+    fn prepare(&mut self, name: &str, facts: Facts, paths: Vec<Vec<String>>) {
         let stamp = self.next_stamp();
         let candidates = self.prepared.entry(name.to_owned()).or_default();
         // A definition seen again is as new as its latest PREPARE.
-        candidates.retain(|c| c.facts != facts);
-        candidates.push(Candidate { stamp, facts });
+        candidates.retain(|c| c.facts != facts || c.paths != paths);
+        candidates.push(Candidate {
+            stamp,
+            facts,
+            paths: paths.clone(),
+        });
         if candidates.len() > MAX_CANDIDATES {
             *candidates = vec![Candidate {
                 stamp,
                 facts: Facts::unknown(format!("prepared statement {name} redefined too often")),
+                paths,
             }];
         }
     }
 
     fn execute(&self, name: &str, params: &Facts, wrap: Wrap) -> Facts {
+        let now = self.candidates();
         let mut f = match self.prepared.get(name) {
             None => Facts::unknown(format!(
                 "EXECUTE {} (not prepared in this session)",
                 safe_name(name)
             )),
+            // Whichever path the server has now, its facts must be among those merged.
+            Some(c) if c.iter().any(|c| now.iter().any(|p| !c.paths.contains(p))) => {
+                Facts::unknown(format!(
+                "EXECUTE {} (prepared under another search_path, or before temporary relations \
+                 were made: the server analyses it again)",
+                    safe_name(name)
+                ))
+            }
             Some(c) => {
                 let merged = merge(c.iter().map(|c| &c.facts));
                 Facts {
@@ -443,7 +462,7 @@ pub(crate) fn resolve_in_session(
                         all.push((**inner).clone());
                     }
                 }
-                state.prepare(&name, merge(&all));
+                state.prepare(&name, merge(&all), before.clone());
                 out.push(facts);
             }
             Effect::Execute { name, params, wrap } => {

@@ -384,6 +384,30 @@ fn prepare_under_an_uncertain_path_covers_every_path() {
 }
 
 #[test]
+fn execute_after_the_path_changed_is_unknown() {
+    // The server analyses a prepared statement again under the path it has at EXECUTE.
+    let c = classifier();
+    for between in [
+        "SET search_path = app, public",
+        "CREATE TEMP VIEW products AS SELECT 1 AS name",
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        c.classify_in_session(&mut s, "PREPARE q AS SELECT name FROM products");
+        let e = c.classify_in_session(&mut s, "EXECUTE q");
+        assert_eq!(e.statements[0].kind, Kind::Read, "{between}");
+        c.classify_in_session(&mut s, between);
+        let e = c.classify_in_session(&mut s, "EXECUTE q");
+        assert_eq!(e.statements[0].kind, Kind::Unknown, "{between}");
+        // Prepared again under the new path, it is known again.
+        c.classify_in_session(&mut s, "DEALLOCATE q");
+        confirm_all(&mut s);
+        c.classify_in_session(&mut s, "PREPARE q AS SELECT id FROM orders");
+        let e = c.classify_in_session(&mut s, "EXECUTE q");
+        assert_eq!(e.statements[0].kind, Kind::Read, "{between}");
+    }
+}
+
+#[test]
 fn declared_cursor_names_are_kept_until_closed() {
     let c = classifier();
     let mut s = SessionSqlState::new(c.catalog());
