@@ -437,18 +437,48 @@ fn user_in_a_search_path_is_the_upstream_roles_schema() {
     );
 }
 
-#[test]
-fn a_session_with_more_temporary_relations_than_it_can_track_is_held() {
-    // A policy that lets the agent make temporary objects (DDL allowed) but holds what it
-    // cannot classify.
-    let db = TestDb::new("schema_temp");
+/// A database with the demo schema, a gateway whose policy lets the agent make (temporary)
+/// objects (DDL allowed) and change `search_path` but holds what it cannot classify, and the
+/// first customer's SSN.
+fn temp_setup(label: &str) -> (TestDb, tempfile::TempDir, Gw, String) {
+    let db = TestDb::new(label);
     db.exec(airlock::demo::DEMO_SCHEMA);
-    let ssn = db.exec("SELECT ssn FROM customers ORDER BY id LIMIT 1");
+    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
     let ssn = ssn.trim().to_owned();
-    let (_dir, gw) = demo_gateway(|text| {
+    assert!(!ssn.is_empty());
+    let (dir, gw) = demo_gateway(|text| {
         assert!(text.contains("ddl = \"hold\""));
         text.replace("ddl = \"hold\"", "ddl = \"allow\"")
+            + "\n[session]\nallowed_settings = [\"search_path\", \"application_name\"]\n"
     });
+    (db, dir, gw, ssn)
+}
+
+/// `script`, one psql session, returns `ssn` directly on the server; sent by the agent, its
+/// statement `last` is refused and audited as a hold, and no SSN comes back.
+fn refused_in_one_session(gw: &Gw, db: &TestDb, script: &str, last: &str, ssn: &str) {
+    let direct = psql(&db.direct_url(), &["-At"], Some(script));
+    assert!(
+        stdout(&direct).contains(ssn),
+        "directly, the script reads the SSNs: {script}\n{}",
+        stderr(&direct)
+    );
+    let out = psql(&gw.url(&db.name), &["-At"], Some(script));
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert!(
+        !out.contains(ssn) && err.contains("airlock"),
+        "expected {last:?} to be refused: {script}\nout={out:?} err={err:?}"
+    );
+    assert_eq!(
+        gw.last_decision(last).decision.action,
+        Action::Hold,
+        "{script}"
+    );
+}
+
+#[test]
+fn a_session_with_more_temporary_relations_than_it_can_track_is_held() {
+    let (db, _dir, gw, ssn) = temp_setup("schema_temp");
     // One session: 70 temporary tables, then a temporary `products` over SSNs, which
     // shadows the public one for an unqualified name.
     let mut script = String::new();
@@ -457,26 +487,15 @@ fn a_session_with_more_temporary_relations_than_it_can_track_is_held() {
     }
     script.push_str("CREATE TEMP VIEW products AS SELECT id, ssn AS name FROM customers;\n");
     script.push_str("SELECT name FROM products;\n");
-    let out = psql(&gw.url(&db.name), &["-At"], Some(&script));
-    let (out, err) = (stdout(&out), stderr(&out));
-    assert!(
-        !out.contains(&ssn) && err.contains("airlock"),
-        "expected the read to be refused: out={out:?} err={err:?}"
-    );
-    let d = gw.last_decision("SELECT name FROM products;");
-    assert_eq!(d.decision.action, Action::Hold);
-    // The same without the temporary view reads the public table: the tables were made.
+    refused_in_one_session(&gw, &db, &script, "SELECT name FROM products;", &ssn);
+    // In a session of its own, `products` is the catalog's table.
     let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM products");
     assert_eq!(out.trim_end(), "20", "{err}");
 }
 
 #[test]
 fn a_temporary_view_renamed_to_a_catalog_name_is_held() {
-    let db = TestDb::new("schema_rename");
-    db.exec(airlock::demo::DEMO_SCHEMA);
-    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
-    let ssn = ssn.trim().to_owned();
-    let (_dir, gw) = demo_gateway(|text| text.replace("ddl = \"hold\"", "ddl = \"allow\""));
+    let (db, _dir, gw, ssn) = temp_setup("schema_rename");
     // `upper(ssn)` is an expression: its result column names no table, so only the decision
     // stands between the SSNs and the agent. sqlparser reads `ALTER TABLE … RENAME` but not
     // `ALTER VIEW … RENAME`.
@@ -488,30 +507,13 @@ fn a_temporary_view_renamed_to_a_catalog_name_is_held() {
             "CREATE TEMP VIEW x AS SELECT id, upper(ssn) AS name FROM customers;\n\
              {rename};\nSELECT name FROM products;\n"
         );
-        let out = psql(&gw.url(&db.name), &["-At"], Some(&script));
-        let (out, err) = (stdout(&out), stderr(&out));
-        assert!(
-            !out.contains(&ssn) && err.contains("airlock"),
-            "{rename}: expected the read to be refused: out={out:?} err={err:?}"
-        );
-        let d = gw.last_decision("SELECT name FROM products;");
-        assert_eq!(d.decision.action, Action::Hold, "{rename}");
+        refused_in_one_session(&gw, &db, &script, "SELECT name FROM products;", &ssn);
     }
-    // In a session of its own, `products` is the catalog's table.
-    let (out, err) = agent_sql(&gw, &db, "SELECT count(*) FROM products");
-    assert_eq!(out.trim_end(), "20", "{err}");
 }
 
 #[test]
 fn a_temporary_view_made_under_a_path_the_gateway_is_unsure_of_is_held() {
-    let db = TestDb::new("schema_tmp_path");
-    db.exec(airlock::demo::DEMO_SCHEMA);
-    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
-    let ssn = ssn.trim().to_owned();
-    let (_dir, gw) = demo_gateway(|text| {
-        text.replace("ddl = \"hold\"", "ddl = \"allow\"")
-            + "\n[session]\nallowed_settings = [\"search_path\", \"application_name\"]\n"
-    });
+    let (db, _dir, gw, ssn) = temp_setup("schema_tmp_path");
     let create = "CREATE VIEW products AS SELECT id, upper(ssn) AS name FROM customers;\n\
                   SELECT name FROM products;\n";
     for path in [
@@ -523,51 +525,17 @@ fn a_temporary_view_made_under_a_path_the_gateway_is_unsure_of_is_held() {
         "CREATE TEMP TABLE warm (x int);\nSET search_path = nosuch, pg_temp, public;\n",
     ] {
         let script = format!("{path}{create}");
-        let direct = psql(&db.direct_url(), &["-At"], Some(&script));
-        assert!(
-            stdout(&direct).contains(&ssn),
-            "{path}: directly, the view is temporary and read: {}",
-            stderr(&direct)
-        );
-        let out = psql(&gw.url(&db.name), &["-At"], Some(&script));
-        let (out, err) = (stdout(&out), stderr(&out));
-        assert!(
-            !out.contains(&ssn) && err.contains("airlock"),
-            "{path}: expected the read to be refused: out={out:?} err={err:?}"
-        );
-        assert_eq!(
-            gw.last_decision("SELECT name FROM products;")
-                .decision
-                .action,
-            Action::Hold,
-            "{path}"
-        );
+        refused_in_one_session(&gw, &db, &script, "SELECT name FROM products;", &ssn);
     }
 }
 
 #[test]
 fn a_statement_prepared_before_a_temporary_view_shadows_its_table_is_held() {
-    let db = TestDb::new("schema_prep_temp");
-    db.exec(airlock::demo::DEMO_SCHEMA);
-    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
-    let ssn = ssn.trim().to_owned();
-    let (_dir, gw) = demo_gateway(|text| text.replace("ddl = \"hold\"", "ddl = \"allow\""));
+    let (db, _dir, gw, ssn) = temp_setup("schema_prep_temp");
     // The session's first temporary object changes its search path, so the server analyses
     // `q` again at EXECUTE and finds the temporary view.
     let script = "PREPARE q AS SELECT name FROM products;\n\
                   CREATE TEMP VIEW products AS SELECT id, upper(ssn) AS name FROM customers;\n\
                   EXECUTE q;\n";
-    let direct = psql(&db.direct_url(), &["-At"], Some(script));
-    assert!(
-        stdout(&direct).contains(&ssn),
-        "directly, EXECUTE reads the temporary view: {}",
-        stderr(&direct)
-    );
-    let out = psql(&gw.url(&db.name), &["-At"], Some(script));
-    let (out, err) = (stdout(&out), stderr(&out));
-    assert!(
-        !out.contains(&ssn) && err.contains("airlock"),
-        "expected EXECUTE to be refused: out={out:?} err={err:?}"
-    );
-    assert_eq!(gw.last_decision("EXECUTE q;").decision.action, Action::Hold);
+    refused_in_one_session(&gw, &db, script, "EXECUTE q;", &ssn);
 }
