@@ -80,12 +80,20 @@ fn output_columns(d: &airlock::audit::DecisionEntry) -> Vec<String> {
 /// A gateway with the demo policy as `edit` changes it (alice denies every hold); the
 /// directory holds the policy file.
 fn demo_gateway(edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, Gw) {
+    demo_gateway_approving(edit, |_| false)
+}
+
+/// As [`demo_gateway`], with alice approving the holds whose SQL `approve` accepts.
+fn demo_gateway_approving(
+    edit: impl FnOnce(String) -> String,
+    approve: fn(&str) -> bool,
+) -> (tempfile::TempDir, Gw) {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
     let text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
     std::fs::write(&policy, edit(text)).unwrap();
     let gw = Gw::start(|c| c.policy.path = policy.clone());
-    gw.auto_deny("alice");
+    gw.auto_decide("alice", approve);
     (dir, gw)
 }
 
@@ -538,4 +546,29 @@ fn a_statement_prepared_before_a_temporary_view_shadows_its_table_is_held() {
                   CREATE TEMP VIEW products AS SELECT id, upper(ssn) AS name FROM customers;\n\
                   EXECUTE q;\n";
     refused_in_one_session(&gw, &db, script, "EXECUTE q;", &ssn);
+}
+
+#[test]
+fn create_table_as_execute_is_held_and_its_temporary_table_tracked() {
+    let db = TestDb::new("schema_ctas_exec");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let email = db.exec("SELECT email FROM customers ORDER BY id LIMIT 1");
+    let email = email.trim().to_owned();
+    // The preparation of an export is approved (which approves the preparation, not its
+    // runs); everything else held is denied.
+    let (_dir, gw) = demo_gateway_approving(
+        |text| text.replace("ddl = \"hold\"", "ddl = \"allow\""),
+        |sql| sql.starts_with("PREPARE"),
+    );
+    let script = "PREPARE q AS SELECT email AS name FROM customers;\n\
+                  CREATE TEMP TABLE products AS EXECUTE q;\n\
+                  SELECT name FROM products;\n";
+    refused_in_one_session(&gw, &db, script, "SELECT name FROM products;", &email);
+    // The copy itself was held as unknown (and denied), not let through as a plain CREATE.
+    let d = gw.last_decision("CREATE TEMP TABLE products AS EXECUTE q;");
+    assert_eq!(d.decision.action, Action::Hold);
+    assert!(d
+        .facts
+        .iter()
+        .all(|f| f.kind == airlock::sql::Kind::Unknown));
 }

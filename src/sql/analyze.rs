@@ -18,6 +18,7 @@ use super::depth::too_deep;
 use super::implied::{add_implied, operators};
 use super::label::{last_name, token_kind, token_label};
 use super::lexer::{lex, Lexed, Tok, TokKind};
+use super::names::is_temp_schema;
 use super::scope::Ctx;
 use super::secret::{redact, redact_raw, redact_statements};
 use super::statement::{classify_statement, Effect, Source};
@@ -196,13 +197,19 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
         }
     };
     let unparsed = || {
-        let (mut kind, flags) = token_kind(sql, toks);
+        let (mut kind, mut flags) = token_kind(sql, toks);
         let mut effect = Effect::None;
         if first.text(sql).eq_ignore_ascii_case("fetch") {
             match last_name(sql, toks) {
                 Some(name) => effect = Effect::Fetch(name),
                 None => kind = Kind::Unknown,
             }
+        } else if let Some(created) = created_from_execute(cx, sql, toks) {
+            // `CREATE TABLE t AS EXECUTE q` copies what a prepared statement returns, which
+            // sqlparser does not read: held as unknown, never as a plain CREATE.
+            kind = Kind::Unknown;
+            flags.creates_table = true;
+            effect = created;
         } else {
             effect = renames();
         }
@@ -263,6 +270,28 @@ fn classify_chunk(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> (Facts, Effect, bool
     }
     cx.marks.clear();
     (facts, effect, true)
+}
+
+/// For `CREATE [TEMP] TABLE name AS EXECUTE q`, what it does to the session's temporary
+/// relations (`Effect::None` for a table made elsewhere); None for any other statement.
+fn created_from_execute(cx: &Ctx<'_>, sql: &str, toks: &[Tok]) -> Option<Effect> {
+    let is = |t: &Tok, w: &str| t.kind == TokKind::Word && t.text(sql).eq_ignore_ascii_case(w);
+    let at = toks
+        .windows(2)
+        .position(|w| is(&w[0], "as") && is(&w[1], "execute"))?;
+    let head = &toks[..at];
+    let temp = head.iter().any(|t| {
+        is(t, "temp") || is(t, "temporary") || t.text(sql).to_ascii_lowercase().contains("pg_temp")
+    }) || cx.path.iter().any(|s| is_temp_schema(s));
+    if !temp {
+        return Some(Effect::None);
+    }
+    // The name before AS, unqualified: anything else loses the temporary names.
+    let qualified = head.len() >= 2 && head[head.len() - 2].text(sql) == ".";
+    Some(match last_name(sql, head) {
+        Some(name) if !qualified => Effect::CreateTemp(name),
+        _ => Effect::TempUnknown,
+    })
 }
 
 /// What an unread statement may do to the session's temporary relations: `… RENAME TO name`

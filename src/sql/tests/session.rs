@@ -408,6 +408,34 @@ fn execute_after_the_path_changed_is_unknown() {
 }
 
 #[test]
+fn create_table_as_execute_is_unknown_and_tracks_a_temporary_table() {
+    // sqlparser does not read `CREATE TABLE … AS EXECUTE`: it copies what the prepared
+    // statement returns, so it is never a plain CREATE.
+    let c = classifier();
+    let prep = "PREPARE q AS SELECT ssn AS name FROM customers";
+    for (create, shadows) in [
+        ("CREATE TEMP TABLE products AS EXECUTE q", true),
+        (
+            "CREATE TEMPORARY TABLE IF NOT EXISTS products AS EXECUTE q",
+            true,
+        ),
+        ("CREATE TABLE pg_temp.products AS EXECUTE q", true),
+        ("CREATE TABLE copy AS EXECUTE q", false),
+    ] {
+        let mut s = SessionSqlState::new(c.catalog());
+        c.classify_in_session(&mut s, prep);
+        let f = &c.classify_in_session(&mut s, create).statements[0];
+        assert_eq!(f.kind, Kind::Unknown, "{create}");
+        assert!(f.flags.creates_table, "{create}");
+        let f = &c
+            .classify_in_session(&mut s, "SELECT name FROM products")
+            .statements[0];
+        let expected = if shadows { Kind::Unknown } else { Kind::Read };
+        assert_eq!(f.kind, expected, "{create}: {}", f.label);
+    }
+}
+
+#[test]
 fn declared_cursor_names_are_kept_until_closed() {
     let c = classifier();
     let mut s = SessionSqlState::new(c.catalog());
