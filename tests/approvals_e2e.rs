@@ -285,3 +285,102 @@ async fn cancel_withdraws_the_request() {
     assert_eq!(view.state, RequestState::Withdrawn);
     assert_eq!(db.exec("SELECT count(*) FROM orders").trim(), "200");
 }
+
+/// An approval covers the statement the approver saw, not its text: the same text that means
+/// something else in another session (here a temporary view shadows the table it read) neither
+/// re-attaches to the pending request nor runs on the grant its approval left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_does_not_cover_the_same_text_reading_something_else() {
+    let db = demo_db("e2e_grant_facts");
+    let ssn = db.exec("SELECT upper(ssn) FROM customers ORDER BY id LIMIT 1");
+    let ssn = ssn.trim().to_owned();
+    assert!(!ssn.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    assert!(text.contains("ddl = \"hold\"") && text.contains("hold_timeout_secs = 300"));
+    let text = text
+        .replace("ddl = \"hold\"", "ddl = \"allow\"")
+        .replace("hold_timeout_secs = 300", "hold_timeout_secs = 1")
+        + "\n[[rule]]\nid = \"products-need-a-look\"\naction = \"hold\"\n\
+           tables = [\"public.products\"]\nreason = \"product reads are looked at\"\n";
+    std::fs::write(&policy, text).unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    let admin = AdminServer::start_with(gw.gateway.registry.clone(), &["alice"]).await;
+    let url = gw.url(&db.name);
+    let sql = "SELECT name FROM products";
+    // A session that reads the view, the statement with the same text: directly, the SSNs.
+    let shadowed = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            let out = psql(
+                &url,
+                &[
+                    "-At",
+                    "-c",
+                    "CREATE TEMP VIEW products AS SELECT id, upper(ssn) AS name FROM customers",
+                    "-c",
+                    "SELECT name FROM products",
+                ],
+                None,
+            );
+            (stdout(&out), stderr(&out))
+        })
+    };
+    let (out, _) = shadowed(db.direct_url()).await.unwrap();
+    assert!(
+        out.contains(&ssn),
+        "directly, the text reads the SSNs: {out}"
+    );
+    let requests = |gw: &Gw| {
+        let registry = gw.gateway.registry.clone();
+        async move {
+            registry
+                .list(ListFilter::All)
+                .await
+                .into_iter()
+                .filter(|v| v.sql == sql)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // The plain read is held, and the client gives up: the request stays approvable.
+    let (ok, _, err) = finish(spawn_psql(&url, sql)).await;
+    assert!(!ok && err.contains("was not decided in time"), "{err}");
+    let first = requests(&gw).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].facts.tables, ["public.products"]);
+
+    // The same text over the view does not re-attach to it: it is a request of its own.
+    let (out, err) = shadowed(url.clone()).await.unwrap();
+    assert!(!out.contains(&ssn), "no SSN before any approval: {out}");
+    assert!(err.contains("was not decided in time"), "{err}");
+    let both = requests(&gw).await;
+    assert_eq!(both.len(), 2, "{both:#?}");
+    let second = both.iter().find(|v| v.id != first[0].id).unwrap();
+    assert_eq!(second.facts.kinds, [airlock::sql::Kind::Unknown]);
+
+    // Approving the plain read leaves a grant for it; the view's read does not run on it.
+    let status = post(
+        &format!("{}/api/approvals/{}/approve", admin.url, first[0].id),
+        "alice",
+        serde_json::json!({}),
+    )
+    .await;
+    assert!(status.is_success());
+    let (out, err) = shadowed(url.clone()).await.unwrap();
+    assert!(
+        !out.contains(&ssn),
+        "the grant for the plain read ran the read of the view: {out}"
+    );
+    assert!(err.contains("was not decided in time"), "{err}");
+    // The grant is still there for what was approved, and runs it once.
+    let (ok, out, err) = finish(spawn_psql(&url, sql)).await;
+    assert!(ok, "{err}");
+    assert!(!err.contains("held for approval"), "{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("Product ")).count(),
+        20,
+        "{out}"
+    );
+    admin.stop().await;
+}

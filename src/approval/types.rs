@@ -59,7 +59,7 @@ impl Binding {
     /// [`BindingBuilder::sql`] and [`BindingBuilder::param`] in order.
     pub fn builder(database: &str, requester: &str) -> BindingBuilder {
         let mut hasher = Sha256::new();
-        hasher.update(b"airlock-binding-v1");
+        hasher.update(b"airlock-binding-v2");
         BindingBuilder {
             database: database.to_owned(),
             requester: requester.to_owned(),

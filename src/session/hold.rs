@@ -14,8 +14,10 @@ use crate::approval::{
     Outcome, Registry, WithdrawReason,
 };
 use crate::audit::SessionInfo;
+use crate::policy::{Action, Decision};
 use crate::protocol::messages::{self, PgError};
 use crate::protocol::sqlstate;
+use crate::sql::Facts;
 
 /// What a session needs to hold statements.
 #[derive(Clone)]
@@ -25,8 +27,14 @@ pub struct HoldContext {
     pub public_url: String,
 }
 
-/// The exact identity of a batch: what an approval (or a grant) is bound to.
-pub fn binding(unit: &Unit, info: &SessionInfo) -> Binding {
+/// The exact identity of a batch, and of what approvers were shown of it: what an approval
+/// (or a grant, or a re-run re-attaching to a pending request) is bound to.
+///
+/// The text alone is not enough: the same text can read something else in another session
+/// (a temporary relation, a prepared statement or a search path of its own), so the
+/// classification of every statement and the policy's decision over it are part of the
+/// identity. A re-run that the gateway now judges differently is a new request.
+pub fn binding(unit: &Unit, info: &SessionInfo, facts: &[Facts], decision: &Decision) -> Binding {
     let mut b = Binding::builder(&info.database, &info.user);
     match unit {
         Unit::Simple { text } => b = b.sql(text.trim()),
@@ -45,7 +53,42 @@ pub fn binding(unit: &Unit, info: &SessionInfo) -> Binding {
             }
         }
     }
-    b.build()
+    b.extra(b'J', &judged(facts, decision)).build()
+}
+
+/// What approvers are shown of a batch beyond its text, serialized: each statement's facts
+/// and the decision's action, rule, reason, rewrite, quorum, approvers and PII columns.
+/// Where the rule is written and how long a client waits are left out: editing the policy
+/// file elsewhere, or a hold timeout, does not change what was approved.
+fn judged(facts: &[Facts], decision: &Decision) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Judged<'a> {
+        facts: &'a [Facts],
+        action: Action,
+        rule_id: &'a str,
+        reason: &'a str,
+        rewritten: Option<&'a str>,
+        quorum: u32,
+        approvers: &'a [String],
+        pii_columns: &'a [String],
+    }
+    let judged = Judged {
+        facts,
+        action: decision.action,
+        rule_id: &decision.rule_id,
+        reason: &decision.reason,
+        rewritten: decision.rewritten.as_deref(),
+        quorum: decision.quorum,
+        approvers: &decision.approvers,
+        pii_columns: &decision.pii_columns,
+    };
+    // Facts and decisions are plain data; should serializing ever fail, a fresh random
+    // value makes the binding match nothing rather than everything with the same text.
+    serde_json::to_vec(&judged).unwrap_or_else(|_| {
+        let mut noise = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut noise);
+        noise.to_vec()
+    })
 }
 
 /// The declared type of every bound parameter of `unit`, statement after statement as the
@@ -100,7 +143,7 @@ pub async fn hold(
             ),
         );
     };
-    let binding = binding(unit, info);
+    let binding = binding(unit, info, &classified.statements, &decision);
     if ctx.registry.take_grant(&binding, &id).await.is_some() {
         return UnitDecision::Forward {
             decision_id,
@@ -254,6 +297,11 @@ mod tests {
     use super::*;
     use crate::session::gate::ExtStatement;
 
+    /// The binding of `unit` with no facts and a fail-closed decision.
+    fn bind(unit: &Unit, info: &SessionInfo) -> Binding {
+        binding(unit, info, &[], &Decision::fail_closed("test"))
+    }
+
     fn one(params: &[Option<&str>], binary: &[bool]) -> Unit {
         Unit::Extended {
             statements: vec![ExtStatement {
@@ -276,10 +324,10 @@ mod tests {
             database: "demo".into(),
             ..SessionInfo::default()
         };
-        let text = binding(&one(&[Some("\\x41")], &[false]), &info);
-        let binary = binding(&one(&[Some("\\x41")], &[true]), &info);
+        let text = bind(&one(&[Some("\\x41")], &[false]), &info);
+        let binary = bind(&one(&[Some("\\x41")], &[true]), &info);
         assert_ne!(text.digest_hex(), binary.digest_hex());
-        let again = binding(&one(&[Some("\\x41")], &[true]), &info);
+        let again = bind(&one(&[Some("\\x41")], &[true]), &info);
         assert_eq!(binary.digest_hex(), again.digest_hex());
         // Two runs are another batch than one.
         let twice = Unit::Extended {
@@ -291,8 +339,8 @@ mod tests {
                 })
                 .collect(),
         };
-        let last_only = binding(&one(&[Some("2")], &[false]), &info);
-        assert_ne!(binding(&twice, &info).digest_hex(), last_only.digest_hex());
+        let last_only = bind(&one(&[Some("2")], &[false]), &info);
+        assert_ne!(bind(&twice, &info).digest_hex(), last_only.digest_hex());
     }
 
     /// Declared parameter types pick the overload a call runs: another typing of the same
@@ -309,7 +357,7 @@ mod tests {
             if let Unit::Extended { statements } = &mut u {
                 statements[0].types = types.to_vec();
             }
-            binding(&u, &info).digest_hex()
+            bind(&u, &info).digest_hex()
         };
         assert_ne!(typed(&[25]), typed(&[23]));
         assert_ne!(typed(&[25]), typed(&[]));
@@ -367,9 +415,62 @@ mod tests {
         };
         assert_eq!(shown(&a), shown(&b));
         assert_eq!(shown(&a), [Some("host=h password='***'".to_owned())]);
-        assert_ne!(
-            binding(&a, &info).digest_hex(),
-            binding(&b, &info).digest_hex()
-        );
+        assert_ne!(bind(&a, &info).digest_hex(), bind(&b, &info).digest_hex());
+    }
+
+    /// The same text judged otherwise (other facts, another rule, quorum or approvers) is
+    /// another batch; where the rule is written and the hold timeout are not part of it.
+    #[test]
+    fn what_approvers_were_shown_is_bound() {
+        let info = SessionInfo {
+            user: "agent".into(),
+            database: "demo".into(),
+            ..SessionInfo::default()
+        };
+        let unit = Unit::Simple {
+            text: "SELECT name FROM products".into(),
+        };
+        let read = crate::sql::Facts {
+            kind: crate::sql::Kind::Read,
+            label: "SELECT".into(),
+            ..crate::sql::Facts::unknown("SELECT")
+        };
+        let decision = Decision {
+            action: Action::Hold,
+            rule_id: "products".into(),
+            rule_source: "policy.toml:1".into(),
+            reason: "looked at".into(),
+            rewritten: None,
+            hold_timeout: Some(std::time::Duration::from_secs(1)),
+            quorum: 1,
+            approvers: vec!["alice".into()],
+            pii_columns: Vec::new(),
+        };
+        let digest = |facts: &[crate::sql::Facts], d: &Decision| {
+            binding(&unit, &info, facts, d).digest_hex()
+        };
+        let base = digest(std::slice::from_ref(&read), &decision);
+        assert_eq!(base, digest(std::slice::from_ref(&read), &decision.clone()));
+        let unknown = crate::sql::Facts::unknown("SELECT");
+        assert_ne!(base, digest(&[unknown], &decision));
+        assert_ne!(base, digest(&[], &decision));
+        let changed: [fn(&mut Decision); 5] = [
+            |d| d.rule_id = "default.unknown".into(),
+            |d| d.reason = "other".into(),
+            |d| d.quorum = 2,
+            |d| d.approvers.push("bob".into()),
+            |d| d.pii_columns.push("public.customers.ssn".into()),
+        ];
+        for change in changed {
+            let mut d = decision.clone();
+            change(&mut d);
+            assert_ne!(base, digest(std::slice::from_ref(&read), &d), "{d:?}");
+        }
+        let moved = Decision {
+            rule_source: "policy.toml:9".into(),
+            hold_timeout: Some(std::time::Duration::from_secs(60)),
+            ..decision.clone()
+        };
+        assert_eq!(base, digest(std::slice::from_ref(&read), &moved));
     }
 }
