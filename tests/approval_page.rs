@@ -207,3 +207,72 @@ async fn hidden_characters_are_shown_as_escapes() {
     .expect("browser steps");
     server.stop().await;
 }
+
+/// The statement is coloured where PostgreSQL's lexer ends its tokens, so code cannot pass
+/// for a string or a comment: a backslash does not escape a quote in a plain '…' string, a
+/// `--` comment ends at a lone CR, block comments nest. A plain string with a backslash also
+/// shows a warning, since a server configured with standard_conforming_strings off reads it
+/// otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_is_coloured_as_the_server_reads_it() {
+    let server = AdminServer::start(&["alice"]).await;
+    let cases = [
+        // (statement, keywords that must be painted as code, warning shown)
+        (
+            "SELECT 'C:\\tmp\\' ; DROP TABLE orders; -- ' AS dir;",
+            &["SELECT", "DROP", "TABLE"][..],
+            true,
+        ),
+        (
+            "SELECT 1; -- tidy up\rALTER TABLE customers ADD COLUMN n3 text;",
+            &["SELECT", "ALTER", "TABLE", "ADD", "COLUMN"][..],
+            false,
+        ),
+        (
+            "/* a /* nested */ still a comment */ DELETE FROM orders WHERE e'it\\'s' = $q$'$q$",
+            &["DELETE", "FROM", "WHERE"][..],
+            false,
+        ),
+    ];
+    let mut links = Vec::new();
+    for (sql, _, _) in &cases {
+        let (id, _waiter) = server
+            .registry
+            .submit(hold("agent", sql, &["alice"]))
+            .await
+            .unwrap();
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
+        links.push(format!("{}/approvals/{}?exp={exp}&sig={sig}", server.url, id));
+    }
+
+    tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch();
+        for ((sql, keywords, warned), link) in cases.iter().zip(&links) {
+            b.navigate(link);
+            b.wait_for(&visible("request-section"), "the read-only request");
+            let painted = b.eval(
+                "Array.from(document.querySelectorAll('#sql span.kw')).map(s => s.textContent)",
+            );
+            let painted: Vec<String> = serde_json::from_value(painted).unwrap();
+            assert_eq!(painted, *keywords, "{sql:?}");
+            let hidden = b.eval(
+                "Array.from(document.querySelectorAll('#sql span.str, #sql span.cmt')) \
+                 .map(s => s.textContent).join(' ')",
+            );
+            let hidden = hidden.as_str().unwrap().to_owned();
+            for k in *keywords {
+                assert!(!hidden.contains(k), "{k} painted as a string or comment: {hidden}");
+            }
+            assert_eq!(b.eval(&visible("sql-warning")), *warned, "{sql:?}");
+            assert!(b.page_errors.is_empty(), "page errors: {:?}", b.page_errors);
+        }
+    })
+    .await
+    .expect("browser steps");
+    server.stop().await;
+}

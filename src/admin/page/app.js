@@ -41,47 +41,115 @@
     "security definer invoker system reset show true false asc desc nulls first last only"
   ).split(" "));
 
-  // Ordered alternatives; the first that matches at the current position wins.
-  const TOKEN = new RegExp([
-    "(--[^\\n]*|/\\*[\\s\\S]*?(?:\\*/|$))",                       // 1 comment
-    "((?:[eE])?'(?:[^'\\\\]|''|\\\\[\\s\\S])*(?:'|$))",           // 2 string
-    "(\\$([A-Za-z_][A-Za-z_0-9]*)?\\$[\\s\\S]*?(?:\\$\\4\\$|$))", // 3 dollar-quoted (4 = tag)
-    "(\"(?:[^\"]|\"\")*(?:\"|$))",                                // 5 quoted identifier
-    "(\\$\\d+)",                                                  // 6 parameter
-    "(\\b\\d+(?:\\.\\d+)?(?:[eE][-+]?\\d+)?\\b)",                 // 7 number
-    "([A-Za-z_][A-Za-z_0-9$]*)",                                  // 8 word
-  ].join("|"), "y");
+  // Where a comment, string or quoted name ends is decided as PostgreSQL's lexer decides it
+  // (standard_conforming_strings on, its default, which airlock does not let a session
+  // change): a backslash escapes only in E'…' strings, `--` ends at CR or LF, block comments
+  // nest. A highlighter that ends a token elsewhere than the server paints code as a string or
+  // a comment, which is how a statement would hide from the approver reading it.
+  const WORD = /[A-Za-z_\u0080-\uffff][A-Za-z_0-9$\u0080-\uffff]*/y;
+  const NUMBER = /\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![A-Za-z_0-9])/y;
+  const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
+  const PARAM = /\$\d+/y;
 
+  // The end (exclusive) of the token starting at `i`, and its class; null for one plain char.
+  function scan(sql, i) {
+    const c = sql[i];
+    const next = sql[i + 1];
+    if (c === "-" && next === "-") {
+      let j = i + 2;
+      while (j < sql.length && sql[j] !== "\n" && sql[j] !== "\r") j += 1;
+      return { end: j, cls: "cmt" };
+    }
+    if (c === "/" && next === "*") {
+      let depth = 1;
+      let j = i + 2;
+      while (j < sql.length && depth > 0) {
+        if (sql[j] === "/" && sql[j + 1] === "*") { depth += 1; j += 2; }
+        else if (sql[j] === "*" && sql[j + 1] === "/") { depth -= 1; j += 2; }
+        else j += 1;
+      }
+      return { end: j, cls: "cmt" };
+    }
+    const escapes = (c === "e" || c === "E") && next === "'";
+    if (c === "'" || escapes) {
+      let j = escapes ? i + 2 : i + 1;
+      let backslash = false;
+      while (j < sql.length) {
+        if (sql[j] === "\\") {
+          backslash = true;
+          j += escapes ? 2 : 1;
+        } else if (sql[j] === "'") {
+          if (sql[j + 1] === "'") j += 2;
+          else { j += 1; break; }
+        } else j += 1;
+      }
+      return { end: Math.min(j, sql.length), cls: "str", ambiguous: backslash && !escapes };
+    }
+    if (c === "$") {
+      DOLLAR_TAG.lastIndex = i;
+      const tag = DOLLAR_TAG.exec(sql);
+      if (tag) {
+        const close = sql.indexOf(tag[0], i + tag[0].length);
+        return { end: close < 0 ? sql.length : close + tag[0].length, cls: "str" };
+      }
+      PARAM.lastIndex = i;
+      const param = PARAM.exec(sql);
+      if (param) return { end: i + param[0].length, cls: "param" };
+      return null;
+    }
+    if (c === '"') {
+      let j = i + 1;
+      while (j < sql.length) {
+        if (sql[j] === '"') {
+          if (sql[j + 1] === '"') j += 2;
+          else { j += 1; break; }
+        } else j += 1;
+      }
+      return { end: Math.min(j, sql.length), cls: "ident" };
+    }
+    WORD.lastIndex = i;
+    const word = WORD.exec(sql);
+    if (word) {
+      const kw = KEYWORDS.has(word[0].toLowerCase());
+      return { end: i + word[0].length, cls: kw ? "kw" : "" };
+    }
+    NUMBER.lastIndex = i;
+    const num = NUMBER.exec(sql);
+    if (num) return { end: i + num[0].length, cls: "num" };
+    return null;
+  }
+
+  // Paints `sql` into `target`, each token's text shown with its hidden characters revealed.
+  // Returns whether a plain '…' string holds a backslash: with standard_conforming_strings
+  // off on the server (a DBA can configure that), such a string ends at the backslash-quote,
+  // and what the colours show as a string would run.
   function highlight(target, sql) {
-    sql = reveal(sql);
+    sql = (sql == null ? "" : String(sql)).replace(/\r\n/g, "\n");
     target.textContent = "";
     let pos = 0;
     let plain = "";
+    let ambiguous = false;
     const flush = () => {
-      if (plain) { target.appendChild(document.createTextNode(plain)); plain = ""; }
+      if (plain) { target.appendChild(document.createTextNode(reveal(plain))); plain = ""; }
     };
     const span = (cls, text) => {
       flush();
       const s = document.createElement("span");
       s.className = cls;
-      s.textContent = text;
+      s.textContent = reveal(text);
       target.appendChild(s);
     };
     while (pos < sql.length) {
-      TOKEN.lastIndex = pos;
-      const m = TOKEN.exec(sql);
-      if (!m) { plain += sql[pos]; pos += 1; continue; }
-      const text = m[0];
-      if (m[1]) span("cmt", text);
-      else if (m[2] || m[3]) span("str", text);
-      else if (m[5]) span("ident", text);
-      else if (m[6]) span("param", text);
-      else if (m[7]) span("num", text);
-      else if (m[8] && KEYWORDS.has(text.toLowerCase())) span("kw", text);
+      const t = scan(sql, pos);
+      if (!t) { plain += sql[pos]; pos += 1; continue; }
+      const text = sql.slice(pos, t.end);
+      if (t.ambiguous) ambiguous = true;
+      if (t.cls) span(t.ambiguous ? t.cls + " ambiguous" : t.cls, text);
       else plain += text;
-      pos += text.length;
+      pos = t.end;
     }
     flush();
+    return ambiguous;
   }
 
   // ---- API ---------------------------------------------------------------------------------
@@ -185,7 +253,7 @@
     const badge = $("req-state");
     badge.textContent = view.state;
     badge.className = "badge " + view.state;
-    highlight($("sql"), view.sql);
+    $("sql-warning").hidden = !highlight($("sql"), view.sql);
     text("f-requester", view.requester);
     text("f-app", view.application_name || "(none)");
     text("f-db", view.database);
