@@ -247,7 +247,10 @@ async fn code_is_coloured_as_the_server_reads_it() {
             .as_secs()
             + 600;
         let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
-        links.push(format!("{}/approvals/{}?exp={exp}&sig={sig}", server.url, id));
+        links.push(format!(
+            "{}/approvals/{}?exp={exp}&sig={sig}",
+            server.url, id
+        ));
     }
 
     tokio::task::spawn_blocking(move || {
@@ -266,7 +269,10 @@ async fn code_is_coloured_as_the_server_reads_it() {
             );
             let hidden = hidden.as_str().unwrap().to_owned();
             for k in *keywords {
-                assert!(!hidden.contains(k), "{k} painted as a string or comment: {hidden}");
+                assert!(
+                    !hidden.contains(k),
+                    "{k} painted as a string or comment: {hidden}"
+                );
             }
             assert_eq!(b.eval(&visible("sql-warning")), *warned, "{sql:?}");
             assert!(b.page_errors.is_empty(), "page errors: {:?}", b.page_errors);

@@ -800,3 +800,83 @@ async fn a_refused_client_secret_is_reported_once_and_never_leaked() {
         "nothing posted without a token"
     );
 }
+
+/// An approval from the card is an approval of what the card showed. A request the card cannot
+/// show whole (a statement cut to fit, a parameter value clipped) gets Deny and a link to the
+/// approval page instead of Approve, and an Approve click sent for it anyway is refused and
+/// audited without reaching the registry. Deny still works from the card.
+#[tokio::test]
+async fn a_request_the_card_cannot_show_whole_is_not_approved_from_it() {
+    let mut h = harness(None).await;
+    let long = request("r-long");
+    let long = CardRequest {
+        sql: format!(
+            "DELETE FROM logs WHERE ts < now() - interval '1 year' /* {} */; DROP TABLE customers",
+            "x".repeat(30_000)
+        ),
+        ..long
+    };
+    let clipped = CardRequest {
+        params: vec![(Some("text".into()), Some("y".repeat(150)))],
+        ..request("r-clip")
+    };
+    for req in [long, clipped] {
+        let id = req.request_id.clone();
+        h.notifier.held(req);
+        recv(&mut h.teams.connector, "card post").await;
+        recv(&mut h.deliveries, "delivery report").await;
+        let token = h.token();
+        let (s, b) = h
+            .call(
+                Some(&token),
+                &invoke(&h.service_url, "refresh", &id, "aad-alice", ""),
+            )
+            .await;
+        let card = response_card(s, &b);
+        assert_eq!(
+            verbs(&card),
+            ["deny", ""],
+            "{id}: Deny and the page, no Approve"
+        );
+        let text = serde_json::to_string(&card).unwrap();
+        assert!(text.contains("Too long to approve from Teams"), "{text}");
+        assert!(text.contains(&format!("https://airlock.example/approvals/{id}")));
+
+        let (s, b) = h
+            .call(
+                Some(&token),
+                &invoke(&h.service_url, "approve", &id, "aad-alice", "looks fine"),
+            )
+            .await;
+        let text = serde_json::to_string(&response_card(s, &b)).unwrap();
+        assert!(text.contains("approve it on the approval page"), "{text}");
+        let refusal = recv(&mut h.refusals, "refusal").await;
+        assert_eq!(refusal.request_id, id);
+        assert_eq!(refusal.reason, RefusalReason::NotShownWhole);
+        assert!(refusal.approve);
+        assert!(h.attempts.try_recv().is_err(), "{id}: no verdict attempted");
+
+        h.script(VerdictResult::Decided(outcome(
+            &id,
+            OutcomeState::Denied,
+            "alice",
+            Some("too long to read here"),
+        )));
+        let (s, b) = h
+            .call(
+                Some(&token),
+                &invoke(
+                    &h.service_url,
+                    "deny",
+                    &id,
+                    "aad-alice",
+                    "too long to read here",
+                ),
+            )
+            .await;
+        response_card(s, &b);
+        let attempt = recv(&mut h.attempts, "verdict attempt").await;
+        assert!(!attempt.approve);
+        recv(&mut h.teams.connector, "card update").await;
+    }
+}

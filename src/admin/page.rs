@@ -105,7 +105,7 @@ async fn request_page(
     match verdict {
         Ok(()) => html(StatusCode::OK, INDEX_HTML),
         Err(LinkError::Invalid) => {
-            tracing::warn!(request_id = %id, "refused a tampered approval link");
+            tracing::warn!(request_id = ?id, "refused a tampered approval link");
             html(StatusCode::FORBIDDEN, LINK_INVALID_HTML)
         }
         Err(LinkError::Expired) => html(StatusCode::GONE, LINK_EXPIRED_HTML),

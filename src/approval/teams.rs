@@ -223,6 +223,7 @@ impl notify::VerdictSink for RegistryVerdicts {
         let reason = match attempt.reason {
             notify::bot::RefusalReason::NotAnApprover => "not_an_approver",
             notify::bot::RefusalReason::RationaleTooLong => "rationale_too_long",
+            notify::bot::RefusalReason::NotShownWhole => "not_shown_whole",
         };
         let verb = if attempt.approve { "approve" } else { "deny" };
         // Linked to the held statement, so `airlock audit show` tells it with the rest of the

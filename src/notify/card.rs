@@ -45,6 +45,8 @@ const MAX_APPROVERS_SHOWN: usize = 20;
 /// bounded so the statement keeps most of the card.
 const MAX_PARAMS_SHOWN: usize = 20;
 const MAX_PARAM_CHARS: usize = 100;
+/// Characters of a parameter's declared type shown.
+const MAX_TYPE_CHARS: usize = 40;
 const ELLIPSIS: &str = "…";
 
 /// What a card shows about one held request. The approval registry builds it from its own view
@@ -197,40 +199,97 @@ pub fn bot_base_card(req: &CardRequest, notice: Option<&Notice>) -> Value {
 }
 
 /// The card an approver sees: details, an optional notice about their last click, a rationale
-/// box and Approve/Deny.
+/// box and Approve/Deny. Approve is offered only when the card shows the statement and every
+/// parameter whole ([`approvable_in_card`]); otherwise the card offers Deny and the approval
+/// page, which shows everything.
 pub fn bot_approver_card(req: &CardRequest, notice: Option<&Notice>) -> Value {
-    let mut head = vec![heading(req)];
-    head.extend(detail_lines(req));
-    let mut tail = param_lines(req);
-    if let Some(n) = notice {
-        tail.push(notice_block(n));
-    }
-    tail.push(json!({
-        "type": "Input.Text",
-        "id": INPUT_RATIONALE,
-        "label": "Rationale",
-        "placeholder": "Required to deny; recorded in the audit",
-        "isMultiline": true,
-        "maxLength": MAX_RATIONALE_CHARS,
-    }));
-    let data = json!({ DATA_REQUEST_ID: req.request_id });
-    let actions = json!([
-        {
-            "type": "Action.Execute",
-            "title": "Approve",
-            "verb": VERB_APPROVE,
-            "data": data,
-            "style": "positive",
-        },
-        {
+    let whole = params_whole(req);
+    let build = |approve: bool| {
+        let mut head = vec![heading(req)];
+        head.extend(detail_lines(req));
+        let mut tail = param_lines(req);
+        if let Some(n) = notice {
+            tail.push(notice_block(n));
+        }
+        if !approve {
+            tail.push(json!({
+                "type": "TextBlock",
+                "text": "Too long to approve from Teams: the card cannot show all of it. \
+                         Approve on the approval page, after reading it whole.",
+                "wrap": true,
+                "weight": "Bolder",
+            }));
+        }
+        tail.push(json!({
+            "type": "Input.Text",
+            "id": INPUT_RATIONALE,
+            "label": "Rationale",
+            "placeholder": "Required to deny; recorded in the audit",
+            "isMultiline": true,
+            "maxLength": MAX_RATIONALE_CHARS,
+        }));
+        let data = json!({ DATA_REQUEST_ID: req.request_id });
+        let mut actions = Vec::new();
+        if approve {
+            actions.push(json!({
+                "type": "Action.Execute",
+                "title": "Approve",
+                "verb": VERB_APPROVE,
+                "data": data,
+                "style": "positive",
+            }));
+        }
+        actions.push(json!({
             "type": "Action.Execute",
             "title": "Deny",
             "verb": VERB_DENY,
             "data": data,
             "style": "destructive",
+        }));
+        if !approve && !req.approve_url.is_empty() {
+            actions.push(json!({
+                "type": "Action.OpenUrl",
+                "title": "Open the approval page",
+                "url": req.approve_url,
+            }));
         }
-    ]);
-    assemble(head, &req.sql, tail, Some(actions), Some(refresh(req)))
+        assemble_checked(
+            head,
+            &req.sql,
+            tail,
+            Some(Value::Array(actions)),
+            Some(refresh(req)),
+        )
+    };
+    let (card, cut) = build(whole);
+    if whole && !cut {
+        card
+    } else {
+        build(false).0
+    }
+}
+
+/// Whether an approver's card shows the statement and every bound parameter whole, which is
+/// what an approval from the card is bound to. A statement cut to fit the card's size, a value
+/// clipped, or parameters past the first [`MAX_PARAMS_SHOWN`] would let a long batch hide its
+/// end from whoever approves it in Teams; such a request is approved on the approval page.
+pub fn approvable_in_card(req: &CardRequest) -> bool {
+    // The card offers Approve exactly when nothing was cut.
+    bot_approver_card(req, None)["actions"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x["verb"] == VERB_APPROVE))
+}
+
+/// Every parameter is listed, each value and type in full.
+fn params_whole(req: &CardRequest) -> bool {
+    req.params.len() <= MAX_PARAMS_SHOWN
+        && req.params.iter().all(|(ty, value)| {
+            ty.as_deref()
+                .is_none_or(|t| untrusted::sanitize(t, false).chars().count() <= MAX_TYPE_CHARS)
+                && value.as_deref().is_none_or(|v| {
+                    untrusted::sanitize(v, false).chars().count() <= MAX_PARAM_CHARS
+                })
+        })
 }
 
 /// The card that replaces (bot) or follows (webhook) the request card once it is settled.
@@ -360,7 +419,7 @@ fn param_lines(req: &CardRequest) -> Vec<Value> {
     let mut clipped = false;
     for (i, (ty, value)) in req.params.iter().take(MAX_PARAMS_SHOWN).enumerate() {
         let label = match ty {
-            Some(t) => format!("${} ({})", i + 1, text::clip_line(t, 40)),
+            Some(t) => format!("${} ({})", i + 1, text::clip_line(t, MAX_TYPE_CHARS)),
             None => format!("${}", i + 1),
         };
         let shown = match value {
@@ -472,6 +531,17 @@ fn assemble(
     actions: Option<Value>,
     refresh: Option<Value>,
 ) -> Value {
+    assemble_checked(head, sql, tail, actions, refresh).0
+}
+
+/// [`assemble`], also saying whether the statement had to be cut.
+fn assemble_checked(
+    head: Vec<Value>,
+    sql: &str,
+    tail: Vec<Value>,
+    actions: Option<Value>,
+    refresh: Option<Value>,
+) -> (Value, bool) {
     let sql = untrusted::sanitize(sql, true);
     let build = |shown: &str, note: Option<String>| {
         let mut body = head.clone();
@@ -497,7 +567,7 @@ fn assemble(
     };
     let full = build(&sql, None);
     if serialized_len(&full) <= MAX_CARD_BYTES {
-        return full;
+        return (full, false);
     }
     // Measure everything but the statement, with the longest note we could add.
     let total = sql.len();
@@ -509,10 +579,10 @@ fn assemble(
     let shown = text::prefix_within(&sql, budget);
     let cut = build(&format!("{shown}{ELLIPSIS}"), Some(note(shown.len())));
     if serialized_len(&cut) <= MAX_CARD_BYTES {
-        cut
+        (cut, true)
     } else {
         // Only reachable if the bounded fields alone overflow; never post an oversized card.
-        build("", Some(note(0)))
+        (build("", Some(note(0))), true)
     }
 }
 
@@ -589,6 +659,63 @@ mod tests {
         assert_eq!(verbs, [VERB_APPROVE, VERB_DENY]);
         assert!(texts(&c).contains("\"id\":\"rationale\""));
         assert!(texts(&c).contains("Rationale required to deny"));
+    }
+
+    /// Approve is offered only on a card that shows the statement and every parameter whole;
+    /// with a notice (a longer card) a statement that just fits may lose it, never gain it.
+    #[test]
+    fn approve_only_on_a_card_that_shows_everything() {
+        let verbs = |c: &Value| -> Vec<String> {
+            c["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    a["verb"]
+                        .as_str()
+                        .unwrap_or(a["type"].as_str().unwrap())
+                        .to_string()
+                })
+                .collect()
+        };
+        assert!(approvable_in_card(&sample()));
+        let mut cases = Vec::new();
+        let mut r = sample();
+        r.sql = format!(
+            "SELECT 1 /* {} */; DROP TABLE customers",
+            "x".repeat(MAX_CARD_BYTES)
+        );
+        cases.push(r);
+        let mut r = sample();
+        r.params = vec![(None, Some("y".repeat(MAX_PARAM_CHARS + 1)))];
+        cases.push(r);
+        let mut r = sample();
+        r.params = vec![(Some("t".repeat(MAX_TYPE_CHARS + 1)), Some("1".into()))];
+        cases.push(r);
+        let mut r = sample();
+        r.params = vec![(None, Some("1".into())); MAX_PARAMS_SHOWN + 1];
+        cases.push(r);
+        for r in &cases {
+            assert!(!approvable_in_card(r), "{:?}", r.params.len());
+            let c = bot_approver_card(r, None);
+            assert_eq!(verbs(&c), [VERB_DENY, "Action.OpenUrl"]);
+            assert!(texts(&c).contains("Too long to approve from Teams"));
+            assert!(serialized_len(&c) <= MAX_CARD_BYTES);
+        }
+        // Exactly at the limits, everything shows and Approve stays.
+        let mut r = sample();
+        r.params = vec![
+            (
+                Some("t".repeat(MAX_TYPE_CHARS)),
+                Some("y".repeat(MAX_PARAM_CHARS))
+            );
+            MAX_PARAMS_SHOWN
+        ];
+        assert!(approvable_in_card(&r));
+        assert_eq!(
+            verbs(&bot_approver_card(&r, None)),
+            [VERB_APPROVE, VERB_DENY]
+        );
     }
 
     #[test]

@@ -199,7 +199,7 @@ async fn on_card_action(state: &BotState, activity: &Activity) -> Response {
         .data
         .get(DATA_REQUEST_ID)
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+        .filter(|s| is_request_id(s))
         .map(str::to_string)
     else {
         return error_response(StatusCode::BAD_REQUEST, "BadRequest", "missing request id");
@@ -230,7 +230,7 @@ async fn on_card_action(state: &BotState, activity: &Activity) -> Response {
         reason,
     };
     let Some(approver) = approver else {
-        tracing::warn!(target: "airlock::notify", %request_id, aad = ?aad, "card verdict from someone who is not an approver");
+        tracing::warn!(target: "airlock::notify", request_id = ?request_id, aad = ?aad, "card verdict from someone who is not an approver");
         inner
             .verdicts
             .refused(refuse(RefusalReason::NotAnApprover))
@@ -264,6 +264,26 @@ async fn on_card_action(state: &BotState, activity: &Activity) -> Response {
         return approver_view(&request_id, request.as_ref(), &n);
     }
 
+    // An approval from the card is an approval of what the card showed: a request too long
+    // for it is approved on the approval page. (Its card has no Approve; this refuses a click
+    // sent without one.)
+    if approve
+        && request
+            .as_ref()
+            .is_some_and(|r| !card::approvable_in_card(r))
+    {
+        tracing::warn!(target: "airlock::notify", request_id = ?request_id, %approver, "card approval of a request the card cannot show whole");
+        inner
+            .verdicts
+            .refused(refuse(RefusalReason::NotShownWhole))
+            .await;
+        let n = notice(
+            "Too long to approve from Teams: approve it on the approval page.",
+            Tone::Attention,
+        );
+        return approver_view(&request_id, request.as_ref(), &n);
+    }
+
     let result = inner
         .verdicts
         .verdict(VerdictAttempt {
@@ -275,7 +295,7 @@ async fn on_card_action(state: &BotState, activity: &Activity) -> Response {
             aad_object_id: aad.clone().unwrap_or_default(),
         })
         .await;
-    tracing::info!(target: "airlock::notify", %request_id, %approver, approve, result = ?result_name(&result), "card verdict");
+    tracing::info!(target: "airlock::notify", request_id = ?request_id, %approver, approve, result = ?result_name(&result), "card verdict");
 
     let clicked_card = match (&activity.conversation, &activity.reply_to_id) {
         (Some(c), Some(reply_to)) => c.id.clone().map(|conversation_id| PostedCard {
@@ -352,7 +372,7 @@ async fn on_card_action(state: &BotState, activity: &Activity) -> Response {
             ),
         )),
         VerdictResult::Unavailable(why) => {
-            tracing::error!(target: "airlock::notify", %request_id, error = %why, "verdict could not be recorded");
+            tracing::error!(target: "airlock::notify", request_id = ?request_id, error = %why, "verdict could not be recorded");
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
@@ -390,6 +410,15 @@ fn refresh(
             ),
         )),
     }
+}
+
+/// The shape of a request id (a ULID; tests use shorter ones). The id comes from the card's
+/// data, which the clicking client sends back and could edit: anything else is refused before
+/// it reaches the audit or a log line.
+fn is_request_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn result_name(r: &VerdictResult) -> &'static str {

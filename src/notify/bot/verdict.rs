@@ -41,6 +41,8 @@ pub enum RefusalReason {
     NotAnApprover,
     /// The rationale is longer than the card allows.
     RationaleTooLong,
+    /// An approval of a request whose card cannot show its statement and parameters whole.
+    NotShownWhole,
 }
 
 /// What the registry made of a verdict attempt.
