@@ -384,3 +384,41 @@ async fn a_grant_does_not_cover_the_same_text_reading_something_else() {
     );
     admin.stop().await;
 }
+
+/// An approver who also connects through the gateway (`database_users` in the policy) never
+/// decides what that database user sent, whatever the case of the name; another approver does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_never_decides_what_their_own_database_user_sent() {
+    let db = demo_db("e2e_alias");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(shipped_policy("demo.toml")).unwrap();
+    let alice = "email = \"alice@example.com\"\n";
+    assert!(text.contains(alice));
+    std::fs::write(
+        &policy,
+        text.replace(alice, &format!("{alice}database_users = [\"AGENT\"]\n")),
+    )
+    .unwrap();
+    let gw = Gw::start(|c| c.policy.path = policy.clone());
+    let admin = AdminServer::start_with(gw.gateway.registry.clone(), &["alice", "bob"]).await;
+    let mut child = spawn_psql(&gw.url(&db.name), "CREATE TABLE alias_table (x int)");
+    let req = pending(&gw, "alias_table", &mut child).await;
+    let url = format!("{}/api/approvals/{}/approve", admin.url, req.id);
+    let status = post(&url, "alice", serde_json::json!({})).await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::FORBIDDEN,
+        "alice is the agent too"
+    );
+    assert!(!table_exists(&db, "alias_table"));
+    let status = post(&url, "bob", serde_json::json!({})).await;
+    assert!(status.is_success(), "{status}");
+    let (ok, _, err) = finish(child).await;
+    assert!(ok, "{err}");
+    assert!(table_exists(&db, "alias_table"));
+    let view = gw.gateway.registry.get(&req.id).await.unwrap();
+    assert_eq!(view.approvals.len(), 1);
+    assert_eq!(view.approvals[0].approver, "bob");
+    admin.stop().await;
+}

@@ -148,6 +148,7 @@ pub(super) struct RawApprover {
     pub email: Option<String>,
     pub aad_object_id: Option<Spanned<String>>,
     pub token_sha256: Option<Spanned<String>>,
+    pub database_users: Option<Vec<Spanned<String>>>,
 }
 
 /// `redact_params` on a rule: `true` (all), `false` (none) or 1-based positions.

@@ -57,6 +57,9 @@ pub struct Approver {
     /// SHA-256 of the approver's admin API token (never the token itself).
     #[serde(skip)]
     pub token_sha256: Option<[u8; 32]>,
+    /// Database users this person also connects through the gateway as: requests those
+    /// users send are theirs, and they never decide them.
+    pub database_users: Vec<String>,
 }
 
 /// A named set of principals (agents and/or approvers).
@@ -409,6 +412,20 @@ impl Policy {
 
     pub fn approver(&self, name: &str) -> Option<&Approver> {
         self.approvers.iter().find(|a| a.name == name)
+    }
+
+    /// The approvers who also connect as database user `user` (case-insensitive, as the
+    /// registry compares requesters): separation of duties counts them as the requester.
+    pub fn approvers_connecting_as(&self, user: &str) -> Vec<String> {
+        self.approvers
+            .iter()
+            .filter(|a| {
+                a.database_users
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(user))
+            })
+            .map(|a| a.name.clone())
+            .collect()
     }
 
     /// The approver whose `aad_object_id` matches (case-insensitive, as Entra ids are GUIDs).

@@ -241,7 +241,8 @@ impl Gate {
         match &self.holds {
             Some(ctx) => {
                 let recheck = self.inspector.live_check(&d.classified);
-                hold::hold(ctx, unit, self.inspector.info(), d, recheck).await
+                let aliases = self.inspector.requester_aliases();
+                hold::hold(ctx, unit, self.inspector.info(), aliases, d, recheck).await
             }
             None => simple_outcome(&d.decision, d.id),
         }

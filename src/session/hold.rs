@@ -124,6 +124,7 @@ pub async fn hold(
     ctx: &HoldContext,
     unit: &Unit,
     info: &SessionInfo,
+    requester_aliases: Vec<String>,
     decided: Decided,
     recheck: Option<LiveCheck>,
 ) -> UnitDecision {
@@ -153,7 +154,7 @@ pub async fn hold(
     let request = HoldRequest {
         decision_id: id,
         session: info.clone(),
-        requester_aliases: Vec::new(),
+        requester_aliases,
         sql: classified.redacted.clone(),
         params,
         param_types: declared_types(unit),

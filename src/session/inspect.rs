@@ -278,6 +278,15 @@ impl SessionInspector {
         self.info.held()
     }
 
+    /// Approvers who also connect as this session's user (`database_users` in the policy):
+    /// its requests are theirs too, so they may not decide them.
+    pub fn requester_aliases(&self) -> Vec<String> {
+        self.inspector
+            .policy
+            .current()
+            .approvers_connecting_as(&self.info().user)
+    }
+
     /// The catalog snapshot the session decides with now (results are checked against it).
     pub fn catalog(&self) -> &Arc<Catalog> {
         self.classifier.catalog()

@@ -5,6 +5,7 @@
 //! `redact_params`…) and a principal or rule id may be declared only once across all files,
 //! so a later file never silently weakens an earlier one. Every error names `file:line`.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -196,12 +197,35 @@ impl Builder {
                 description: a.description.clone(),
             });
         }
+        // One credential, one approver: a person whose Entra id or token were declared for two
+        // approver names would count twice towards a quorum (once per channel).
+        let mut aad_ids: HashMap<String, &str> = HashMap::new();
+        let mut tokens: HashMap<[u8; 32], &str> = HashMap::new();
         for (name, a) in &f.raw.approvers {
             self.principal_name(f, name)?;
             let token_sha256 = match &a.token_sha256 {
                 None => None,
                 Some(t) => Some(parse_sha256(t.get_ref()).or_else(|m| f.err(t.span(), m))?),
             };
+            if let (Some(hash), Some(t)) = (token_sha256, &a.token_sha256) {
+                if let Some(other) = tokens.insert(hash, name.get_ref()) {
+                    return f.err(
+                        t.span(),
+                        format!(
+                            "approvers `{other}` and `{}` have the same token_sha256: one token \
+                             would count as two approvers",
+                            name.get_ref()
+                        ),
+                    );
+                }
+            }
+            let mut database_users = Vec::new();
+            for u in a.database_users.iter().flatten() {
+                if u.get_ref().trim().is_empty() {
+                    return f.err(u.span(), "database_users entries must not be empty");
+                }
+                database_users.push(u.get_ref().clone());
+            }
             if let Some(id) = &a.aad_object_id {
                 if !is_guid(id.get_ref()) {
                     return f.err(
@@ -209,6 +233,18 @@ impl Builder {
                         format!(
                             "aad_object_id `{}` is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
                             id.get_ref()
+                        ),
+                    );
+                }
+                if let Some(other) =
+                    aad_ids.insert(id.get_ref().to_ascii_lowercase(), name.get_ref())
+                {
+                    return f.err(
+                        id.span(),
+                        format!(
+                            "approvers `{other}` and `{}` have the same aad_object_id: one person \
+                             would count as two approvers",
+                            name.get_ref()
                         ),
                     );
                 }
@@ -222,6 +258,7 @@ impl Builder {
                 email: a.email.clone(),
                 aad_object_id: a.aad_object_id.as_ref().map(|s| s.get_ref().clone()),
                 token_sha256,
+                database_users,
             });
         }
         self.agents.sort_by(|a, b| a.name.cmp(&b.name));

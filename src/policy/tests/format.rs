@@ -97,6 +97,18 @@ fn principals_are_parsed_and_exposed() {
     );
     // Display name defaults to the name.
     assert_eq!(p.approver("bob").unwrap().display_name, "bob");
+    // The database users an approver also connects as, matched as the registry compares
+    // requesters (ignoring case).
+    let text = format!("{text}\n[approvers.erin]\ndatabase_users = [\"erin_rw\", \"ETL\"]\n");
+    let p2 = Policy::from_str(&text, "p.toml").unwrap();
+    assert_eq!(p2.approvers_connecting_as("etl"), ["erin"]);
+    assert_eq!(p2.approvers_connecting_as("ERIN_RW"), ["erin"]);
+    assert!(p2.approvers_connecting_as("agent").is_empty());
+    assert_err(
+        "[approvers.a]\ndatabase_users = [\" \"]\n",
+        2,
+        "must not be empty",
+    );
     assert_eq!(p.groups_of("alice"), ["dba"]);
     assert_eq!(p.groups_of("agent"), ["bots"]);
     assert!(p.groups_of("nobody").is_empty());
@@ -162,6 +174,21 @@ fn bad_values_name_their_line() {
     assert_err("[[rule]]\naction = \"deny\"\n", 1, "id");
     assert_err("[approvers.a]\ntoken_sha256 = \"abc\"\n", 2, "64 hex");
     assert_err("[approvers.a]\naad_object_id = \"alice\"\n", 2, "GUID");
+    // One person, two approver names: they would count twice towards a quorum.
+    assert_err(
+        "[approvers.a]\naad_object_id = \"0f0e0d0c-0b0a-0908-0706-050403020100\"\n\
+         [approvers.b]\naad_object_id = \"0F0E0D0C-0B0A-0908-0706-050403020100\"\n",
+        4,
+        "same aad_object_id",
+    );
+    let hash = "ab".repeat(32);
+    assert_err(
+        &format!(
+            "[approvers.a]\ntoken_sha256 = \"{hash}\"\n[approvers.b]\ntoken_sha256 = \"{hash}\"\n"
+        ),
+        4,
+        "same token_sha256",
+    );
     assert_err(
         "[[rule]]\nid = \"x\"\naction = \"hold\"\nredact_params = [0]\n",
         4,
