@@ -170,15 +170,110 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
+/// Connections the admin listener serves at once; more wait in the kernel's backlog. The
+/// listener may face the internet (the Teams messaging endpoint), and an unbounded number of
+/// open connections would use up the file descriptors the PostgreSQL listener needs too.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// How long a client has to send a request's headers, counted from when the connection is
+/// ready for it (so an idle keep-alive connection is closed after this long too).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+///
+/// At most [`MAX_CONNECTIONS`] connections at once, and each must send its request headers
+/// within [`HEADER_READ_TIMEOUT`]: without both, clients that open connections and send half
+/// a header (or nothing) hold them forever.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_bounded(
+        listener,
+        app,
+        shutdown,
+        MAX_CONNECTIONS,
+        HEADER_READ_TIMEOUT,
+    )
+    .await
+}
+
+/// [`serve`] with its limits as parameters (tests use small ones).
+pub async fn serve_bounded(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    max_connections: usize,
+    header_timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let app = app.layer(axum::middleware::map_response(no_store));
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // HTTP/1 only: detecting HTTP/2 reads the first bytes with no timer running, so a client
+    // that sends nothing would be held forever. Browsers, the CLI and Teams all speak HTTP/1.1.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        let (stream, _peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or similar: pause rather than spin.
+                    tracing::warn!(error = %e, "admin listener could not accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Every admin answer may carry SQL, parameters or client addresses (some are fetched with a
+/// signed link and no Authorization header, which a shared cache would key only by URL):
+/// nothing is stored by caches unless a handler says otherwise, and nothing is sniffed.
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        );
+    }
+    response
 }
 
 async fn healthz() -> &'static str {

@@ -703,3 +703,70 @@ fn config_validation_catches_plaintext_tokens_and_short_secrets() {
     c.link_secret = "short".into();
     assert!(c.validate().unwrap_err().contains("link_secret"));
 }
+
+/// A client that sends half a request header (or nothing) is disconnected once the header
+/// read timeout passes, and the connections served at once are capped: a request past the cap
+/// waits for a slot, which here frees only when the timeout closes the idle ones.
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let timeout = Duration::from_millis(400);
+    let server = tokio::spawn(serve_bounded(
+        listener,
+        app,
+        async {
+            let _ = stopped.await;
+        },
+        2,
+        timeout,
+    ));
+    let started = std::time::Instant::now();
+    // Two clients take both slots: one sends half a header, one sends nothing.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A third, complete request can only be served once a slot is free.
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(20), third.read_to_string(&mut answer))
+        .await
+        .expect("the third request is served once the slow ones are cut off")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("cache-control: no-store"), "{answer}");
+    assert!(
+        lower.contains("x-content-type-options: nosniff"),
+        "{answer}"
+    );
+    assert!(
+        started.elapsed() >= timeout,
+        "served after {:?}, before the slow clients' timeout: the cap did not hold",
+        started.elapsed()
+    );
+    // Both slow clients were disconnected (EOF or reset, never an answer to half a request).
+    for (name, s) in [("half a header", &mut half), ("nothing", &mut silent)] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("the client that sent {name} is still connected"));
+        let text = String::from_utf8_lossy(&rest);
+        assert!(read.is_err() || !text.contains("200 OK"), "{name}: {text}");
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
