@@ -88,9 +88,11 @@ fn is_invisible_format(c: char) -> bool {
             | '\u{3164}'
             | '\u{FEFF}'
             | '\u{FFA0}'
-            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0000}'..='\u{E00FF}'
+            | '\u{E01F0}'..='\u{E0FFF}'
     )
 }
 
@@ -182,6 +184,21 @@ mod tests {
         assert_eq!(sanitize("\u{FEFF}SELECT", true), "\\u{feff}SELECT");
         assert_eq!(sanitize("a\u{2060}b\u{00AD}c", true), "a\\u{2060}b\\u{ad}c");
         assert_eq!(sanitize("t\u{E0041}", true), "t\\u{e0041}");
+        // The rest of Unicode's default-ignorable code points: shorthand format controls,
+        // reserved ones a newer font or terminal may render as nothing.
+        for c in [
+            '\u{1BCA0}',
+            '\u{1BCA3}',
+            '\u{FFF0}',
+            '\u{E0080}',
+            '\u{E01F0}',
+            '\u{E0FFF}',
+        ] {
+            assert_eq!(
+                sanitize(&format!("a{c}b"), true),
+                format!("a\\u{{{:x}}}b", c as u32)
+            );
+        }
         assert_eq!(sanitize("orders\u{FE0F}", true), "orders\\u{fe0f}");
         assert!(all_visible(&sanitize(
             "\u{2028}\u{2029}\u{3164}\u{115F}\u{FFFB}\u{1D173}",

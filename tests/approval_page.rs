@@ -180,7 +180,7 @@ async fn hidden_characters_are_shown_as_escapes() {
     let server = AdminServer::start(&["alice"]).await;
     let sql = "DROP TABLE orders -- \u{202e}\u{2066}elbat_tset\x1b[2K\r\n  ; -- café 東京 🙂";
     let mut request = hold("agent", sql, &["alice"]);
-    request.session.application_name = "etl\u{200b}".into();
+    request.session.application_name = "etl\u{200b}\u{1bca0}".into();
     request.params = vec![Some("4\u{feff}2".into())];
     let (id, _waiter) = server.registry.submit(request).await.unwrap();
     let exp = SystemTime::now()
@@ -199,7 +199,7 @@ async fn hidden_characters_are_shown_as_escapes() {
             b.text("#sql"),
             "DROP TABLE orders -- \\u{202e}\\u{2066}elbat_tset\\x1b[2K\n  ; -- café 東京 🙂"
         );
-        assert_eq!(b.text("#f-app"), "etl\\u{200b}");
+        assert_eq!(b.text("#f-app"), "etl\\u{200b}\\u{1bca0}");
         assert_eq!(b.text("#params tbody tr td:nth-child(3)"), "4\\u{feff}2");
         assert!(b.page_errors.is_empty(), "page errors: {:?}", b.page_errors);
     })

@@ -15,8 +15,8 @@
   const HIDDEN = new RegExp([
     /\r/.source,
     /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e]/.source,
-    /[\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]/.source,
-    /[\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}]/u.source,
+    /[\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff0-\ufffb]/.source,
+    /[\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e00ff}\u{e01f0}-\u{e0fff}]/u.source,
     /(?<![^\x00-\x7f])[\u180b-\u180d\u180f\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u.source,
   ].join("|"), "gu");
 
