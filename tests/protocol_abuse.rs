@@ -530,3 +530,137 @@ fn extended_messages_cut_short_are_protocol_violations() {
     }
     still_serves(&gw);
 }
+
+/// A column added on the server after the catalog snapshot is refused in results even when
+/// the client never asks for a row description: the server only describes a portal on
+/// Describe, so the gateway asks itself before an Execute that has none, checks the answer and
+/// keeps it from the client. Here `ssn` is added directly while the schema watch is off; the
+/// plain `SELECT *`, a named portal and a SQL cursor must not return it. (A refusal makes the
+/// gateway read the catalog again, so each case starts from a snapshot without the column.)
+#[test]
+fn a_column_added_since_the_snapshot_is_refused_without_a_describe() {
+    let db = TestDb::new("no_describe");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    db.exec("ALTER TABLE customers DROP COLUMN ssn, DROP COLUMN email CASCADE, DROP COLUMN phone");
+    let parse = |name: &str, sql: &str| {
+        let mut b = name.as_bytes().to_vec();
+        b.push(0);
+        b.extend_from_slice(sql.as_bytes());
+        b.extend_from_slice(&[0, 0, 0]);
+        message(b'P', &b)
+    };
+    let bind = |portal: &str, stmt: &str| {
+        let mut b = portal.as_bytes().to_vec();
+        b.push(0);
+        b.extend_from_slice(stmt.as_bytes());
+        b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
+        message(b'B', &b)
+    };
+    let execute = |portal: &str| {
+        let mut b = portal.as_bytes().to_vec();
+        b.extend_from_slice(&[0, 0, 0, 0, 0]);
+        message(b'E', &b)
+    };
+    let sync = message(b'S', b"");
+    let select = "SELECT * FROM customers ORDER BY id LIMIT 2";
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+        (
+            "unnamed portal",
+            Vec::new(),
+            [parse("", select), bind("", ""), execute(""), sync.clone()].concat(),
+        ),
+        (
+            "named portal",
+            Vec::new(),
+            [
+                parse("s1", select),
+                bind("p1", "s1"),
+                execute("p1"),
+                sync.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "SQL cursor",
+            message(
+                b'Q',
+                format!("BEGIN; DECLARE c CURSOR FOR {select}\0").as_bytes(),
+            ),
+            [execute("c"), sync.clone()].concat(),
+        ),
+        (
+            "client's own Describe",
+            Vec::new(),
+            [
+                parse("", select),
+                bind("", ""),
+                message(b'D', b"P\0"),
+                execute(""),
+                sync.clone(),
+            ]
+            .concat(),
+        ),
+    ];
+    for (what, setup, unit) in cases {
+        db.exec("ALTER TABLE customers DROP COLUMN IF EXISTS ssn");
+        let gw = Gw::start(|c| {
+            c.auth.method = AuthMethod::Trust;
+            c.upstream.catalog_poll_ms = 0;
+            c.policy.path = shipped_policy("demo.toml");
+        });
+        let mut s = connect(&gw);
+        s.write_all(&startup_packet(AGENT, &db.name)).unwrap();
+        let (tags, _) = read_until_ready(&mut s);
+        assert_eq!(tags.first(), Some(&b'R'));
+        // With the snapshot's columns the read is allowed (and the snapshot is loaded).
+        s.write_all(&message(
+            b'Q',
+            b"SELECT * FROM customers ORDER BY id LIMIT 1\0",
+        ))
+        .unwrap();
+        let (tags, raw) = read_until_ready(&mut s);
+        assert!(
+            tags.contains(&b'D'),
+            "{what}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+        // Without a Describe, the client gets rows and no description it did not ask for.
+        s.write_all(&[parse("", select), bind("", ""), execute(""), sync.clone()].concat())
+            .unwrap();
+        let (tags, raw) = read_until_ready(&mut s);
+        assert_eq!(tags, b"12DDCZ", "{what}: {}", String::from_utf8_lossy(&raw));
+
+        db.exec(
+            "ALTER TABLE customers ADD COLUMN ssn text; UPDATE customers SET ssn = 'SSN-' || id",
+        );
+        let direct = db.exec("SELECT ssn FROM customers ORDER BY id LIMIT 1");
+        assert_eq!(direct.trim(), "SSN-1");
+        if !setup.is_empty() {
+            // Declaring the cursor returns no rows, so nothing is checked yet.
+            s.write_all(&setup).unwrap();
+            let (tags, raw) = read_until_ready(&mut s);
+            assert!(
+                !tags.contains(&b'E'),
+                "{what}: {}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+
+        s.write_all(&unit).unwrap();
+        let (tags, raw) = read_until_ready(&mut s);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(
+            !text.contains("SSN-"),
+            "{what}: the new column came back: {text}"
+        );
+        assert!(
+            tags.contains(&b'E'),
+            "{what}: refused with an error: {tags:?} {text}"
+        );
+        // The session goes on.
+        s.write_all(&message(b'Q', b"ROLLBACK; SELECT 'alive'\0"))
+            .unwrap();
+        let (_, raw) = read_until_ready(&mut s);
+        assert!(String::from_utf8_lossy(&raw).contains("alive"), "{what}");
+    }
+}

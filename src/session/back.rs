@@ -116,6 +116,9 @@ pub struct Pending {
     /// Its Sync reached the server during COPY-in, which ignores it: it shares the
     /// ReadyForQuery of the next Sync.
     pub sync_ignored: bool,
+    /// One entry per Describe it sent, in order: whether the gateway added it, so that its
+    /// RowDescription or NoData is checked but not relayed ([`super::describe`]).
+    pub describes: VecDeque<bool>,
 }
 
 impl Pending {
@@ -137,6 +140,7 @@ impl Pending {
             ends_at: 0,
             data_at: 0,
             sync_ignored: false,
+            describes: VecDeque::new(),
         }
     }
 }
@@ -242,6 +246,22 @@ fn answering(queue: &VecDeque<Pending>) -> super::confirm::Answering {
         },
         None => Answering::Unknown,
     }
+}
+
+/// A RowDescription or NoData arrived: whether it answers a Describe the gateway added. It
+/// belongs to the oldest unit that can still send one: a simple Query (any number), or a unit
+/// with Describes not yet answered. Describes a unit never got an answer for (the server
+/// skipped them after an error) leave with the unit at its ReadyForQuery.
+fn gateway_describe(queue: &mut VecDeque<Pending>) -> bool {
+    for p in queue.iter_mut() {
+        if p.tags.first() == Some(&b'Q') {
+            return false;
+        }
+        if let Some(added) = p.describes.pop_front() {
+            return added;
+        }
+    }
+    false
 }
 
 /// Moves what the front queued into `queue`.
@@ -537,6 +557,7 @@ pub async fn run(
                 }
                 _ => {}
             }
+            let added = matches!(tag, b'T' | b'n') && gateway_describe(&mut queue);
             if let Some(g) = guard.as_ref().filter(|_| tag == b'T' && refusing.is_none()) {
                 while let Ok(p) = pending_rx.try_recv() {
                     queue.push_back(p);
@@ -574,6 +595,14 @@ pub async fn run(
                     w.write_all(&e.to_bytes()).await?;
                     return Ok(BackEnd::UpstreamClosed);
                 }
+            }
+            if added {
+                // The gateway's own Describe: checked above, never relayed.
+                let o = out.get_or_insert_with(BytesMut::new);
+                o.extend_from_slice(&buf[..end]);
+                let _ = buf.split_to(end + len);
+                end = 0;
+                continue;
             }
             if refusing.is_some() && !matches!(tag, b'Z' | b'N' | b'S' | b'A') {
                 // Drop this frame: keep what came before it, skip it.

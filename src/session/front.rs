@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::back::{Pending, Shared};
 use super::cancel::CancelHandle;
+use super::describe::with_describes;
 use super::gate::{Gate, HeldUnit, HoldVerdict, Unit, UnitDecision, Withdrawal};
 use crate::protocol::frame::{split_frame, FrameError};
 use crate::protocol::messages::PgError;
@@ -229,10 +230,11 @@ impl Front {
                 let withhold_messages = self.gate.take_touches_pii();
                 let catalog = Some(self.gate.catalog());
                 let sent = self.gate.forwarded(&frames);
-                let tags = match &replacement {
-                    Some(bytes) => tags_of(bytes),
-                    None => frames.iter().map(|f| f.tag()).collect(),
+                let wire = match &replacement {
+                    Some(bytes) => with_describes([&bytes[..]]),
+                    None => with_describes(frames.iter().map(|f| &f.bytes()[..])),
                 };
+                let tags = wire.tags;
                 let is_query = tags.first() == Some(&b'Q');
                 let queued = self.push_pending(Pending {
                     decision_id,
@@ -242,20 +244,14 @@ impl Front {
                     withhold_messages,
                     closes_segment: sent.closes_segment,
                     sql_effects: sent.sql_effects.into(),
+                    describes: wire.describes,
                     ..Pending::plain(tags, ends_with_ready)
                 })?;
                 if !queued {
                     // Syncs and Flushes the server would ignore during COPY-in.
                     return Ok(());
                 }
-                match replacement {
-                    Some(bytes) => self.out.extend_from_slice(&bytes),
-                    None => {
-                        for f in &frames {
-                            self.out.extend_from_slice(f.bytes());
-                        }
-                    }
-                }
+                self.out.extend_from_slice(&wire.bytes);
                 if ends_with_ready {
                     self.expected_ready += 1;
                 }

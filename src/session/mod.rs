@@ -11,6 +11,7 @@ pub mod cancel;
 pub mod confirm;
 #[cfg(test)]
 mod cursor_model;
+mod describe;
 mod front;
 pub mod gate;
 pub mod handshake;
