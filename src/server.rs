@@ -68,6 +68,8 @@ pub struct Gateway {
     pub pool: Option<Arc<crate::upstream::pool::Pool>>,
     /// Set at the end of the shutdown grace period: sessions still running are closed.
     pub force_close: CancellationToken,
+    /// Random per process: the SCRAM salts shown for unknown users derive from it.
+    pub scram_mock_key: [u8; 32],
 }
 
 /// The approval-link key: `[admin] link_secret` inline, or the one `[notify] link_secret_env` /
@@ -186,6 +188,7 @@ impl Gateway {
             tls,
             cancels: CancelMap::default(),
             force_close: CancellationToken::new(),
+            scram_mock_key: rand::random(),
         })
     }
 

@@ -259,6 +259,21 @@ fn fastpath_function_call_is_refused_and_session_continues() {
         .collect();
     assert_eq!(refused.len(), 1, "{:?}", gw.decisions());
     assert_eq!(refused[0].1.decision.action, airlock::policy::Action::Deny);
+
+    // Behind an unsynced batch, the refusal comes after the batch's own answers.
+    let mut batch = message(b'P', b"\0SELECT 'first'\0\0\0");
+    batch.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
+    batch.extend(message(b'E', b"\0\0\0\0\0"));
+    batch.extend(message(b'F', &body));
+    batch.extend(message(b'S', b""));
+    s.write_all(&batch).unwrap();
+    let (tags, raw) = read_until_ready(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    let row = text.find("first").expect("the batch ran");
+    let refusal = text
+        .find("fastpath function calls")
+        .expect("the call was refused");
+    assert!(row < refusal, "answers out of order: {tags:?} {text}");
 }
 
 #[test]
@@ -328,6 +343,38 @@ fn too_many_connections_is_53300() {
     let mut second = connect(&gw);
     let raw = read_all(&mut second);
     assert_eq!(sqlstate_of(&raw).as_deref(), Some("53300"));
+}
+
+/// A client that starts SCRAM and then says nothing is cut off at the startup time limit
+/// (as PostgreSQL's authentication_timeout does), so it cannot hold a connection slot.
+#[test]
+fn a_client_silent_during_authentication_is_cut_off() {
+    let gw = Gw::start(|c| {
+        c.auth.method = AuthMethod::ScramSha256;
+        c.server.startup_timeout_secs = 1;
+        c.server.max_connections = 1;
+    });
+    let mut s = connect(&gw);
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(&startup_packet(AGENT, "postgres")).unwrap();
+    let raw = read_all(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(raw.first(), Some(&b'R'), "SASL offered first: {text}");
+    assert!(
+        text.contains("canceling authentication due to timeout"),
+        "{text}"
+    );
+    let error = frames(&raw)
+        .into_iter()
+        .find(|(t, _)| *t == b'E')
+        .expect("an error");
+    assert_eq!(sqlstate_of(error.1).as_deref(), Some("57014"));
+    // Its slot is free again.
+    let mut next = connect(&gw);
+    next.write_all(&startup_packet(AGENT, "postgres")).unwrap();
+    let mut first = [0u8; 1];
+    next.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"R", "the next client is served");
 }
 
 /// A self-signed certificate for 127.0.0.1/localhost.

@@ -68,11 +68,18 @@ impl Verifier {
     }
 
     /// A verifier no proof can match, used for unknown users so that the exchange looks the
-    /// same whether or not the user exists.
-    fn decoy() -> Verifier {
-        let mut salt = vec![0u8; 16];
+    /// same whether or not the user exists: the iteration count a real verifier has
+    /// ([`Verifier::for_password`]), and a salt that is the same at every attempt for the same
+    /// name (a random one each time would tell an unknown name from a known one in two tries),
+    /// derived from `mock_key`, a secret of the running gateway.
+    fn decoy(user: &str, mock_key: &[u8]) -> Verifier {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(mock_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"airlock-scram-mock-salt\0");
+        mac.update(user.as_bytes());
+        let salt = mac.finalize().into_bytes()[..16].to_vec();
         let mut keys = [0u8; 64];
-        rand::thread_rng().fill_bytes(&mut salt);
         rand::thread_rng().fill_bytes(&mut keys);
         Verifier {
             iterations: 4096,
@@ -103,10 +110,16 @@ enum State {
 }
 
 impl ScramServer {
-    /// `verifier` is None for an unknown user: the exchange proceeds and fails at the proof.
-    pub fn new(verifier: Option<Verifier>, cert_hash: Option<Vec<u8>>) -> ScramServer {
+    /// `verifier` is None for an unknown user: the exchange proceeds with a decoy derived from
+    /// `user` and `mock_key` (see [`Verifier::decoy`]) and fails at the proof.
+    pub fn new(
+        verifier: Option<Verifier>,
+        user: &str,
+        mock_key: &[u8],
+        cert_hash: Option<Vec<u8>>,
+    ) -> ScramServer {
         ScramServer {
-            verifier: verifier.unwrap_or_else(Verifier::decoy),
+            verifier: verifier.unwrap_or_else(|| Verifier::decoy(user, mock_key)),
             cert_hash,
             state: State::Initial,
         }
@@ -252,7 +265,7 @@ mod tests {
         client_binding: ChannelBinding,
         mechanism: &str,
     ) -> Result<(), ScramError> {
-        let mut server = ScramServer::new(Some(Verifier::parse(verifier)?), server_cert);
+        let mut server = ScramServer::new(Some(Verifier::parse(verifier)?), "u", b"k", server_cert);
         let mut client = ScramSha256::new(password.as_bytes(), client_binding);
         let first = server.client_first(mechanism, client.message())?;
         client.update(&first).map_err(|_| ScramError::BadProof)?;
@@ -331,7 +344,7 @@ mod tests {
 
     #[test]
     fn unknown_user_fails_like_a_wrong_password() {
-        let mut server = ScramServer::new(None, None);
+        let mut server = ScramServer::new(None, "nobody", b"k", None);
         let mut client = ScramSha256::new(b"x", ChannelBinding::unsupported());
         let first = server
             .client_first(SCRAM_SHA_256, client.message())
@@ -341,6 +354,29 @@ mod tests {
             server.client_final(client.message()),
             Err(ScramError::BadProof)
         );
+    }
+
+    /// What the server's first message says of an unknown user's salt and iteration count
+    /// must not tell it from a known user's: the same at every attempt, per name.
+    #[test]
+    fn an_unknown_users_salt_is_the_same_at_every_attempt() {
+        let salt_of = |user: &str, key: &[u8]| {
+            let mut server = ScramServer::new(None, user, key, None);
+            let client = ScramSha256::new(b"x", ChannelBinding::unsupported());
+            let first = server
+                .client_first(SCRAM_SHA_256, client.message())
+                .unwrap();
+            let first = String::from_utf8(first).unwrap();
+            let fields: Vec<&str> = first.split(',').collect();
+            assert_eq!(fields[2], "i=4096", "{first}");
+            fields[1].to_string()
+        };
+        assert_eq!(salt_of("nobody", b"k1"), salt_of("nobody", b"k1"));
+        assert_ne!(salt_of("nobody", b"k1"), salt_of("somebody", b"k1"));
+        assert_ne!(salt_of("nobody", b"k1"), salt_of("nobody", b"k2"));
+        // A known user's verifier uses the same iteration count.
+        let known = Verifier::parse(&Verifier::for_password("pw")).unwrap();
+        assert_eq!(known.iterations, 4096);
     }
 
     #[test]

@@ -679,7 +679,9 @@ pub async fn run(
                             }
                         }
                         _ => {
-                            let status = frame.body()[0];
+                            // A ReadyForQuery without a status (a broken server) counts as a failed
+                            // transaction rather than panicking the session.
+                            let status = frame.body().first().copied().unwrap_or(b'E');
                             shared.tx_status.store(status, Ordering::Release);
                             replaced = false;
                             copies = 0;

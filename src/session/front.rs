@@ -167,6 +167,10 @@ impl Front {
             }
             b'X' => return Ok(false),
             b'F' => {
+                if !self.batch.is_empty() {
+                    // Answers go out in the order the client sent: the batch before it first.
+                    self.finish_batch(false).await?;
+                }
                 // Fastpath calls run a function by OID with no SQL to inspect.
                 let err = PgError::error(
                     sqlstate::FEATURE_NOT_SUPPORTED,

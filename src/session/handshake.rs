@@ -199,6 +199,7 @@ pub async fn authenticate(
     buf: &mut BytesMut,
     auth: &AuthConfig,
     user: &str,
+    mock_key: &[u8],
     cert_hash: Option<Vec<u8>>,
 ) -> Result<(), PgError> {
     let failed = || {
@@ -219,7 +220,7 @@ pub async fn authenticate(
         }
         AuthMethod::ScramSha256 => {
             let verifier = auth.users.get(user).and_then(|v| Verifier::parse(v).ok());
-            let mut scram = ScramServer::new(verifier, cert_hash);
+            let mut scram = ScramServer::new(verifier, user, mock_key, cert_hash);
             let mut out = BytesMut::new();
             messages::auth_sasl(&mut out, &scram.mechanisms());
             write(stream, &out).await?;

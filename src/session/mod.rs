@@ -219,15 +219,28 @@ impl Session {
             Stream::ServerTls(_) => gw.tls.as_ref().map(|t| t.cert_hash.clone()),
             _ => None,
         };
-        if let Err(e) = handshake::authenticate(
-            &mut stream,
-            &mut rest,
-            &gw.config.auth,
-            &startup.user,
-            cert_hash,
+        // Authentication has the startup's time limit too: a client that stops answering
+        // mid-exchange would otherwise hold a connection slot for good.
+        let startup_timeout = Duration::from_secs(gw.config.server.startup_timeout_secs.max(1));
+        let authenticated = tokio::time::timeout(
+            startup_timeout,
+            handshake::authenticate(
+                &mut stream,
+                &mut rest,
+                &gw.config.auth,
+                &startup.user,
+                &gw.scram_mock_key,
+                cert_hash,
+            ),
         )
         .await
-        {
+        .unwrap_or_else(|_| {
+            Err(PgError::fatal(
+                sqlstate::QUERY_CANCELED,
+                "canceling authentication due to timeout",
+            ))
+        });
+        if let Err(e) = authenticated {
             info!(peer = %self.peer, user = %startup.user, code = e.code, "authentication failed");
             let _ = stream.write_all(&e.to_bytes()).await;
             return;
