@@ -88,6 +88,33 @@ fn errors_of_statements_that_touch_pii_do_not_quote_it() {
     assert_free_of(&audit, &secrets, "audit");
 }
 
+/// A secret in a statement (here a connection string's password) is redacted in the audited
+/// SQL, and the server's error quoting it is withheld too: the audit keeps the code, never the
+/// value. Directly, the error does quote it.
+#[test]
+fn errors_quoting_a_secret_are_withheld_from_the_audit() {
+    let db = TestDb::new("secret_errors");
+    db.exec(airlock::demo::DEMO_SCHEMA);
+    let gw = demo_gw();
+    let secret = "S43ecret-value";
+    for sql in [
+        format!("SELECT 'host=h password={secret}'::int"),
+        format!("SELECT 'postgresql://u:{secret}@h/db'::int"),
+    ] {
+        let (_, direct) = verbose(&db.direct_url(), &sql);
+        assert!(
+            direct.contains(secret),
+            "directly, the error quotes it: {direct}"
+        );
+        // (psql prints the statement it sent next to the error, from its own copy.)
+        let (_, err) = verbose(&gw.url(&db.name), &sql);
+        assert!(err.contains("22P02") && err.contains("withheld"), "{err}");
+    }
+    let audit = format!("{:?}", gw.audit_records());
+    assert!(audit.contains("22P02"), "the outcome is audited");
+    assert!(!audit.contains(secret), "a secret in the audit: {audit}");
+}
+
 /// Errors of statements that touch no PII keep the server's full text, failing rows included.
 #[test]
 fn errors_without_pii_keep_their_text() {

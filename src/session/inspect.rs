@@ -648,8 +648,11 @@ fn evaluate(
             policy.mask_failed(&mut decision, &why);
         }
     }
-    let touches_pii =
-        policy.messages_may_quote_pii(&classified.statements, &decision, classifier.catalog());
+    // The server's errors quote the value they failed on; for a statement holding a secret
+    // (a password in a connection string, cast to a number) that value is the secret, and the
+    // audit keeps the error: withheld like PII, its code and object names stay.
+    let touches_pii = classified.statements.iter().any(|f| f.flags.has_secret)
+        || policy.messages_may_quote_pii(&classified.statements, &decision, classifier.catalog());
     (decision, touches_pii)
 }
 

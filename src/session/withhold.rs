@@ -71,7 +71,7 @@ pub fn withhold(frame: &Frame) -> Option<Withheld> {
         format!(" ({})", names.join(", "))
     };
     let message = format!(
-        "{} [SQLSTATE {code}]{names}: the server's message is withheld because this statement touches PII",
+        "{} [SQLSTATE {code}]{names}: the server's message is withheld because this statement touches PII or a secret",
         condition(&code)
     );
     let hint = "Server messages can quote the values they failed on (an invalid input value, \
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(
             w.message,
             "not-null violation [SQLSTATE 23502] (column \"name\", table \"public.customers\"): \
-             the server's message is withheld because this statement touches PII"
+             the server's message is withheld because this statement touches PII or a secret"
         );
         assert!(fields.contains(&(b'M', w.message.clone())));
     }
