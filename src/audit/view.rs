@@ -170,11 +170,17 @@ impl StatementView {
         }
     }
 
-    /// Reads and attaches this statement's outcome and approval trail.
+    /// Reads and attaches this statement's outcome and approval trail. The link index is not
+    /// part of the hash chain, so a record it lists is attached only if its own (hashed)
+    /// `decision_id` names this statement: an edited index cannot lend one statement another's
+    /// approval.
     pub fn load_linked(&mut self, store: &dyn AuditStore) -> Result<(), AuditError> {
         for seq in store.linked(self.seq)? {
             if let Some(raw) = store.get(seq)? {
-                self.attach(Record::decode(raw.seq, &raw.bytes)?);
+                let r = Record::decode(raw.seq, &raw.bytes)?;
+                if r.entry.decision_id() == Some(self.id.as_str()) {
+                    self.attach(r);
+                }
             }
         }
         Ok(())

@@ -555,6 +555,24 @@ fn tail_prints_the_latest_records_of_every_kind() {
         shown.out
     );
     assert_eq!(v["statement"]["outcome"]["id"], ids["D6"].as_str());
+    // D6's SQL has three lines: the later ones are marked as its continuation, so stored text
+    // cannot print lines that pass for fields of their own.
+    let text = run_cli(&["--store", store, "show", &ids["D6"]]).out;
+    let at = text
+        .lines()
+        .position(|l| l.starts_with("  sql "))
+        .expect(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[at + 1],
+        format!("  {:<12} │   from ORDERS", ""),
+        "{text}"
+    );
+    assert_eq!(
+        lines[at + 2],
+        format!("  {:<12} │  where note = 'a,\"b\"'", ""),
+        "{text}"
+    );
     let all = run_cli(&["--store", store, "tail", "-n", "100", "-o", "json"]);
     let records: Vec<Record> = all
         .out
@@ -854,4 +872,108 @@ fn json_output_escapes_terminal_controls() {
         "{}",
         text.out
     );
+}
+
+/// The link index is not in the hash chain. A store whose index lists another statement's
+/// approval under D1 (as an edited one could) must not make `show D1` claim that approval.
+#[test]
+fn an_edited_link_index_cannot_lend_a_statement_another_ones_approval() {
+    struct Relinked {
+        inner: SledStore,
+        from: u64,
+        to: u64,
+    }
+    impl AuditStore for Relinked {
+        fn append(&self, batch: &[SealedRecord]) -> Result<(), AuditError> {
+            self.inner.append(batch)
+        }
+        fn flush(&self) -> Result<(), AuditError> {
+            self.inner.flush()
+        }
+        fn last(&self) -> Result<Option<RawRecord>, AuditError> {
+            self.inner.last()
+        }
+        fn head(&self) -> Result<Option<Head>, AuditError> {
+            self.inner.head()
+        }
+        fn get(&self, seq: u64) -> Result<Option<RawRecord>, AuditError> {
+            self.inner.get(seq)
+        }
+        fn seq_of_id(&self, id: &str) -> Result<Option<u64>, AuditError> {
+            self.inner.seq_of_id(id)
+        }
+        fn seq_for_time(&self, time_us: i64) -> Result<u64, AuditError> {
+            self.inner.seq_for_time(time_us)
+        }
+        fn scan(&self, from: u64) -> crate::audit::store::RecordIter<'_> {
+            self.inner.scan(from)
+        }
+        fn linked(&self, decision_seq: u64) -> Result<Vec<u64>, AuditError> {
+            let mut own = self.inner.linked(decision_seq)?;
+            if decision_seq == self.from {
+                own.extend(self.inner.linked(self.to)?);
+            }
+            Ok(own)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ids = fixture(dir.path());
+    let inner = SledStore::open(dir.path()).unwrap();
+    let (from, to) = (
+        inner.seq_of_id(&ids["D1"]).unwrap().unwrap(),
+        inner.seq_of_id(&ids["D3"]).unwrap().unwrap(),
+    );
+    let honest = crate::audit::view::show(&inner, &ids["D3"])
+        .unwrap()
+        .unwrap();
+    let d3 = honest.statement.unwrap();
+    assert!(d3.approvals.iter().any(|a| a.actor == "dave"), "{d3:?}");
+    let store = Relinked { inner, from, to };
+    assert!(
+        store.linked(from).unwrap().len()
+            > crate::audit::view::show(&store.inner, &ids["D1"])
+                .unwrap()
+                .unwrap()
+                .statement
+                .unwrap()
+                .approvals
+                .len(),
+        "the edited index lists D3's records under D1"
+    );
+    let d1 = crate::audit::view::show(&store, &ids["D1"])
+        .unwrap()
+        .unwrap()
+        .statement
+        .unwrap();
+    assert!(
+        d1.approvals.iter().all(|a| a.actor != "dave"),
+        "D1 shows D3's approval: {:?}",
+        d1.approvals
+    );
+}
+
+/// `verify` prints the id and detail of a break, which can come from the damaged record: a
+/// stored escape sequence must not redraw the report.
+#[test]
+fn verify_output_is_terminal_safe() {
+    use printer::text;
+    let report = crate::audit::VerifyReport {
+        records: 3,
+        last_seq: Some(3),
+        last_id: Some("01ABC".into()),
+        last_hash: Some("ab".repeat(32)),
+        broken: Some(crate::audit::Break {
+            kind: crate::audit::BreakKind::Missing,
+            seq: 4,
+            id: Some("01X\r\x1b[2Kok: 9 records verified".into()),
+            detail: "gap\x1b[1A\u{202e}".into(),
+        }),
+    };
+    for colour in [false, true] {
+        let mut out = Vec::new();
+        text::verify(&mut out, &report, &Style { color: colour }).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("BROKEN"), "{out}");
+        assert_terminal_safe(&out, colour);
+    }
 }

@@ -31,19 +31,17 @@ pub const COLUMNS: &[&str] = &[
     "hash",
 ];
 
-/// Quotes a field when it has to be (comma, quote, CR/LF), doubling quotes. A leading `=`, `+`,
-/// `-` or `@` is prefixed with `'` so spreadsheets do not evaluate SQL text as a formula.
+/// Quotes every field, doubling quotes. Always quoting keeps a `;` inside SQL text from
+/// starting a cell in spreadsheets that split on `;` (where `SELECT 1 ;=cmd()` would make a
+/// formula). A leading `=`, `+`, `-`, `@`, tab or CR is prefixed with `'` so spreadsheets do
+/// not evaluate the text as a formula either.
 fn field(text: &str) -> String {
-    let defused = if text.starts_with(['=', '+', '-', '@']) {
+    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_owned()
     };
-    if defused.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", defused.replace('"', "\"\""))
-    } else {
-        defused
-    }
+    format!("\"{}\"", defused.replace('"', "\"\""))
 }
 
 pub fn header(w: &mut dyn Write) -> io::Result<()> {
@@ -98,12 +96,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quotes_only_when_needed_and_defuses_formulas() {
-        assert_eq!(field("plain"), "plain");
+    fn quotes_every_field_and_defuses_formulas() {
+        assert_eq!(field("plain"), "\"plain\"");
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("line\nbreak"), "\"line\nbreak\"");
-        assert_eq!(field("=cmd()"), "'=cmd()");
-        assert_eq!(field("-1"), "'-1");
+        assert_eq!(field("SELECT 1 ;=cmd()"), "\"SELECT 1 ;=cmd()\"");
+        assert_eq!(field("=cmd()"), "\"'=cmd()\"");
+        assert_eq!(field("-1"), "\"'-1\"");
+        assert_eq!(field("\t=1"), "\"'\t=1\"");
     }
 }

@@ -211,8 +211,17 @@ pub fn record_line(w: &mut dyn Write, r: &Record, st: &Style) -> io::Result<()> 
     )
 }
 
+/// `  name         value`; a value of several lines (SQL, parameters) has every later line
+/// marked `│` under the name column, so stored text cannot print lines that pass for fields
+/// of their own (`  decision     ALLOW …`).
 fn field(w: &mut dyn Write, st: &Style, name: &str, value: &str) -> io::Result<()> {
-    writeln!(w, "  {} {value}", st.paint(DIM, &format!("{name:<12}")))
+    let mut lines = value.split('\n');
+    let first = lines.next().unwrap_or_default();
+    writeln!(w, "  {} {first}", st.paint(DIM, &format!("{name:<12}")))?;
+    for line in lines {
+        writeln!(w, "  {:<12} {} {line}", "", st.paint(DIM, "│"))?;
+    }
+    Ok(())
 }
 
 /// `show ID`: the whole story.
@@ -434,10 +443,11 @@ pub fn verify(w: &mut dyn Write, r: &VerifyReport, st: &Style) -> io::Result<()>
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
             b.seq,
+            // Both may come from the damaged record itself.
             b.id.as_deref()
-                .map(|id| format!(" id {id}"))
+                .map(|id| format!(" id {}", safe(id)))
                 .unwrap_or_default(),
-            b.detail,
+            safe(&b.detail),
             r.records
         ),
     }
