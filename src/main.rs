@@ -237,7 +237,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             return;
         };
         while hup.recv().await.is_some() {
-            gateway.reload_policy();
+            gateway.reload_policy().await;
         }
     });
     server.run(closing).await;

@@ -162,6 +162,18 @@ impl Gateway {
             registry: registry.clone(),
             public_url: config.admin.public_url.clone(),
         });
+        // The start is in the chain: its record links to the head the previous run left, so a
+        // store put back to an older copy, or cut short, shows in the trail of starts.
+        audit
+            .gateway_event(crate::audit::GatewayEvent {
+                event: "started".into(),
+                detail: format!(
+                    "airlock {}; policy {}",
+                    env!("CARGO_PKG_VERSION"),
+                    config.policy.path.display()
+                ),
+            })
+            .await?;
         let inspector = Arc::new(Inspector::new(policy, audit, Some(metrics.clone())));
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_tls(cert, key)?)),
@@ -194,6 +206,13 @@ impl Gateway {
 
     /// Flushes and stops the audit writer (after the last session).
     pub async fn close_audit(&self) {
+        let stopping = crate::audit::GatewayEvent {
+            event: "stopping".into(),
+            detail: String::new(),
+        };
+        if let Err(e) = self.inspector.audit.gateway_event(stopping).await {
+            warn!(error = %e, "could not audit the gateway's stop");
+        }
         self.inspector.audit.shutdown().await;
         let writer = self.audit_writer.lock().take();
         if let Some(w) = writer {
@@ -204,12 +223,27 @@ impl Gateway {
     }
 
     /// Re-reads the policy (SIGHUP). An invalid policy keeps the old one and logs why.
-    pub fn reload_policy(&self) {
-        match self.inspector.reload_policy(&self.config.policy.path) {
-            Ok(()) => info!(path = %self.config.policy.path.display(), "policy reloaded"),
-            Err(e) => warn!(error = %e, "policy reload failed; keeping the previous policy"),
-        }
+    pub async fn reload_policy(&self) {
+        let event = match self.inspector.reload_policy(&self.config.policy.path) {
+            Ok(()) => {
+                info!(path = %self.config.policy.path.display(), "policy reloaded");
+                crate::audit::GatewayEvent {
+                    event: "policy_reloaded".into(),
+                    detail: self.config.policy.path.display().to_string(),
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "policy reload failed; keeping the previous policy");
+                crate::audit::GatewayEvent {
+                    event: "policy_rejected".into(),
+                    detail: e.to_string(),
+                }
+            }
+        };
         self.inspector.invalidate_catalogs();
+        if let Err(e) = self.inspector.audit.gateway_event(event).await {
+            warn!(error = %e, "could not audit a policy reload");
+        }
     }
 }
 

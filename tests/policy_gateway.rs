@@ -446,14 +446,24 @@ fn policy_reload_applies_and_an_invalid_policy_keeps_the_old_one() {
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("\n[[rule]]\nid = \"no-orders\"\naction = \"deny\"\ntables = [\"public.orders\"]\nreason = \"orders are off limits\"\n");
     std::fs::write(&path, &text).unwrap();
-    gw.gateway.reload_policy();
+    gw.reload_policy();
     let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
     assert!(err.contains("no-orders"), "{err}");
     // A broken file is refused and the previous policy stays in force.
     std::fs::write(&path, "this is [not toml").unwrap();
-    gw.gateway.reload_policy();
+    gw.reload_policy();
     let (_, err) = agent_sql(&gw, &db, "SELECT count(*) FROM orders");
     assert!(err.contains("no-orders"), "{err}");
+    // The start and both reloads are in the chain, in order.
+    let events: Vec<String> = gw
+        .audit_records()
+        .into_iter()
+        .filter_map(|r| match r.entry {
+            airlock::audit::Entry::Gateway(g) => Some(g.event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events, ["started", "policy_reloaded", "policy_rejected"]);
 }
 
 /// A session that runs the same statement again reuses its last decision, and records every
@@ -507,7 +517,7 @@ async fn a_repeated_statement_is_recorded_in_full_and_follows_a_policy_reload() 
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("\n[[rule]]\nid = \"no-orders\"\naction = \"deny\"\ntables = [\"public.orders\"]\nreason = \"orders are off limits\"\n");
     std::fs::write(&path, &text).unwrap();
-    gw.gateway.reload_policy();
+    gw.reload_policy();
     let err = client
         .query_one(&statement, &[&3i32])
         .await

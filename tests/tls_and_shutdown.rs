@@ -128,3 +128,34 @@ async fn sessions_past_the_grace_period_are_closed_with_57p01() {
         "{msg}"
     );
 }
+
+/// The gateway's start and stop are records in the audit chain: a copy of the store put back,
+/// or a chain cut short, shows in the trail of starts and stops.
+#[test]
+fn start_and_stop_are_audited() {
+    let gw = Gw::start(|_| {});
+    let store = gw.gateway.inspector.audit.store();
+    let events = || -> Vec<String> {
+        store
+            .scan(0)
+            .filter_map(|r| {
+                let r = r.expect("audit read");
+                match airlock::audit::Record::decode(r.seq, &r.bytes)
+                    .expect("decode")
+                    .entry
+                {
+                    airlock::audit::Entry::Gateway(g) => Some(g.event),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    assert_eq!(events(), ["started"]);
+    gw.begin_shutdown();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while events().len() < 2 {
+        assert!(Instant::now() < deadline, "no stop record: {:?}", events());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(events(), ["started", "stopping"]);
+}

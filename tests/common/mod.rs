@@ -169,6 +169,20 @@ impl Gw {
 }
 
 impl Gw {
+    /// Re-reads the policy as SIGHUP does, and waits until its audit record is written.
+    pub fn reload_policy(&self) {
+        let gateway = self.gateway.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(gateway.reload_policy())
+        })
+        .join()
+        .unwrap();
+    }
+
     /// Every audit record so far (after a flush), decoded.
     pub fn audit_records(&self) -> Vec<airlock::audit::Record> {
         let audit = self.gateway.inspector.audit.clone();
