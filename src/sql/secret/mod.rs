@@ -193,7 +193,8 @@ fn secret_tokens(
             && toks[i - 1].kind == TokKind::String
             && whole[i - 1];
         let password_value = follows_key(text, toks, i)
-            && (t.kind == TokKind::String || (is_value(text, t) && loose(i)));
+            && (t.kind == TokKind::String
+                || (is_value(text, t) && (loose(i) || in_setting_statement(text, toks, i))));
         let ident = t.kind == TokKind::QuotedIdent && looks_like_credentials(t.text(text));
         let setting = t.kind == TokKind::String && is_setting_value(text, toks, &args, i);
         whole[i] = continued || password_value || ident || setting;
@@ -221,6 +222,18 @@ fn is_key(text: &str, t: &Tok) -> bool {
         _ => return false,
     };
     name.to_ascii_lowercase().contains(KEY)
+}
+
+/// Token `i` is in a `SET …` or `ALTER … SET …` statement, where a setting's value may be
+/// written without quotes (`SET app.password TO hunter2`): a word or number after a password
+/// key is its value there.
+fn in_setting_statement(text: &str, toks: &[Tok], i: usize) -> bool {
+    let start = toks[..i]
+        .iter()
+        .rposition(|t| t.kind == TokKind::Semicolon)
+        .map_or(0, |p| p + 1);
+    toks.get(start)
+        .is_some_and(|t| t.is_word(text, "set") || t.is_word(text, "alter"))
 }
 
 /// What may stand between a password key and its value: `=`, `:`, `:=` (lexed as `:` `=`),

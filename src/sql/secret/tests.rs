@@ -245,6 +245,13 @@ fn other_spellings_of_a_password_are_redacted() {
             ),
             ("SET app.password TO 'SECRET'", "SET app.password TO '***'"),
             ("SET app.db_password = 'SECRET'", "SET app.db_password = '***'"),
+            // A setting's value may be written without quotes.
+            ("SET app.password TO SECRET", "SET app.password TO '***'"),
+            ("SET SESSION app.password = 12345", "SET SESSION app.password = '***'"),
+            (
+                "ALTER ROLE r SET app.password TO SECRET",
+                "ALTER ROLE r SET app.password TO '***'",
+            ),
         ];
         for (sql, want) in cases {
             assert_eq!(r(sql), want, "{sql}");
@@ -256,6 +263,7 @@ fn other_spellings_of_a_password_are_redacted() {
         "SELECT upper('host=h password='), 'SECRET'",
         "SELECT 'password' || name FROM t",
         "SELECT concat('Reset password', '')",
+        "SELECT password_reset FROM users WHERE id = 5",
     ] {
         assert_eq!(redacted(sql), sql);
     }
