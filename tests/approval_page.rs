@@ -12,6 +12,20 @@ use airlock::approval::{sign_link, ApprovalAction, Channel, Outcome};
 use approval_support::cdp::Browser;
 use approval_support::{hold, token, AdminServer, LINK_SECRET};
 
+/// A signed link to request `id`, valid for ten more minutes, and its expiry.
+fn signed_link(server: &AdminServer, id: &str) -> (String, u64) {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let sig = sign_link(LINK_SECRET.as_bytes(), id, exp);
+    (
+        format!("{}/approvals/{id}?exp={exp}&sig={sig}", server.url),
+        exp,
+    )
+}
+
 fn visible(id: &str) -> String {
     format!("!document.getElementById('{id}').hidden")
 }
@@ -117,14 +131,8 @@ async fn a_signed_link_opens_the_request_and_a_tampered_one_is_refused() {
         .await
         .unwrap();
     let waiting = tokio::spawn(async move { waiter.wait().await });
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
-    let link = format!("{}/approvals/{}?exp={exp}&sig={sig}", server.url, id);
-    let tampered = format!("{}/approvals/{}?exp={}&sig={sig}", server.url, id, exp + 60);
+    let (link, exp) = signed_link(&server, id.as_str());
+    let tampered = link.replace(&format!("exp={exp}"), &format!("exp={}", exp + 60));
 
     tokio::task::spawn_blocking(move || {
         let mut b = Browser::launch();
@@ -183,13 +191,7 @@ async fn hidden_characters_are_shown_as_escapes() {
     request.session.application_name = "etl\u{200b}\u{1bca0}".into();
     request.params = vec![Some("4\u{feff}2".into())];
     let (id, _waiter) = server.registry.submit(request).await.unwrap();
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
-    let link = format!("{}/approvals/{}?exp={exp}&sig={sig}", server.url, id);
+    let (link, _) = signed_link(&server, id.as_str());
 
     tokio::task::spawn_blocking(move || {
         let mut b = Browser::launch();
@@ -241,16 +243,7 @@ async fn code_is_coloured_as_the_server_reads_it() {
             .submit(hold("agent", sql, &["alice"]))
             .await
             .unwrap();
-        let exp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
-        let sig = sign_link(LINK_SECRET.as_bytes(), id.as_str(), exp);
-        links.push(format!(
-            "{}/approvals/{}?exp={exp}&sig={sig}",
-            server.url, id
-        ));
+        links.push(signed_link(&server, id.as_str()).0);
     }
 
     tokio::task::spawn_blocking(move || {
