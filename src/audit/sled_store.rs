@@ -300,6 +300,13 @@ impl SledStore {
         self.rewrite_block(seq, None)
     }
 
+    /// Deletes the stored head, bypassing the chain. Only for tamper tests.
+    #[doc(hidden)]
+    pub fn tamper_remove_head(&self) -> Result<(), AuditError> {
+        self.tree.remove(HEAD_KEY)?;
+        Ok(())
+    }
+
     /// Rebuilds the block holding `seq` with that record replaced (or left out).
     fn rewrite_block(&self, seq: u64, replacement: Option<&[u8]>) -> Result<(), AuditError> {
         let Some((key, block)) = self.block_for(seq)? else {

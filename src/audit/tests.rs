@@ -493,6 +493,21 @@ fn records_cut_from_the_end_are_reported() {
     assert!(store.seq_of_id(&ids[4]).unwrap().is_none());
 }
 
+/// A tail cut hides best with the head removed as well: a store with records and no head is
+/// reported, whether or not the tail was cut too.
+#[test]
+fn a_removed_head_is_reported() {
+    let (_dir, store, _ids) = tampered_store(5);
+    assert!(verify(store.as_ref()).unwrap().broken.is_none());
+    store.tamper_remove_head().unwrap();
+    let b = verify(store.as_ref()).unwrap().broken.expect("must fail");
+    assert_eq!((b.kind, b.seq), (BreakKind::HeadMismatch, 5));
+    store.tamper_remove(5).unwrap();
+    let b = verify(store.as_ref()).unwrap().broken.expect("must fail");
+    assert_eq!((b.kind, b.seq), (BreakKind::HeadMismatch, 4));
+    assert!(b.detail.contains("no head"), "{}", b.detail);
+}
+
 #[test]
 fn deleting_the_first_record_is_reported() {
     let (_dir, store, _ids) = tampered_store(3);

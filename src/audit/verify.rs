@@ -181,6 +181,17 @@ pub fn verify(store: &dyn AuditStore) -> Result<VerifyReport, AuditError> {
                 ),
             });
         }
+    } else if report.records > 0 {
+        // Every append writes the head with its records: a store with records and no head
+        // had it removed, which is what hides a tail cut.
+        report.broken = Some(Break {
+            kind: BreakKind::HeadMismatch,
+            seq: expected - 1,
+            id: report.last_id.clone(),
+            detail: "the store has records but no head: it was removed, so a cut at the end \
+                     of the chain could not be seen"
+                .into(),
+        });
     }
     Ok(report)
 }
