@@ -200,7 +200,7 @@ pub async fn serve(
 }
 
 /// [`serve`] with its limits as parameters (tests use small ones).
-pub async fn serve_bounded(
+pub(crate) async fn serve_bounded(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -300,6 +300,19 @@ impl SledStore {
         self.rewrite_block(seq, None)
     }
 
+    /// Lists record `seq` under the decision at `decision_seq` in the link index, which is
+    /// outside the chain. Only for tamper tests.
+    #[doc(hidden)]
+    pub fn tamper_add_link(&self, decision_seq: u64, seq: u64) -> Result<(), AuditError> {
+        let key = link_key(link_bucket(decision_seq));
+        let mut value = self.tree.get(key)?.map(|v| v.to_vec()).unwrap_or_default();
+        value.extend_from_slice(&decision_seq.to_be_bytes());
+        value.extend_from_slice(&seq.to_be_bytes());
+        self.tree.insert(key, value)?;
+        *self.last_links.lock() = None;
+        Ok(())
+    }
+
     /// Deletes the stored head, bypassing the chain. Only for tamper tests.
     #[doc(hidden)]
     pub fn tamper_remove_head(&self) -> Result<(), AuditError> {

@@ -168,34 +168,33 @@ impl Gw {
     }
 }
 
+/// Runs `f` to completion on a runtime of its own, on a thread of its own, so that sync and
+/// async tests alike can wait on the gateway's async parts.
+fn on_own_runtime<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    })
+    .join()
+    .unwrap()
+}
+
 impl Gw {
     /// Re-reads the policy as SIGHUP does, and waits until its audit record is written.
     pub fn reload_policy(&self) {
         let gateway = self.gateway.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(gateway.reload_policy())
-        })
-        .join()
-        .unwrap();
+        on_own_runtime(async move { gateway.reload_policy().await });
     }
 
     /// Every audit record so far (after a flush), decoded.
     pub fn audit_records(&self) -> Vec<airlock::audit::Record> {
         let audit = self.gateway.inspector.audit.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(audit.flush())
-        })
-        .join()
-        .unwrap()
-        .expect("audit flush");
+        on_own_runtime(async move { audit.flush().await }).expect("audit flush");
         let store = self.gateway.inspector.audit.store();
         store
             .scan(0)
