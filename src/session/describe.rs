@@ -6,31 +6,33 @@
 //! the back half checks the answer like any other and keeps it from the client, which never
 //! asked for it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
 use crate::protocol::frame::peek_frame_len;
 
-/// What goes upstream for a unit: its messages, with the gateway's Describes.
+/// What went upstream for a unit: its messages, with the gateway's Describes.
 pub struct Described {
-    pub bytes: BytesMut,
-    /// The tags of `bytes`, in order.
+    /// The tags of the messages written, in order.
     pub tags: Vec<u8>,
     /// One entry per Describe in `bytes`, in order: whether the gateway added it (its
     /// RowDescription or NoData is not relayed).
     pub describes: VecDeque<bool>,
 }
 
-/// `frames`, whole frontend messages back to back, with a Describe of the portal before each
-/// Execute that has none since the portal was last bound in this unit.
-pub fn with_describes<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> Described {
+/// Appends `frames`, whole frontend messages back to back, to `bytes`, with a Describe of the
+/// portal before each Execute that has none since the portal was last bound in this unit.
+pub fn with_describes<'a>(
+    bytes: &mut BytesMut,
+    frames: impl IntoIterator<Item = &'a [u8]>,
+) -> Described {
     let mut out = Described {
-        bytes: BytesMut::new(),
         tags: Vec::new(),
         describes: VecDeque::new(),
     };
-    let mut described: HashSet<&[u8]> = HashSet::new();
+    // Portals described since bound; a unit holds a handful, so a list beats a set.
+    let mut described: Vec<&[u8]> = Vec::new();
     for frame in frames {
         let mut rest = frame;
         while let Ok(Some(len)) = peek_frame_len(rest, usize::MAX) {
@@ -41,26 +43,27 @@ pub fn with_describes<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> Describ
             match tag {
                 b'B' => {
                     // A portal bound again has not been described as bound now.
-                    described.remove(cstr(body));
+                    let portal = cstr(body);
+                    described.retain(|p| *p != portal);
                 }
                 b'D' => {
                     if body.first() == Some(&b'P') {
-                        described.insert(cstr(&body[1..]));
+                        described.push(cstr(&body[1..]));
                     }
                     out.describes.push_back(false);
                 }
                 b'E' => {
                     let portal = cstr(body);
-                    if !described.contains(portal) {
-                        push_describe(&mut out.bytes, portal);
+                    if !described.contains(&portal) {
+                        push_describe(bytes, portal);
                         out.tags.push(b'D');
                         out.describes.push_back(true);
-                        described.insert(portal);
+                        described.push(portal);
                     }
                 }
                 _ => {}
             }
-            out.bytes.extend_from_slice(msg);
+            bytes.extend_from_slice(msg);
             out.tags.push(tag);
         }
     }
@@ -93,8 +96,10 @@ mod tests {
         m
     }
 
-    fn run(frames: &[Vec<u8>]) -> Described {
-        with_describes(frames.iter().map(Vec::as_slice))
+    fn run(frames: &[Vec<u8>]) -> (Described, BytesMut) {
+        let mut bytes = BytesMut::new();
+        let d = with_describes(&mut bytes, frames.iter().map(Vec::as_slice));
+        (d, bytes)
     }
 
     #[test]
@@ -105,19 +110,19 @@ mod tests {
         let desc = |p: &[u8]| msg(b'D', &[b"P", p, b"\0"].concat());
         let sync = msg(b'S', b"");
 
-        let d = run(&[parse.clone(), bind(b""), exec(b""), sync.clone()]);
+        let (d, bytes) = run(&[parse.clone(), bind(b""), exec(b""), sync.clone()]);
         assert_eq!(d.tags, b"PBDES");
         assert_eq!(d.describes, [true]);
         // The added Describe names the portal, as a client's would.
         let expected = [parse.clone(), bind(b""), desc(b""), exec(b""), sync.clone()].concat();
-        assert_eq!(&d.bytes[..], &expected[..]);
+        assert_eq!(&bytes[..], &expected[..]);
 
-        let d = run(&[bind(b"p"), desc(b"p"), exec(b"p"), exec(b"p"), sync.clone()]);
+        let (d, _) = run(&[bind(b"p"), desc(b"p"), exec(b"p"), exec(b"p"), sync.clone()]);
         assert_eq!(d.tags, b"BDEES");
         assert_eq!(d.describes, [false]);
 
         // Bound again after its Describe: described again before the next Execute.
-        let d = run(&[
+        let (d, _) = run(&[
             bind(b"p"),
             desc(b"p"),
             exec(b"p"),
@@ -129,9 +134,9 @@ mod tests {
         assert_eq!(d.describes, [false, true]);
 
         // A statement Describe describes no portal; a cursor's name is a portal.
-        let d = run(&[msg(b'D', b"Ss1\0"), exec(b"c"), sync]);
+        let (d, bytes) = run(&[msg(b'D', b"Ss1\0"), exec(b"c"), sync]);
         assert_eq!(d.tags, b"DDES");
         assert_eq!(d.describes, [false, true]);
-        assert!(d.bytes.windows(3).any(|w| w == b"Pc\0"));
+        assert!(bytes.windows(3).any(|w| w == b"Pc\0"));
     }
 }

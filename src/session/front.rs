@@ -234,9 +234,11 @@ impl Front {
                 let withhold_messages = self.gate.take_touches_pii();
                 let catalog = Some(self.gate.catalog());
                 let sent = self.gate.forwarded(&frames);
+                // Written straight into the outgoing buffer; taken back if it is not sent.
+                let mark = self.out.len();
                 let wire = match &replacement {
-                    Some(bytes) => with_describes([&bytes[..]]),
-                    None => with_describes(frames.iter().map(|f| &f.bytes()[..])),
+                    Some(bytes) => with_describes(&mut self.out, [&bytes[..]]),
+                    None => with_describes(&mut self.out, frames.iter().map(|f| &f.bytes()[..])),
                 };
                 let tags = wire.tags;
                 let is_query = tags.first() == Some(&b'Q');
@@ -253,9 +255,9 @@ impl Front {
                 })?;
                 if !queued {
                     // Syncs and Flushes the server would ignore during COPY-in.
+                    self.out.truncate(mark);
                     return Ok(());
                 }
-                self.out.extend_from_slice(&wire.bytes);
                 if ends_with_ready {
                     self.expected_ready += 1;
                 }
